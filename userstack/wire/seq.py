@@ -1,0 +1,70 @@
+"""32-bit sequence numbers with modular comparison (RFC 9293 3.4).
+
+Sequence numbers wrap at 2**32, so "a < b" means "b is ahead of a by less than
+half the space". Keeping them in their own type means the core can never compare
+two raw ints by accident, which is the classic wraparound bug.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import overload
+
+MODULUS = 1 << 32
+_HALF = 1 << 31
+
+
+@dataclass(frozen=True, slots=True)
+class SeqNum:
+    value: int
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.value < MODULUS:
+            object.__setattr__(self, "value", self.value % MODULUS)
+
+    def __add__(self, n: int) -> SeqNum:
+        if not isinstance(n, int):
+            return NotImplemented
+        return SeqNum((self.value + n) % MODULUS)
+
+    @overload
+    def __sub__(self, other: SeqNum) -> int: ...
+    @overload
+    def __sub__(self, other: int) -> SeqNum: ...
+    def __sub__(self, other: SeqNum | int) -> int | SeqNum:
+        """SeqNum - SeqNum is the signed distance; SeqNum - int steps back."""
+        if isinstance(other, SeqNum):
+            return self.distance(other)
+        if isinstance(other, int):
+            return SeqNum((self.value - other) % MODULUS)
+        return NotImplemented
+
+    def distance(self, other: SeqNum) -> int:
+        """Signed distance self - other, in (-2**31, 2**31]."""
+        d = (self.value - other.value) % MODULUS
+        return d - MODULUS if d >= _HALF else d
+
+    def __lt__(self, other: SeqNum) -> bool:
+        return self.distance(other) < 0
+
+    def __le__(self, other: SeqNum) -> bool:
+        return self.distance(other) <= 0
+
+    def __gt__(self, other: SeqNum) -> bool:
+        return self.distance(other) > 0
+
+    def __ge__(self, other: SeqNum) -> bool:
+        return self.distance(other) >= 0
+
+    def in_window(self, start: SeqNum, size: int) -> bool:
+        """start <= self < start + size, modulo 2**32 (RFC 9293 3.4)."""
+        return 0 <= (self.value - start.value) % MODULUS < size
+
+    def __int__(self) -> int:
+        return self.value
+
+    def __repr__(self) -> str:
+        return f"SeqNum({self.value})"
+
+    def __str__(self) -> str:
+        return str(self.value)

@@ -1,0 +1,46 @@
+"""A snapshot of one TCB for `userstack ss` and the HTTP app's status page.
+
+Plain data, taken at a moment (`now`), never a live view into the connection.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+from ..wire.addr import Endpoint
+from .state import State
+
+
+class TimerKind(Enum):
+    """Named as `ss -o` names them."""
+
+    RETRANSMIT = "on"  # retransmission (SYN, data, FIN)
+    PERSIST = "persist"  # zero-window probe
+    DELAYED_ACK = "delack"  # delayed acknowledgment (RFC 1122 4.2.3.2)
+    KEEPALIVE = "keepalive"
+    TIME_WAIT = "timewait"  # 2*MSL
+
+
+@dataclass(frozen=True, slots=True)
+class TcbInfo:
+    state: State
+    local: Endpoint
+    remote: Endpoint
+    recv_q: int  # bytes received in order, not yet read by the user
+    send_q: int  # bytes the user gave us that the peer has not acknowledged
+    timer: TimerKind | None  # the earliest pending timer
+    timer_left: float | None  # seconds until it fires
+    retransmits: int  # consecutive retransmissions of the current timer (backoff count)
+    iss: int
+    irs: int | None
+    snd_una: int
+    snd_nxt: int
+    snd_wnd: int  # scaled: in bytes
+    rcv_nxt: int | None
+    rcv_wnd: int
+    mss: int  # effective send MSS
+    cwnd: int
+    ssthresh: int
+    srtt: float | None
+    rto: float

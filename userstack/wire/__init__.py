@@ -1,0 +1,49 @@
+"""The wire layer: bytes <-> frozen dataclasses. construct lives here and nowhere else.
+
+Parsing raises WireError (a ValueError) and nothing else; building raises ValueError
+for fields that do not fit. See each module's docstring for what is accepted.
+"""
+
+from .addr import Endpoint
+from .checksum import internet_checksum, ones_complement_sum, pseudo_header_sum
+from .errors import WireError
+from .icmp import IcmpEcho, IcmpType
+from .ipv4 import IPPROTO_ICMP, IPPROTO_TCP, IPv4Flags, IPv4Packet, ipv4_header
+from .packet import (
+    build_icmp_packet,
+    build_tcp_packet,
+    parse_icmp_packet,
+    parse_packet,
+    parse_tcp_packet,
+)
+from .pcap import LINKTYPE_RAW, PcapReader, PcapWriter
+from .seq import SeqNum
+from .tcp import NO_OPTIONS, TcpFlags, TcpOptions, TcpSegment
+
+__all__ = [
+    "IPPROTO_ICMP",
+    "IPPROTO_TCP",
+    "LINKTYPE_RAW",
+    "NO_OPTIONS",
+    "Endpoint",
+    "IPv4Flags",
+    "IPv4Packet",
+    "IcmpEcho",
+    "IcmpType",
+    "PcapReader",
+    "PcapWriter",
+    "SeqNum",
+    "TcpFlags",
+    "TcpOptions",
+    "TcpSegment",
+    "WireError",
+    "build_icmp_packet",
+    "build_tcp_packet",
+    "internet_checksum",
+    "ipv4_header",
+    "ones_complement_sum",
+    "parse_icmp_packet",
+    "parse_packet",
+    "parse_tcp_packet",
+    "pseudo_header_sum",
+]

@@ -7,14 +7,31 @@ is filled in by the wire work):
   RFC 9293 3.1 pseudo-header filled in.
 - TcpSegment.parse(data, src, dst) -> TcpSegment: validates data offset, option
   lengths and checksum; raises WireError and nothing else.
+
+Options (RFC 9293 3.2): EOL ends the list (what follows is padding), NOP is skipped,
+every other kind carries a length byte that must be >= 2 and stay inside the header.
+MSS (2), window scale (3), SACK-permitted (4), SACK (5) and timestamps (8) must have
+their fixed lengths; other kinds are kept raw in ``TcpOptions.unknown``. A kind that
+appears twice keeps its last value, as Linux does. Values are not range-checked
+beyond what the bytes can hold (a window scale above 14 is the core's business,
+RFC 7323 2.3). The reserved bits of byte 12 (including the old NS/AE bit) are ignored.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import struct
+from dataclasses import dataclass
 from enum import IntFlag
+from ipaddress import IPv4Address
 
+from construct import Int8ub, Int16ub, Int32ub, Struct
+
+from ._layout import Layout
+from .checksum import internet_checksum, ones_complement_sum, pseudo_header_sum
+from .errors import WireError
 from .seq import SeqNum
+
+_IPPROTO_TCP = 6
 
 
 class TcpFlags(IntFlag):
@@ -26,6 +43,43 @@ class TcpFlags(IntFlag):
     URG = 0x20
     ECE = 0x40
     CWR = 0x80
+
+
+_FLAGS = tuple(TcpFlags(i) for i in range(256))
+
+TCP_HEADER = Layout(
+    Struct(
+        "src_port" / Int16ub,
+        "dst_port" / Int16ub,
+        "seq" / Int32ub,
+        "ack" / Int32ub,
+        "data_offset" / Int8ub,  # data offset in 32-bit words (4 bits), reserved (4 bits)
+        "flags" / Int8ub,
+        "window" / Int16ub,
+        "checksum" / Int16ub,
+        "urgent" / Int16ub,
+    )
+)
+_HDR = TCP_HEADER.fast
+
+# Option kinds (IANA "TCP Option Kind Numbers").
+OPT_EOL = 0
+OPT_NOP = 1
+OPT_MSS = 2
+OPT_WSCALE = 3
+OPT_SACK_PERMITTED = 4
+OPT_SACK = 5
+OPT_TIMESTAMPS = 8
+_KNOWN = frozenset(
+    {OPT_EOL, OPT_NOP, OPT_MSS, OPT_WSCALE, OPT_SACK_PERMITTED, OPT_SACK, OPT_TIMESTAMPS}
+)
+_FIXED_LENGTH = {OPT_MSS: 4, OPT_WSCALE: 3, OPT_SACK_PERMITTED: 2, OPT_TIMESTAMPS: 10}
+_MAX_OPTIONS = 40  # data offset is 4 bits: at most 60 header bytes
+
+_U16 = struct.Struct(">H")
+_U32x2 = struct.Struct(">II")
+_MSS = struct.Struct(">BBH")
+_TS_AFTER_2 = struct.Struct(">BBBBII")  # two bytes (NOP NOP or SACK-permitted), then TS
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +96,89 @@ class TcpOptions:
     sack_blocks: tuple[tuple[SeqNum, SeqNum], ...] = ()  # kind 5: (left, right) edges
     timestamps: tuple[int, int] | None = None  # kind 8: (TSval, TSecr) (RFC 7323 3)
     unknown: tuple[tuple[int, bytes], ...] = ()  # any other kind, as (kind, data)
+
+    @classmethod
+    def parse(cls, data: bytes) -> TcpOptions:
+        """Decode the options area (the header bytes after the fixed 20); raises WireError."""
+        mss = window_scale = timestamps = None
+        sack_permitted = False
+        sack_blocks: tuple[tuple[SeqNum, SeqNum], ...] = ()
+        unknown: list[tuple[int, bytes]] = []
+        n = len(data)
+        i = 0
+        while i < n:
+            kind = data[i]
+            if kind == OPT_EOL:
+                break  # RFC 9293 3.2: the rest is padding
+            if kind == OPT_NOP:
+                i += 1
+                continue
+            if i + 1 >= n:
+                raise WireError(f"TCP option kind {kind} has no length byte")
+            length = data[i + 1]
+            if length < 2:
+                raise WireError(f"TCP option kind {kind} has length {length} (< 2)")
+            end = i + length
+            if end > n:
+                raise WireError(f"TCP option kind {kind} (length {length}) overruns the header")
+            want = _FIXED_LENGTH.get(kind)
+            if want is not None and length != want:
+                raise WireError(f"TCP option kind {kind} must have length {want}, not {length}")
+            if kind == OPT_MSS:
+                mss = _U16.unpack_from(data, i + 2)[0]
+            elif kind == OPT_WSCALE:
+                window_scale = data[i + 2]
+            elif kind == OPT_SACK_PERMITTED:
+                sack_permitted = True
+            elif kind == OPT_TIMESTAMPS:
+                timestamps = _U32x2.unpack_from(data, i + 2)
+            elif kind == OPT_SACK:
+                if length < 10 or (length - 2) % 8:
+                    raise WireError(f"TCP SACK option length {length} is not 2 + 8n (n >= 1)")
+                sack_blocks = tuple(
+                    (SeqNum(left), SeqNum(right))
+                    for left, right in _U32x2.iter_unpack(data[i + 2 : end])
+                )
+            else:
+                unknown.append((kind, bytes(data[i + 2 : end])))
+            i = end
+        return cls(mss, window_scale, sack_permitted, sack_blocks, timestamps, tuple(unknown))
+
+    def build(self) -> bytes:
+        """The options area, padded to a multiple of 4 bytes; ValueError if it cannot fit.
+
+        Layout (like Linux): MSS; SACK-permitted + timestamps or each behind two NOPs;
+        NOP + window scale; NOP NOP + SACK blocks; unknown kinds; EOL padding.
+        """
+        out = bytearray()
+        try:
+            if self.mss is not None:
+                out += _MSS.pack(OPT_MSS, 4, self.mss)
+            if self.timestamps is not None:
+                tsval, tsecr = self.timestamps
+                if self.sack_permitted:
+                    out += _TS_AFTER_2.pack(OPT_SACK_PERMITTED, 2, OPT_TIMESTAMPS, 10, tsval, tsecr)
+                else:
+                    out += _TS_AFTER_2.pack(OPT_NOP, OPT_NOP, OPT_TIMESTAMPS, 10, tsval, tsecr)
+            elif self.sack_permitted:
+                out += bytes((OPT_NOP, OPT_NOP, OPT_SACK_PERMITTED, 2))
+            if self.window_scale is not None:
+                out += bytes((OPT_NOP, OPT_WSCALE, 3, self.window_scale))
+            if self.sack_blocks:
+                out += bytes((OPT_NOP, OPT_NOP, OPT_SACK, 2 + 8 * len(self.sack_blocks)))
+                for left, right in self.sack_blocks:
+                    out += _U32x2.pack(left.value, right.value)
+            for kind, data in self.unknown:
+                if kind in _KNOWN or not 0 <= kind <= 255:
+                    raise ValueError(f"option kind {kind} cannot be carried as unknown")
+                out += bytes((kind, 2 + len(data)))
+                out += data
+        except (struct.error, ValueError) as e:
+            raise ValueError(f"cannot build TCP options {self!r}: {e}") from e
+        if len(out) > _MAX_OPTIONS:
+            raise ValueError(f"TCP options need {len(out)} bytes; at most 40 fit")
+        out += bytes(-len(out) % 4)  # EOL, then zero padding (RFC 9293 3.2)
+        return bytes(out)
 
 
 NO_OPTIONS = TcpOptions()
@@ -63,3 +200,63 @@ class TcpSegment:
     def seg_len(self) -> int:
         """SEG.LEN: payload octets plus one for SYN and one for FIN (RFC 9293 3.4)."""
         return len(self.payload) + bool(self.flags & TcpFlags.SYN) + bool(self.flags & TcpFlags.FIN)
+
+    @classmethod
+    def parse(
+        cls, data: bytes | bytearray | memoryview, src: IPv4Address, dst: IPv4Address
+    ) -> TcpSegment:
+        """Validate and decode a segment (the IP payload) sent from ``src`` to ``dst``.
+
+        Checks the data offset and the checksum over the pseudo-header (RFC 9293 3.1),
+        then the options. Raises WireError and nothing else.
+        """
+        n = len(data)
+        if n < 20:
+            raise WireError(f"TCP segment too short for a header: {n} bytes")
+        sport, dport, seq, ack, offset, flags, window, _, urgent = _HDR.unpack_from(data)
+        hlen = (offset >> 4) << 2
+        if hlen < 20:
+            raise WireError(f"TCP data offset {hlen >> 2} is below the minimum of 5")
+        if hlen > n:
+            raise WireError(f"TCP data offset {hlen >> 2} runs past the {n}-byte segment")
+        if ones_complement_sum(data, pseudo_header_sum(src, dst, _IPPROTO_TCP, n)) != 0xFFFF:
+            raise WireError("bad TCP checksum")
+        return cls(
+            sport,
+            dport,
+            SeqNum(seq),
+            SeqNum(ack),
+            _FLAGS[flags],
+            window,
+            TcpOptions.parse(data[20:hlen]) if hlen > 20 else NO_OPTIONS,
+            bytes(data[hlen:]),
+            urgent,
+        )
+
+    def build(self, src: IPv4Address, dst: IPv4Address) -> bytes:
+        """Header + options + payload from ``src`` to ``dst``, checksum filled in.
+
+        Raises ValueError if a field does not fit its header field.
+        """
+        options = b"" if self.options is NO_OPTIONS else self.options.build()
+        hlen = 20 + len(options)
+        try:
+            header = _HDR.pack(
+                self.src_port,
+                self.dst_port,
+                self.seq.value,
+                self.ack.value,
+                hlen << 2,  # (hlen // 4) << 4
+                self.flags,
+                self.window,
+                0,
+                self.urgent,
+            )
+        except struct.error as e:
+            raise ValueError(f"cannot build TCP segment {self!r}: {e}") from e
+        length = hlen + len(self.payload)
+        partial = ones_complement_sum(
+            header + options, pseudo_header_sum(src, dst, _IPPROTO_TCP, length)
+        )
+        checksum = internet_checksum(self.payload, partial)
+        return header[:16] + checksum.to_bytes(2, "big") + header[18:] + options + self.payload

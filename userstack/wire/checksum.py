@@ -1,0 +1,48 @@
+"""The Internet checksum (RFC 1071) and the TCP pseudo-header (RFC 9293 3.1).
+
+The one's complement sum of 16-bit words is the value of the byte string, read as
+one big-endian integer, modulo 0xFFFF (because 2**16 == 1 mod 0xFFFF). So instead of
+a Python loop over words (~50 us per 1460 bytes) we do one ``int.from_bytes`` and
+one ``%`` (~3 us). The only subtlety is one's complement's two zeros: a sum that is
+a non-zero multiple of 0xFFFF is 0xFFFF ("negative zero"), and only all-zero input
+sums to 0x0000. ``ones_complement_sum`` keeps that distinction, so checksums match
+what a word-by-word implementation (and the kernel, and dpkt) produce bit for bit.
+
+A received header or segment is valid when the sum over it, checksum field
+included, is 0xFFFF.
+"""
+
+from __future__ import annotations
+
+from ipaddress import IPv4Address
+
+_M = 0xFFFF
+
+
+def ones_complement_sum(data: bytes | bytearray | memoryview, initial: int = 0) -> int:
+    """The RFC 1071 one's complement sum of ``data`` (odd length: zero-padded), in [0, 0xFFFF].
+
+    ``initial`` is a partial sum to continue from: ``pseudo_header_sum()`` or an earlier
+    result of this function (which must have covered an even number of bytes).
+    """
+    total = int.from_bytes(data, "big")
+    if len(data) & 1:
+        total <<= 8  # the pad byte of RFC 1071 4.1
+    total += initial
+    folded = total % _M
+    return folded if folded or not total else _M
+
+
+def internet_checksum(data: bytes | bytearray | memoryview, initial: int = 0) -> int:
+    """The checksum field value: the one's complement of the one's complement sum."""
+    return _M - ones_complement_sum(data, initial)
+
+
+def pseudo_header_sum(src: IPv4Address, dst: IPv4Address, protocol: int, length: int) -> int:
+    """Partial sum of the pseudo-header (src, dst, zero, protocol, length; RFC 9293 3.1).
+
+    A 32-bit address is two 16-bit words whose sum is congruent to the address itself
+    modulo 0xFFFF, so the addresses can be added as plain ints. Not folded: pass it as
+    ``initial`` to the functions above.
+    """
+    return int(src) + int(dst) + protocol + length

@@ -1,0 +1,159 @@
+"""IPv4 packets (RFC 791) as a frozen dataclass.
+
+Fragments are refused: ``IPv4Packet.parse`` raises ``WireError("fragments not
+supported")`` for any packet with MF set or a non-zero fragment offset. This stack
+sets DF on everything it sends and advertises an MSS that fits the link MTU, so a
+well-behaved peer never has a reason to fragment toward it; reassembly (RFC 791 3.2,
+RFC 815) would add timers and buffer limits to guard against hostile overlaps for no
+use here. Building a fragment is allowed, so tests can craft one and check it is dropped.
+
+The total length must match the bytes given exactly: a TUN read is exactly one packet,
+so anything else is a truncated or garbled frame, not link-layer padding.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from enum import IntFlag
+from ipaddress import IPv4Address
+
+from construct import Int8ub, Int16ub, Int32ub, Struct
+
+from ._layout import Layout
+from .checksum import internet_checksum, ones_complement_sum
+from .errors import WireError
+
+IPPROTO_ICMP = 1
+IPPROTO_TCP = 6
+
+IPV4_HEADER = Layout(
+    Struct(
+        "version_ihl" / Int8ub,  # version (4 bits) and IHL in 32-bit words (4 bits)
+        "tos" / Int8ub,
+        "total_length" / Int16ub,
+        "identification" / Int16ub,
+        "flags_fragment" / Int16ub,  # flags (3 bits) and fragment offset in 8-octet units
+        "ttl" / Int8ub,
+        "protocol" / Int8ub,
+        "checksum" / Int16ub,
+        "src" / Int32ub,
+        "dst" / Int32ub,
+    )
+)
+_HDR = IPV4_HEADER.fast
+_MAX_OPTIONS = 40
+
+
+class IPv4Flags(IntFlag):
+    """The three flag bits of RFC 791 3.1 (as the top bits of the 16-bit flags/offset word)."""
+
+    MF = 0x1  # more fragments
+    DF = 0x2  # don't fragment
+    RESERVED = 0x4  # must be zero; kept so a round trip loses nothing
+
+
+_FLAGS = tuple(IPv4Flags(i) for i in range(8))
+
+
+def ipv4_header(
+    src: IPv4Address,
+    dst: IPv4Address,
+    protocol: int,
+    payload_length: int,
+    *,
+    ttl: int = 64,
+    identification: int = 0,
+    tos: int = 0,
+    flags: IPv4Flags = IPv4Flags.DF,
+    fragment_offset: int = 0,
+    options: bytes = b"",
+) -> bytes:
+    """The IPv4 header (with checksum) for a payload of ``payload_length`` bytes."""
+    if len(options) % 4 or len(options) > _MAX_OPTIONS:
+        raise ValueError(f"IPv4 options must be a multiple of 4 bytes, at most 40: {len(options)}")
+    if not 0 <= fragment_offset < 0x2000 or not 0 <= flags < 8:
+        raise ValueError(f"bad IPv4 flags/fragment offset: {flags!r}, {fragment_offset}")
+    hlen = 20 + len(options)
+    try:
+        raw = _HDR.pack(
+            0x40 | hlen >> 2,
+            tos,
+            hlen + payload_length,
+            identification,
+            int(flags) << 13 | fragment_offset,
+            ttl,
+            protocol,
+            0,
+            int(src),
+            int(dst),
+        )
+    except struct.error as e:  # a field out of range is local misuse
+        raise ValueError(f"cannot build IPv4 header: {e}") from e
+    checksum = internet_checksum(raw + options if options else raw)
+    return raw[:10] + checksum.to_bytes(2, "big") + raw[12:] + options
+
+
+@dataclass(frozen=True, slots=True)
+class IPv4Packet:
+    src: IPv4Address
+    dst: IPv4Address
+    protocol: int
+    payload: bytes = b""
+    ttl: int = 64
+    tos: int = 0
+    identification: int = 0
+    flags: IPv4Flags = IPv4Flags.DF
+    fragment_offset: int = 0  # in 8-octet units, as in the header
+    options: bytes = b""  # raw, including any padding (a multiple of 4 bytes)
+
+    @classmethod
+    def parse(cls, data: bytes | bytearray | memoryview) -> IPv4Packet:
+        """Validate and decode one IPv4 packet; raises WireError and nothing else."""
+        n = len(data)
+        if n < 20:
+            raise WireError(f"IPv4 packet too short for a header: {n} bytes")
+        vihl, tos, total, ident, flags_frag, ttl, proto, _, src, dst = _HDR.unpack_from(data)
+        if vihl >> 4 != 4:
+            raise WireError(f"not IPv4: version {vihl >> 4}")
+        hlen = (vihl & 0xF) << 2
+        if hlen < 20:
+            raise WireError(f"IPv4 IHL {hlen >> 2} is below the minimum of 5")
+        if hlen > n:
+            raise WireError(f"IPv4 header length {hlen} runs past the {n} bytes received")
+        if total != n:
+            raise WireError(f"IPv4 total length {total} does not match the {n} bytes received")
+        if ones_complement_sum(data[:hlen]) != 0xFFFF:
+            raise WireError("bad IPv4 header checksum")
+        if flags_frag & 0x3FFF:  # MF or a fragment offset
+            raise WireError("fragments not supported (we send DF; our MSS avoids fragmentation)")
+        return cls(
+            IPv4Address(src),
+            IPv4Address(dst),
+            proto,
+            bytes(data[hlen:]),
+            ttl,
+            tos,
+            ident,
+            _FLAGS[flags_frag >> 13],
+            flags_frag & 0x1FFF,
+            bytes(data[20:hlen]),
+        )
+
+    def build(self) -> bytes:
+        """Header (checksum filled in) followed by the payload."""
+        return (
+            ipv4_header(
+                self.src,
+                self.dst,
+                self.protocol,
+                len(self.payload),
+                ttl=self.ttl,
+                identification=self.identification,
+                tos=self.tos,
+                flags=self.flags,
+                fragment_offset=self.fragment_offset,
+                options=self.options,
+            )
+            + self.payload
+        )

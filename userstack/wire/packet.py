@@ -1,0 +1,62 @@
+"""One call per packet for the stack: IPv4 + TCP, IPv4 + ICMP echo.
+
+The stack parses every arriving packet with ``parse_packet`` (or one of the typed
+helpers) and sends with ``build_tcp_packet`` / ``build_icmp_packet``; all parse
+failures are WireError, which the stack drops and counts.
+"""
+
+from __future__ import annotations
+
+from ipaddress import IPv4Address
+
+from .errors import WireError
+from .icmp import IcmpEcho
+from .ipv4 import IPPROTO_ICMP, IPPROTO_TCP, IPv4Packet, ipv4_header
+from .tcp import TcpSegment
+
+
+def build_tcp_packet(
+    src: IPv4Address, dst: IPv4Address, seg: TcpSegment, *, ttl: int = 64, identification: int = 0
+) -> bytes:
+    """An IPv4 packet (DF set) carrying ``seg`` from ``src`` to ``dst``."""
+    body = seg.build(src, dst)
+    header = ipv4_header(src, dst, IPPROTO_TCP, len(body), ttl=ttl, identification=identification)
+    return header + body
+
+
+def build_icmp_packet(
+    src: IPv4Address, dst: IPv4Address, echo: IcmpEcho, *, ttl: int = 64, identification: int = 0
+) -> bytes:
+    """An IPv4 packet (DF set) carrying an ICMP echo request or reply."""
+    body = echo.build()
+    header = ipv4_header(src, dst, IPPROTO_ICMP, len(body), ttl=ttl, identification=identification)
+    return header + body
+
+
+def parse_packet(data: bytes | bytearray | memoryview) -> tuple[IPv4Packet, TcpSegment | IcmpEcho]:
+    """Decode an IPv4 packet and its TCP segment or ICMP echo; raises WireError.
+
+    Any other protocol is a WireError too: this stack speaks nothing else.
+    """
+    ip = IPv4Packet.parse(data)
+    if ip.protocol == IPPROTO_TCP:
+        return ip, TcpSegment.parse(ip.payload, ip.src, ip.dst)
+    if ip.protocol == IPPROTO_ICMP:
+        return ip, IcmpEcho.parse(ip.payload)
+    raise WireError(f"IP protocol {ip.protocol} is not supported")
+
+
+def parse_tcp_packet(data: bytes | bytearray | memoryview) -> tuple[IPv4Packet, TcpSegment]:
+    """Decode an IPv4 packet that must carry TCP; raises WireError."""
+    ip = IPv4Packet.parse(data)
+    if ip.protocol != IPPROTO_TCP:
+        raise WireError(f"IP protocol {ip.protocol} is not TCP")
+    return ip, TcpSegment.parse(ip.payload, ip.src, ip.dst)
+
+
+def parse_icmp_packet(data: bytes | bytearray | memoryview) -> tuple[IPv4Packet, IcmpEcho]:
+    """Decode an IPv4 packet that must carry an ICMP echo; raises WireError."""
+    ip = IPv4Packet.parse(data)
+    if ip.protocol != IPPROTO_ICMP:
+        raise WireError(f"IP protocol {ip.protocol} is not ICMP")
+    return ip, IcmpEcho.parse(ip.payload)

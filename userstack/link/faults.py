@@ -1,0 +1,309 @@
+"""Seeded faults on any link: loss, duplication, reordering, corruption, delay and jitter.
+
+This kernel has no netem, so bad networks are made here, above the link. Every decision comes from
+`random.Random`, one generator per direction seeded from `seed`: given the seed and the order of the
+packets in each direction, the same packets are dropped, duplicated, held back and corrupted every
+run, however the two directions interleave. Time comes only from `trio.current_time()` and
+`trio.sleep*`, so a `trio.testing.MockClock` drives delays without real waiting.
+
+What each fault does to a packet, in this order:
+- loss: the packet is gone (`dropped`);
+- corruption: one random bit flips (`corrupted`); the wire layer's checksums must reject it;
+- duplication: the packet goes out twice (`duplicated`);
+- delay + jitter: each copy is due `delay + uniform(0, jitter)` seconds later (jitter alone can
+  reorder, as on a real path);
+- reordering: the copy is held back until the next packet has gone past it, then released right
+  behind that one (`reordered`); if no later packet comes within `reorder_hold` seconds it goes out
+  in order after all, and is not counted.
+
+The receive path needs no task of its own: `receive_batch()` waits for the inner link and for the
+next due packet at once. The send path with delay, jitter or reordering keeps packets in flight
+after `send` has returned, so it needs a background task: give the link a nursery, or use
+`open_faulty_link()`, which owns one. Closing the link drops whatever is still in flight, as
+pulling a cable does.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import math
+import random
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, fields
+from typing import Any, Literal
+
+import trio
+
+from userstack.link.base import Link, LinkBase
+
+Directions = Literal["both", "send", "receive"]
+
+
+@dataclass(frozen=True, slots=True)
+class Faults:
+    """What to do to the packets going one way: probabilities per packet, times in seconds."""
+
+    loss: float = 0.0
+    duplicate: float = 0.0
+    reorder: float = 0.0
+    corrupt: float = 0.0
+    delay: float = 0.0
+    jitter: float = 0.0
+    reorder_hold: float = 0.05
+
+    def __post_init__(self) -> None:
+        for name in ("loss", "duplicate", "reorder", "corrupt"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} is a probability in [0, 1], not {value!r}")
+        for name in ("delay", "jitter", "reorder_hold"):
+            value = getattr(self, name)
+            if not 0.0 <= value < math.inf:
+                raise ValueError(f"{name} is a finite number of seconds >= 0, not {value!r}")
+
+    @property
+    def timed(self) -> bool:
+        """Whether packets can stay in flight after they were offered."""
+        return self.delay > 0 or self.jitter > 0 or self.reorder > 0
+
+    @property
+    def active(self) -> bool:
+        return self.timed or self.loss > 0 or self.duplicate > 0 or self.corrupt > 0
+
+
+@dataclass(slots=True)
+class FaultCounters:
+    """What the faults did, one direction or both. `offered` counts packets that came in."""
+
+    offered: int = 0
+    dropped: int = 0
+    duplicated: int = 0
+    reordered: int = 0
+    corrupted: int = 0
+
+    def __add__(self, other: FaultCounters) -> FaultCounters:
+        return FaultCounters(
+            *(getattr(self, f.name) + getattr(other, f.name) for f in fields(FaultCounters))
+        )
+
+
+def _flip_bit(packet: bytes, rng: random.Random) -> bytes:
+    bit = rng.randrange(len(packet) * 8)
+    corrupted = bytearray(packet)
+    corrupted[bit >> 3] ^= 1 << (bit & 7)
+    return bytes(corrupted)
+
+
+class FaultPath:
+    """The faults of one direction, without I/O: packets in with `offer`, out with `take_due`.
+
+    Packets wait in a heap ordered by (due time, arrival number), so equal due times keep their
+    order. At most one packet is held back for reordering at a time.
+    """
+
+    def __init__(self, faults: Faults, rng: random.Random) -> None:
+        self.faults = faults
+        self.counters = FaultCounters()
+        self._rng = rng
+        self._heap: list[tuple[float, int, bytes]] = []
+        self._arrival = itertools.count()
+        self._held: tuple[float, bytes] | None = None  # (give up waiting at, packet)
+
+    def offer(self, packet: bytes, now: float) -> None:
+        faults, rng, counters = self.faults, self._rng, self.counters
+        counters.offered += 1
+        if faults.loss and rng.random() < faults.loss:
+            counters.dropped += 1
+            return
+        if faults.corrupt and packet and rng.random() < faults.corrupt:
+            packet = _flip_bit(packet, rng)
+            counters.corrupted += 1
+        copies = 1
+        if faults.duplicate and rng.random() < faults.duplicate:
+            copies = 2
+            counters.duplicated += 1
+        for _ in range(copies):
+            due = now + faults.delay
+            if faults.jitter:
+                due += rng.uniform(0.0, faults.jitter)
+            if faults.reorder and self._held is None and rng.random() < faults.reorder:
+                self._held = (due + faults.reorder_hold, packet)
+                continue
+            self._push(due, packet)
+            if self._held is not None:
+                # A later packet has gone past the held one: release it right behind.
+                self._push(due, self._held[1])
+                self._held = None
+                counters.reordered += 1
+
+    def take_due(self, now: float) -> list[bytes]:
+        """Every packet due at `now`, in the order it leaves."""
+        if self._held is not None and self._held[0] <= now:
+            self._push(*self._held)
+            self._held = None
+        heap, ready = self._heap, []
+        while heap and heap[0][0] <= now:
+            ready.append(heapq.heappop(heap)[2])
+        return ready
+
+    def next_due(self) -> float | None:
+        """When the next packet leaves, or None when nothing is in flight."""
+        candidates = []
+        if self._heap:
+            candidates.append(self._heap[0][0])
+        if self._held is not None:
+            candidates.append(self._held[0])
+        return min(candidates, default=None)
+
+    def clear(self) -> None:
+        self._heap.clear()
+        self._held = None
+
+    def _push(self, due: float, packet: bytes) -> None:
+        heapq.heappush(self._heap, (due, next(self._arrival), packet))
+
+
+def _rng(seed: int | str | None, label: str) -> random.Random:
+    """One generator per direction, so the directions' decisions do not depend on each other."""
+    return random.Random() if seed is None else random.Random(f"{seed}/{label}")
+
+
+class FaultyLink(LinkBase):
+    """Wraps any link and applies the same `Faults` to what it sends and what it receives.
+
+    `directions` limits the faults to one side ("send" or "receive"). Timed faults on the send
+    path need `nursery` (see the module docstring); the receive path never does.
+    Counters: `send_counters`, `receive_counters`, and `counters` for both together.
+    """
+
+    def __init__(
+        self,
+        inner: Link,
+        *,
+        loss: float = 0.0,
+        duplicate: float = 0.0,
+        reorder: float = 0.0,
+        corrupt: float = 0.0,
+        delay: float = 0.0,
+        jitter: float = 0.0,
+        reorder_hold: float = 0.05,
+        seed: int | str | None = None,
+        directions: Directions = "both",
+        nursery: trio.Nursery | None = None,
+    ) -> None:
+        super().__init__()
+        faults = Faults(loss, duplicate, reorder, corrupt, delay, jitter, reorder_hold)
+        self.inner = inner
+        self._tx = FaultPath(faults, _rng(seed, "send")) if directions != "receive" else None
+        self._rx = FaultPath(faults, _rng(seed, "receive")) if directions != "send" else None
+        self._closed_event = trio.Event()
+        self._inner_ended = False
+        self._pump_scope = trio.CancelScope()
+        self._wakeup = trio.Event()
+        self._pumped = self._tx is not None and faults.timed
+        if self._pumped:
+            if nursery is None:
+                raise ValueError(
+                    "delay, jitter and reorder on the send path keep packets in flight after send()"
+                    " returns: pass nursery= or use open_faulty_link()"
+                )
+            nursery.start_soon(self._pump_send)
+
+    @property
+    def send_counters(self) -> FaultCounters:
+        return self._tx.counters if self._tx is not None else FaultCounters()
+
+    @property
+    def receive_counters(self) -> FaultCounters:
+        return self._rx.counters if self._rx is not None else FaultCounters()
+
+    @property
+    def counters(self) -> FaultCounters:
+        return self.send_counters + self.receive_counters
+
+    async def send_batch(self, packets: Sequence[bytes]) -> None:
+        self._check_open()
+        path = self._tx
+        if path is None:
+            await self.inner.send_batch(packets)
+            return
+        now = trio.current_time()
+        for packet in packets:
+            path.offer(packet, now)
+        if self._pumped:
+            self._wakeup.set()
+            await trio.lowlevel.checkpoint()
+            return
+        ready = path.take_due(now)
+        if ready:
+            await self.inner.send_batch(ready)
+        else:
+            await trio.lowlevel.checkpoint()
+
+    async def _pump_send(self) -> None:
+        """The send path's packets in flight: hand each to the inner link when it is due."""
+        path = self._tx
+        assert path is not None
+        with self._pump_scope:
+            while True:
+                ready = path.take_due(trio.current_time())
+                if ready:
+                    await self.inner.send_batch(ready)
+                    continue
+                self._wakeup = trio.Event()
+                deadline = path.next_due()
+                with trio.move_on_at(math.inf if deadline is None else deadline):
+                    await self._wakeup.wait()
+
+    async def _receive_batch(self) -> list[bytes]:
+        path = self._rx
+        if path is None:
+            return await self.inner.receive_batch()
+        waited = False
+        while True:
+            if self._closed:
+                raise trio.ClosedResourceError("link is closed")
+            ready = path.take_due(trio.current_time())
+            if ready:
+                if not waited:
+                    await trio.lowlevel.checkpoint()
+                return ready
+            deadline = path.next_due()
+            waited = True
+            if self._inner_ended:
+                if deadline is None:
+                    raise trio.EndOfChannel
+                with trio.move_on_at(deadline):
+                    await self._closed_event.wait()
+                continue
+            with trio.move_on_at(math.inf if deadline is None else deadline):
+                try:
+                    batch = await self.inner.receive_batch()
+                except trio.EndOfChannel:
+                    self._inner_ended = True
+                    continue
+                now = trio.current_time()
+                for packet in batch:
+                    path.offer(packet, now)
+
+    async def _aclose(self) -> None:
+        self._closed_event.set()
+        self._pump_scope.cancel()
+        for path in (self._tx, self._rx):
+            if path is not None:
+                path.clear()
+        await self.inner.aclose()
+
+
+@asynccontextmanager
+async def open_faulty_link(inner: Link, **options: Any) -> AsyncIterator[FaultyLink]:
+    """`async with open_faulty_link(tun, delay=0.05, loss=0.01, seed=1) as link:` -- a FaultyLink
+    (same keywords) with its own nursery for the send path; closes the link on the way out."""
+    async with trio.open_nursery() as nursery:
+        link = FaultyLink(inner, nursery=nursery, **options)
+        try:
+            yield link
+        finally:
+            await link.aclose()

@@ -1,0 +1,219 @@
+"""Trace lines in tcpdump's format, so a trace reads like `tcpdump -nn` output.
+
+One line per packet crossing the link, e.g.
+
+    12:00:01.000123 IP 10.0.0.1.43210 > 10.0.0.2.80: Flags [S], seq 3512, win 64240,
+        options [mss 1460,sackOK,TS val 1 ecr 0,nop,wscale 7], length 0   (on one line)
+
+and one line per state change of a connection (RFC 9293 3.3.2 names):
+
+    12:00:01.000456 10.0.0.2:80 10.0.0.1:43210 LISTEN -> SYN-RECEIVED
+
+What tcpdump does, this does: flag letters in tcpdump's order (F S R P . U E W);
+the SYN and the first ACK-bearing segment of a conversation print absolute
+sequence numbers, later ones are relative to them (tcpdump's per-conversation
+table, reset by every SYN-ACK); options in their order on the wire, nops included.
+Only the trace parses packets, and only when tracing is on (the driver calls an
+observer only if one is installed).
+
+The formatting is pure functions of (packet, conversation table); `Tracer` adds the
+timestamp and the output file.
+"""
+
+from __future__ import annotations
+
+import datetime
+import sys
+import time
+from typing import TextIO
+
+from ..tcp.state import State
+from ..wire.addr import Endpoint
+from ..wire.errors import WireError
+from ..wire.icmp import IcmpEcho, IcmpType
+from ..wire.ipv4 import IPPROTO_ICMP, IPPROTO_TCP, IPv4Packet
+from ..wire.tcp import TcpFlags, TcpSegment
+from .hooks import Direction
+
+_MASK = 0xFFFFFFFF
+
+# tcpdump's tcp_flag_values, in its order.
+_FLAG_LETTERS = (
+    (TcpFlags.FIN, "F"),
+    (TcpFlags.SYN, "S"),
+    (TcpFlags.RST, "R"),
+    (TcpFlags.PSH, "P"),
+    (TcpFlags.ACK, "."),
+    (TcpFlags.URG, "U"),
+    (TcpFlags.ECE, "E"),
+    (TcpFlags.CWR, "W"),
+)
+
+_OPTION_NAMES = {
+    0: "eol", 1: "nop", 2: "mss", 3: "wscale", 4: "sackOK", 5: "sack", 6: "echo",
+    7: "echoreply", 8: "TS", 11: "cc", 12: "ccnew", 13: "ccecho", 19: "md5", 20: "scps",
+    28: "uto", 29: "tcp-ao", 30: "mptcp", 34: "tfo", 254: "exp",
+}
+
+
+def flag_letters(flags: TcpFlags) -> str:
+    """`[S.]`'s inside: tcpdump's letters for the flags set, or "none"."""
+    return "".join(letter for flag, letter in _FLAG_LETTERS if flags & flag) or "none"
+
+
+class Conversations:
+    """tcpdump's table of initial sequence numbers, one entry per connection.
+
+    tcpdump records a conversation at its first segment carrying ACK (normally the
+    SYN-ACK), printing that one absolute, and prints later segments relative to it.
+    `base[(sender, receiver)]` is the number subtracted from the sender's sequence
+    numbers; a SYN-ACK (re)starts the entry, as in tcpdump.
+    """
+
+    def __init__(self) -> None:
+        self._base: dict[tuple[Endpoint, Endpoint], int] = {}
+
+    def relative(
+        self, src: Endpoint, dst: Endpoint, seg: TcpSegment
+    ) -> tuple[int, int, int]:
+        """(seq, ack, sack_base) as tcpdump prints them for this segment."""
+        seq, ack = seg.seq.value, seg.ack.value
+        if not seg.flags & TcpFlags.ACK:
+            return seq, ack, 0
+        key, back = (src, dst), (dst, src)
+        if key not in self._base or seg.flags & TcpFlags.SYN:
+            self._base[key] = seq
+            self._base[back] = (ack - 1) & _MASK
+            return seq, ack, self._base[back]
+        return (seq - self._base[key]) & _MASK, (ack - self._base[back]) & _MASK, self._base[back]
+
+
+def format_options(raw: bytes, sack_base: int = 0) -> str:
+    """The options area as tcpdump lists it, in wire order (`mss 1460,nop,wscale 7`)."""
+    parts: list[str] = []
+    i, n = 0, len(raw)
+    while i < n:
+        kind = raw[i]
+        name = _OPTION_NAMES.get(kind, f"unknown-{kind}")
+        if kind in (0, 1):  # eol and nop are a single byte
+            parts.append(name)
+            i += 1
+            if kind == 0:
+                break
+            continue
+        length = raw[i + 1]
+        data = raw[i + 2 : i + length]
+        if kind in (2, 3):
+            parts.append(f"{name} {int.from_bytes(data, 'big')}")
+        elif kind == 8:
+            parts.append(
+                f"TS val {int.from_bytes(data[:4], 'big')} ecr {int.from_bytes(data[4:], 'big')}"
+            )
+        elif kind == 5:
+            blocks = "".join(
+                f"{{{(int.from_bytes(data[j:j + 4], 'big') - sack_base) & _MASK}:"
+                f"{(int.from_bytes(data[j + 4:j + 8], 'big') - sack_base) & _MASK}}}"
+                for j in range(0, len(data), 8)
+            )
+            parts.append(f"sack {len(data) // 8} {blocks}")
+        elif data:
+            parts.append(f"{name} 0x{data.hex()}")
+        else:
+            parts.append(name)
+        i += length
+    return ",".join(parts)
+
+
+def format_tcp(ip: IPv4Packet, seg: TcpSegment, conversations: Conversations) -> str:
+    """One tcpdump -nn line (without the timestamp) for a TCP segment."""
+    src, dst = Endpoint(ip.src, seg.src_port), Endpoint(ip.dst, seg.dst_port)
+    seq, ack, sack_base = conversations.relative(src, dst, seg)
+    length = len(seg.payload)
+    out = [f"IP {src.ip}.{src.port} > {dst.ip}.{dst.port}: Flags [{flag_letters(seg.flags)}]"]
+    if length or seg.flags & (TcpFlags.SYN | TcpFlags.FIN | TcpFlags.RST):
+        out.append(f"seq {seq}:{(seq + length) & _MASK}" if length else f"seq {seq}")
+    if seg.flags & TcpFlags.ACK:
+        out.append(f"ack {ack}")
+    out.append(f"win {seg.window}")
+    if seg.flags & TcpFlags.URG:
+        out.append(f"urg {seg.urgent}")
+    header_len = (ip.payload[12] >> 4) * 4
+    if header_len > 20:
+        out.append(f"options [{format_options(ip.payload[20:header_len], sack_base)}]")
+    out.append(f"length {length}")
+    return ", ".join(out)
+
+
+def format_icmp(ip: IPv4Packet, echo: IcmpEcho) -> str:
+    """`IP 10.0.0.1 > 10.0.0.2: ICMP echo request, id 7, seq 1, length 64`."""
+    kind = "echo request" if echo.type is IcmpType.ECHO_REQUEST else "echo reply"
+    return (
+        f"IP {ip.src} > {ip.dst}: ICMP {kind}, id {echo.identifier}, seq {echo.sequence}, "
+        f"length {8 + len(echo.data)}"
+    )
+
+
+def format_packet(packet: bytes, conversations: Conversations) -> str:
+    """A tcpdump line for any packet; what cannot be parsed says why instead."""
+    try:
+        ip = IPv4Packet.parse(packet)
+    except WireError as exc:
+        return f"IP bad packet ({exc}), length {len(packet)}"
+    try:
+        if ip.protocol == IPPROTO_TCP:
+            return format_tcp(ip, TcpSegment.parse(ip.payload, ip.src, ip.dst), conversations)
+        if ip.protocol == IPPROTO_ICMP:
+            return format_icmp(ip, IcmpEcho.parse(ip.payload))
+        return f"IP {ip.src} > {ip.dst}: ip-proto-{ip.protocol} {len(ip.payload)}"
+    except WireError as exc:
+        return f"IP {ip.src} > {ip.dst}: bad segment ({exc}), length {len(ip.payload)}"
+
+
+def format_state_change(local: Endpoint, remote: Endpoint, old: State, new: State) -> str:
+    """`10.0.0.2:80 10.0.0.1:43210 LISTEN -> SYN-RECEIVED`."""
+    return f"{local} {remote} {old.value} -> {new.value}"
+
+
+def format_clock(seconds: float) -> str:
+    """HH:MM:SS.uuuuuu of a number of seconds (a time of day, or a time since the start)."""
+    micros = round(seconds * 1_000_000)
+    secs, micros = divmod(micros, 1_000_000)
+    mins, secs = divmod(secs, 60)
+    hours, mins = divmod(mins, 60)
+    return f"{hours:02d}:{mins:02d}:{secs:02d}.{micros:06d}"
+
+
+class Tracer:
+    """An Observer writing one line per packet and per state change.
+
+    `relative=False` stamps lines with the local time of day like tcpdump; with
+    `relative=True` it stamps the time since the first line like `tcpdump -ttttt`.
+    The driver's `now` is its own clock, so wall time is `now` plus an offset
+    measured at the first line.
+    """
+
+    def __init__(self, out: TextIO = sys.stdout, *, relative: bool = False) -> None:
+        self.out = out
+        self.relative = relative
+        self.conversations = Conversations()
+        self._origin: float | None = None
+
+    def _stamp(self, now: float) -> str:
+        if self._origin is None:
+            self._origin = now if self.relative else now - time.time()
+        t = now - self._origin
+        if self.relative:
+            return format_clock(t)
+        local = datetime.datetime.fromtimestamp(t)
+        return f"{local:%H:%M:%S}.{local.microsecond:06d}"
+
+    def packet(self, direction: Direction, packet: bytes, now: float) -> None:
+        line = format_packet(packet, self.conversations)
+        print(f"{self._stamp(now)} {line}", file=self.out, flush=True)
+
+    def state_changed(
+        self, local: Endpoint, remote: Endpoint, old: State, new: State, now: float
+    ) -> None:
+        print(f"{self._stamp(now)} {format_state_change(local, remote, old, new)}",
+              file=self.out, flush=True)
+

@@ -1,0 +1,86 @@
+"""The ss table: names, filters, column alignment and ss's timer notation."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from ipaddress import IPv4Address
+
+import pytest
+
+from userstack.observe.ss import Show, format_ms, format_table, format_timer
+from userstack.tcp.info import TcbInfo, TimerKind
+from userstack.tcp.state import State
+from userstack.wire.addr import Endpoint
+
+
+def info(state: State, local: tuple[str, int], remote: tuple[str, int], **kw: object) -> TcbInfo:
+    base = TcbInfo(
+        state=state, local=Endpoint(IPv4Address(local[0]), local[1]),
+        remote=Endpoint(IPv4Address(remote[0]), remote[1]), recv_q=0, send_q=0, timer=None,
+        timer_left=None, retransmits=0, iss=1, irs=2, snd_una=1, snd_nxt=1, snd_wnd=0,
+        rcv_nxt=3, rcv_wnd=0, mss=1460, cwnd=14600, ssthresh=65535, srtt=None, rto=1.0,
+    )
+    return replace(base, **kw)  # type: ignore[arg-type]
+
+
+LISTENER = info(State.LISTEN, ("0.0.0.0", 80), ("0.0.0.0", 0), send_q=128)
+ESTAB = info(State.ESTABLISHED, ("10.0.0.2", 80), ("10.0.0.1", 43210), recv_q=1000,
+             timer=TimerKind.RETRANSMIT, timer_left=0.204, retransmits=0)
+TIME_WAIT = info(State.TIME_WAIT, ("10.0.0.2", 80), ("10.0.0.1", 43222),
+                 timer=TimerKind.TIME_WAIT, timer_left=238.4)
+SYN_RECV = info(State.SYN_RECEIVED, ("10.0.0.2", 80), ("10.0.0.1", 5), timer=None)
+ALL = [TIME_WAIT, ESTAB, LISTENER, SYN_RECV]
+
+
+@pytest.mark.parametrize(
+    ("ms", "text"),
+    [
+        (204, "204ms"), (1200, "1.200ms"), (1000, "1sec"), (59_000, "59sec"),
+        (59_400, "59sec"), (238_400, "3min58sec"), (7_140_000, "119min"), (60_500, "1min"),
+        (9_000 + 7, "9.007ms"), (0, ""),
+    ],
+)
+def test_format_ms_is_ss_print_ms_timer(ms: int, text: str) -> None:
+    assert format_ms(ms) == text
+
+
+def test_timer_column() -> None:
+    assert format_timer(ESTAB) == "timer:(on,204ms,0)"
+    assert format_timer(TIME_WAIT) == "timer:(timewait,3min58sec,0)"
+    assert format_timer(replace(ESTAB, timer=TimerKind.PERSIST, timer_left=1.2,
+                                retransmits=3)) == "timer:(persist,1.200ms,3)"
+    assert format_timer(SYN_RECV) == ""
+
+
+def test_default_shows_connected_states_only_like_ss() -> None:
+    text = format_table(ALL)
+    assert text.splitlines() == [
+        "State Recv-Q Send-Q Local Address:Port Peer Address:Port",
+        "ESTAB 1000   0           10.0.0.2:80       10.0.0.1:43210",
+    ]
+
+
+def test_all_with_timers_is_aligned() -> None:
+    lines = format_table(ALL, show=Show.ALL, timers=True).splitlines()
+    assert lines == [
+        "State     Recv-Q Send-Q Local Address:Port Peer Address:Port",
+        "LISTEN    0      128          0.0.0.0:80        0.0.0.0:*",
+        "SYN-RECV  0      0           10.0.0.2:80       10.0.0.1:5",
+        "ESTAB     1000   0           10.0.0.2:80       10.0.0.1:43210 timer:(on,204ms,0)",
+        "TIME-WAIT 0      0           10.0.0.2:80       10.0.0.1:43222"
+        " timer:(timewait,3min58sec,0)",
+    ]
+    colons = {line.index(":") for line in lines}  # Local columns line up on the ':'
+    assert len(colons) == 1
+
+
+def test_listening_only() -> None:
+    lines = format_table(ALL, show=Show.LISTENING).splitlines()
+    assert [line.split()[0] for line in lines] == ["State", "LISTEN"]
+
+
+def test_every_state_has_an_ss_name() -> None:
+    text = format_table([info(s, ("10.0.0.2", 1), ("10.0.0.1", 2)) for s in State], show=Show.ALL)
+    names = {line.split()[0] for line in text.splitlines()[1:]}
+    assert names == {"LISTEN", "SYN-SENT", "SYN-RECV", "ESTAB", "FIN-WAIT-1", "FIN-WAIT-2",
+                     "CLOSE-WAIT", "CLOSING", "LAST-ACK", "TIME-WAIT", "UNCONN"}

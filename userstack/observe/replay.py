@@ -1,0 +1,428 @@
+"""What a recorded TCP connection did: its segments, which were resent or lost, and the
+RFC 9293 state each endpoint was in, derived by replaying the capture through userstack's
+own sans-I/O core.
+
+This is the analysis half of ``userstack ladder`` (the drawing is in ladder.py).
+
+Finding connections
+    A connection starts at a SYN without ACK ("the client" sent it) and collects every later
+    segment on the same 4-tuple, until another SYN with a different ISN reuses the tuple.
+    Segments of a tuple before its first SYN (a capture started mid-stream) are left out:
+    without the ISNs nothing can be numbered relative to them or replayed.
+
+Retransmissions and losses (inferred, not observed)
+    A segment that occupies sequence space (data, SYN or FIN) starting below the highest
+    sequence number its sender had already used is a *retransmission*. An earlier
+    transmission of that space which no captured ACK covered before it was sent again is
+    presumed *lost*. A capture only shows what crossed the capture point, so:
+    - taken at the receiver, a lost segment is simply absent: only the retransmission shows;
+    - a spurious retransmission (the data arrived but its ACK was lost or late) looks like a
+      loss of the original;
+    - the same packet captured twice (e.g. ``tcpdump -i any``) looks like a retransmission.
+
+States (replayed, not observed)
+    Each endpoint gets a ``Connection``: the client ``open_active`` with the ISN of its SYN,
+    the server ``open_passive`` with the ISN of its SYN-ACK (``open_active`` if it answered
+    with a bare SYN: a simultaneous open). Each is fed, in capture order and with
+    ``now`` = capture time, the segments the *other* side sent, except those presumed lost.
+    What the user did is inferred from what that endpoint itself sent: new data means it
+    called SEND just before, its first FIN means CLOSE, an RST it did not generate on its
+    own means ABORT. Received data is read at once so the receive window never closes.
+    Timers are set far out and never fired, except TIME-WAIT's 2*MSL at the very end.
+    What the replay cannot know:
+    - when the application really called SEND/CLOSE (only that it had by the time the
+      segment left), nor anything the host did that left no segment in the capture;
+    - the peer's congestion control, timers and options other than those in the SYNs: a
+      Linux sender may have more in flight than the replayed core would, and then the
+      replay lags the capture;
+    - anything about segments that never crossed the capture point.
+    Where the replay and the capture disagree the capture wins (every captured segment is
+    still drawn) and the disagreement is reported in ``Replay.notes``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+
+from ..tcp.config import TcpConfig
+from ..tcp.connection import Connection
+from ..tcp.events import StateChanged
+from ..tcp.state import State
+from ..wire.addr import Endpoint
+from ..wire.errors import WireError
+from ..wire.packet import parse_tcp_packet
+from ..wire.pcap import LINKTYPE_RAW, PcapReader
+from ..wire.seq import SeqNum
+from ..wire.tcp import TcpFlags, TcpSegment
+
+
+class Side(Enum):
+    CLIENT = "client"  # sent the first SYN
+    SERVER = "server"
+
+    @property
+    def other(self) -> Side:
+        return Side.SERVER if self is Side.CLIENT else Side.CLIENT
+
+
+@dataclass(frozen=True, slots=True)
+class CapturedSegment:
+    number: int  # 1-based position in the capture file, as tcpdump -# and Wireshark count
+    time: float  # capture timestamp, seconds
+    src: Endpoint
+    dst: Endpoint
+    segment: TcpSegment
+
+
+@dataclass(slots=True)
+class Capture:
+    segments: list[CapturedSegment]
+    skipped: int  # packets that were not IPv4/TCP or did not parse
+
+
+@dataclass(slots=True)
+class TcpConversation:
+    """One connection found in a capture: every captured segment on its 4-tuple."""
+
+    client: Endpoint
+    server: Endpoint
+    segments: list[CapturedSegment] = field(default_factory=list)
+
+    def side(self, packet: CapturedSegment) -> Side:
+        return Side.CLIENT if packet.src == self.client else Side.SERVER
+
+    def isn(self, side: Side) -> SeqNum | None:
+        """The initial sequence number of ``side``: the seq of the first SYN it sent."""
+        for p in self.segments:
+            if self.side(p) is side and p.segment.flags & TcpFlags.SYN:
+                return p.segment.seq
+        return None
+
+
+def read_capture(path: str | Path) -> Capture:
+    """Every IPv4/TCP packet of a pcap file, parsed; anything else is counted and skipped.
+
+    Raises WireError if the file is not a pcap file or its link type is not one of
+    LINKTYPE_RAW (what userstack and tcpdump on a TUN write), Ethernet, or Linux
+    "cooked" (tcpdump -i any).
+    """
+    segments: list[CapturedSegment] = []
+    skipped = 0
+    with open(path, "rb") as f:
+        reader = PcapReader(f)
+        unframe = _UNFRAME.get(reader.linktype)
+        if unframe is None:
+            raise WireError(f"pcap link type {reader.linktype} is not supported")
+        for number, (time, frame) in enumerate(reader, start=1):
+            data = unframe(frame)
+            try:
+                if data is None:
+                    raise WireError("not IPv4")
+                ip, seg = parse_tcp_packet(data)
+            except WireError:
+                skipped += 1
+                continue
+            src, dst = Endpoint(ip.src, seg.src_port), Endpoint(ip.dst, seg.dst_port)
+            segments.append(CapturedSegment(number, time, src, dst, seg))
+    return Capture(segments, skipped)
+
+
+_ETHERTYPE_IPV4 = b"\x08\x00"
+_ETHERTYPE_VLAN = b"\x81\x00"
+
+
+def _trimmed(packet: bytes) -> bytes | None:
+    """An IPv4 packet cut to its total length (Ethernet pads short frames)."""
+    if len(packet) < 4 or packet[0] >> 4 != 4:
+        return None
+    return packet[: int.from_bytes(packet[2:4], "big")]
+
+
+def _ethernet(frame: bytes) -> bytes | None:
+    ethertype, offset = frame[12:14], 14
+    if ethertype == _ETHERTYPE_VLAN:  # one 802.1Q tag
+        ethertype, offset = frame[16:18], 18
+    return _trimmed(frame[offset:]) if ethertype == _ETHERTYPE_IPV4 else None
+
+
+def _linux_sll(frame: bytes) -> bytes | None:  # 16-byte header, protocol last
+    return _trimmed(frame[16:]) if frame[14:16] == _ETHERTYPE_IPV4 else None
+
+
+def _linux_sll2(frame: bytes) -> bytes | None:  # 20-byte header, protocol first
+    return _trimmed(frame[20:]) if frame[0:2] == _ETHERTYPE_IPV4 else None
+
+
+_UNFRAME: dict[int, Callable[[bytes], bytes | None]] = {
+    LINKTYPE_RAW: bytes,
+    1: _ethernet,  # LINKTYPE_ETHERNET
+    113: _linux_sll,  # LINKTYPE_LINUX_SLL
+    276: _linux_sll2,  # LINKTYPE_LINUX_SLL2
+}
+
+
+def find_connections(segments: Iterable[CapturedSegment]) -> list[TcpConversation]:
+    """The TCP connections in a capture, in order of their first SYN."""
+    found: list[TcpConversation] = []
+    current: dict[frozenset[Endpoint], TcpConversation] = {}
+    for p in segments:
+        key = frozenset((p.src, p.dst))
+        conv = current.get(key)
+        flags = p.segment.flags
+        opens = flags & TcpFlags.SYN and not flags & TcpFlags.ACK
+        if opens and (conv is None or _reuses(conv, p)):
+            conv = TcpConversation(client=p.src, server=p.dst)
+            current[key] = conv
+            found.append(conv)
+        if conv is not None:
+            conv.segments.append(p)
+    return found
+
+
+def _reuses(conv: TcpConversation, syn: CapturedSegment) -> bool:
+    """A SYN from the same client with a new ISN: the 4-tuple's next incarnation."""
+    return syn.src == conv.client and syn.segment.seq != conv.segments[0].segment.seq
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """What the capture says about each segment of a conversation (by index)."""
+
+    retransmitted: frozenset[int]
+    lost: frozenset[int]
+
+
+def classify(conv: TcpConversation) -> Delivery:
+    """Mark retransmissions and presumed losses (see the module docstring for the rules)."""
+    retransmitted: set[int] = set()
+    lost: set[int] = set()
+    highest: dict[Side, SeqNum] = {}
+    unacked: dict[Side, list[tuple[int, SeqNum, SeqNum]]] = {Side.CLIENT: [], Side.SERVER: []}
+    for i, p in enumerate(conv.segments):
+        side, seg = conv.side(p), p.segment
+        if seg.flags & TcpFlags.ACK:  # cumulative: everything of the other side ending at or below
+            peer = unacked[side.other]
+            peer[:] = [t for t in peer if t[2] > seg.ack]
+        if not seg.seg_len:
+            continue
+        start, end = seg.seq, seg.seq + seg.seg_len
+        top = highest.get(side)
+        if top is not None and start < top:
+            retransmitted.add(i)
+            mine = unacked[side]
+            lost.update(j for j, s, e in mine if s < end and start < e)
+            mine[:] = [t for t in mine if not (t[1] < end and start < t[2])]
+        unacked[side].append((i, start, end))
+        if top is None or end > top:
+            highest[side] = end
+    return Delivery(frozenset(retransmitted), frozenset(lost))
+
+
+class Anchor(Enum):
+    """Where on its time line a state change belongs."""
+
+    BEFORE = "before"  # before the first segment (the OPEN)
+    SENT = "sent"  # as the endpoint sent segment ``index`` (a user call just before it)
+    ARRIVED = "arrived"  # as segment ``index`` arrived at the endpoint
+    AFTER = "after"  # after the last segment (TIME-WAIT's 2*MSL ran out)
+
+
+@dataclass(frozen=True, slots=True)
+class StateMark:
+    side: Side
+    state: State
+    anchor: Anchor
+    index: int  # into TcpConversation.segments; -1 for BEFORE / AFTER
+
+
+@dataclass(slots=True)
+class Replay:
+    marks: list[StateMark]
+    notes: list[str]
+
+
+# Timers far enough out never to fire during a replay; the capture shows what really
+# happened on timeouts. Buffers big enough never to limit what the capture shows.
+_FAR = 1e9
+REPLAY_CONFIG = TcpConfig(
+    recv_buffer=1 << 30,
+    send_buffer=1 << 30,
+    rto_initial=_FAR,
+    rto_min=_FAR,
+    rto_max=_FAR,
+    delayed_ack=0.0,
+    nagle=False,
+    persist_min=_FAR,
+    keepalive=None,
+)
+
+
+class _Endpoint:
+    """One side's replayed Connection and the state marks it produced."""
+
+    def __init__(self, side: Side, conv: TcpConversation, out: Replay) -> None:
+        self.side = side
+        self.name = side.value
+        self.conv = conv
+        self.out = out
+        self.conn: Connection | None = None
+        self.state: State | None = None
+        self.sent_fin = False
+        self.sent_to: SeqNum | None = None  # highest sequence number this side has sent
+        self.lag_noted = False
+
+    def start(self, conn: Connection, anchor: Anchor, index: int) -> None:
+        self.conn = conn
+        self._mark(conn.state, anchor, index)
+        self._drain(anchor, index)
+
+    def _mark(self, state: State, anchor: Anchor, index: int) -> None:
+        if state is not self.state:
+            self.state = state
+            self.out.marks.append(StateMark(self.side, state, anchor, index))
+
+    def _drain(self, anchor: Anchor, index: int) -> bool:
+        """Record its state changes; True if it queued an RST of its own accord."""
+        assert self.conn is not None
+        for ev in self.conn.take_events():
+            if isinstance(ev, StateChanged):
+                self._mark(ev.new, anchor, index)
+        return any(s.flags & TcpFlags.RST for s in self.conn.take_outgoing())
+
+    def _fail(self, p: CapturedSegment, what: str, e: Exception) -> None:
+        self.out.notes.append(
+            f"replay of the {self.name} stopped at packet #{p.number} ({what}): {e}"
+        )
+        self.conn = None
+
+    def sending(self, index: int, p: CapturedSegment) -> None:
+        """This side sent ``p``: replay the user calls that must have come before it."""
+        if self.conn is None:
+            return
+        seg = p.segment
+        new_data = seg.payload
+        if self.sent_to is not None and seg.payload:
+            already = self.sent_to - seg.seq  # bytes of this payload sent before
+            new_data = seg.payload[max(already, 0) :]
+        try:
+            if new_data:
+                self.conn.send(new_data, p.time)
+            if seg.flags & TcpFlags.FIN and not self.sent_fin:
+                self.sent_fin = True
+                self.conn.close(p.time)
+            own_rst = self._drain(Anchor.SENT, index)
+            if seg.flags & TcpFlags.RST and not own_rst and self.conn.state is not State.CLOSED:
+                self.conn.abort(p.time)
+                self._drain(Anchor.SENT, index)
+        except Exception as e:  # a diverged replay must never stop the drawing
+            self._fail(p, "sending", e)
+            return
+        end = seg.seq + seg.seg_len
+        if seg.seg_len and (self.sent_to is None or end > self.sent_to):
+            self.sent_to = end
+        self._check_lag(p)
+
+    def _check_lag(self, p: CapturedSegment) -> None:
+        assert self.conn is not None
+        if self.lag_noted or self.conn.state is State.CLOSED or self.sent_to is None:
+            return
+        snd_nxt = SeqNum(self.conn.info(p.time).snd_nxt)
+        if snd_nxt < self.sent_to:
+            self.lag_noted = True
+            self.out.notes.append(
+                f"at packet #{p.number} the replayed {self.name} had sent less than the "
+                f"capture shows (its congestion window or timers differ); later "
+                f"{self.name} states may be off"
+            )
+
+    def arriving(self, index: int, p: CapturedSegment) -> None:
+        """The other side's segment ``p`` arrives here."""
+        if self.conn is None:
+            return
+        try:
+            self.conn.on_segment(p.segment, p.time)
+            while self.conn.readable:
+                self.conn.receive(self.conn.readable, p.time)
+            self._drain(Anchor.ARRIVED, index)
+        except Exception as e:  # a diverged replay must never stop the drawing
+            self._fail(p, "receiving", e)
+
+    def finish(self) -> None:
+        """If it ended in TIME-WAIT, let 2*MSL pass (RFC 9293 3.10.8) and show it CLOSED."""
+        if self.conn is None or self.conn.state is not State.TIME_WAIT:
+            return
+        deadline = self.conn.next_deadline()
+        if deadline is None:
+            return
+        try:
+            self.conn.on_timer(deadline)
+            self._drain(Anchor.AFTER, -1)
+        except Exception as e:  # a diverged replay must never stop the drawing
+            self.out.notes.append(f"replay of the {self.name} failed at 2*MSL: {e}")
+
+
+def replay(
+    conv: TcpConversation, delivery: Delivery, config: TcpConfig = REPLAY_CONFIG
+) -> Replay:
+    """Derive each endpoint's RFC 9293 states by replaying ``conv`` (see the module docstring)."""
+    out = Replay([], [])
+    if not conv.segments:
+        return out
+    ends = {side: _Endpoint(side, conv, out) for side in Side}
+    client, server = ends[Side.CLIENT], ends[Side.SERVER]
+    first = conv.segments[0]
+    client.start(
+        Connection.open_active(
+            conv.client, conv.server, iss=first.segment.seq, now=first.time, config=config
+        ),
+        Anchor.BEFORE,
+        -1,
+    )
+    waiting: list[int] = []  # client segments that reached the server before it first answered
+    server_seen = False
+    for i, p in enumerate(conv.segments):
+        side = conv.side(p)
+        if side is Side.SERVER and not server_seen:
+            server_seen = True
+            _open_server(server, conv, p, config, waiting)
+        ends[side].sending(i, p)
+        if i in delivery.lost:
+            continue
+        if side is Side.CLIENT and not server_seen:
+            waiting.append(i)
+        else:
+            ends[side.other].arriving(i, p)
+    if not server_seen:
+        out.notes.append("the server sent nothing: its states are unknown")
+    for end in ends.values():
+        end.finish()
+    return out
+
+
+def _open_server(
+    server: _Endpoint,
+    conv: TcpConversation,
+    first: CapturedSegment,
+    config: TcpConfig,
+    waiting: Sequence[int],
+) -> None:
+    """Open the server's replay once its first segment shows its ISN, then catch it up."""
+    seg = first.segment
+    if not seg.flags & TcpFlags.SYN:
+        what = "a reset" if seg.flags & TcpFlags.RST else "a segment without SYN"
+        server.out.notes.append(
+            f"the server answered with {what}: no listener (no TCB), shown CLOSED"
+        )
+        server.out.marks.append(StateMark(Side.SERVER, State.CLOSED, Anchor.BEFORE, -1))
+        return
+    start = conv.segments[waiting[0]].time if waiting else first.time
+    opener = Connection.open_passive if seg.flags & TcpFlags.ACK else Connection.open_active
+    server.start(
+        opener(conv.server, conv.client, iss=seg.seq, now=start, config=config), Anchor.BEFORE, -1
+    )
+    for i in waiting:
+        server.arriving(i, conv.segments[i])
+

@@ -15,6 +15,7 @@ from userstack.wire import (
     IPv4Flags,
     IPv4Packet,
     SeqNum,
+    TcpFlags,
     TcpOptions,
     TcpSegment,
     build_icmp_packet,
@@ -152,6 +153,15 @@ def test_dpkt_decodes_ipv4_headers_identically(packet: IPv4Packet) -> None:
         False,
     )
     assert dpkt.in_cksum(raw[: 20 + len(packet.options)]) == 0
+
+
+def test_parse_accepts_memoryview_and_bytearray() -> None:
+    seg = TcpSegment(1, 2, SeqNum(3), SeqNum(4), TcpFlags.ACK, 5, TcpOptions(mss=1400), b"xyz")
+    src, dst = IPv4Address("192.0.2.1"), IPv4Address("192.0.2.2")
+    raw = build_tcp_packet(src, dst, seg)
+    for view in (memoryview(raw), bytearray(raw)):
+        ip, parsed = parse_tcp_packet(view)
+        assert parsed == seg and type(parsed.payload) is bytes and type(ip.payload) is bytes
 
 
 def test_echo_reply() -> None:

@@ -40,7 +40,12 @@ class SeqNum:
         return NotImplemented
 
     def distance(self, other: SeqNum) -> int:
-        """Signed distance self - other, in (-2**31, 2**31]."""
+        """Signed distance self - other, in [-2**31, 2**31).
+
+        Exactly half the space apart is ambiguous (RFC 1982 3.2 leaves it undefined):
+        both distances are then -2**31, so each number compares as "before" the other.
+        A TCP window is at most 2**30 (RFC 7323 2.3), so the core never gets there.
+        """
         d = (self.value - other.value) % MODULUS
         return d - MODULUS if d >= _HALF else d
 

@@ -1,0 +1,72 @@
+"""Hand-driving a sans-I/O Stack: craft the peer's packets, decode the stack's answers."""
+
+from __future__ import annotations
+
+from ipaddress import IPv4Address
+
+from userstack.stack import Stack
+from userstack.tcp.config import TcpConfig
+from userstack.wire.packet import build_tcp_packet, parse_tcp_packet
+from userstack.wire.seq import SeqNum
+from userstack.wire.tcp import TcpFlags, TcpOptions, TcpSegment
+
+US = IPv4Address("10.0.0.2")
+PEER = IPv4Address("10.0.0.1")
+KEY = bytes(range(16))
+
+SYN, ACK, RST, FIN, PSH = TcpFlags.SYN, TcpFlags.ACK, TcpFlags.RST, TcpFlags.FIN, TcpFlags.PSH
+
+
+def make_stack(address: IPv4Address = US, **config: object) -> Stack:
+    return Stack(address, key=KEY, config=TcpConfig(**config))  # type: ignore[arg-type]
+
+
+def seg(
+    sport: int,
+    dport: int,
+    flags: TcpFlags,
+    *,
+    seq: int = 0,
+    ack: int = 0,
+    window: int = 65535,
+    payload: bytes = b"",
+    options: TcpOptions | None = None,
+) -> TcpSegment:
+    return TcpSegment(
+        sport,
+        dport,
+        SeqNum(seq),
+        SeqNum(ack),
+        flags,
+        window,
+        options or TcpOptions(),
+        payload,
+    )
+
+
+def packet(segment: TcpSegment, src: IPv4Address = PEER, dst: IPv4Address = US) -> bytes:
+    return build_tcp_packet(src, dst, segment)
+
+
+def replies(stack: Stack, src: IPv4Address = US) -> list[TcpSegment]:
+    """Every packet the stack queued, decoded as TCP (asserting the addresses)."""
+    out = []
+    for raw in stack.take_packets():
+        ip, segment = parse_tcp_packet(raw)
+        assert ip.src == src
+        out.append(segment)
+    return out
+
+
+def shuttle(a: Stack, b: Stack, now: float) -> int:
+    """Move every queued packet between two stacks until both are quiet."""
+    moved = 0
+    while True:
+        pa, pb = a.take_packets(), b.take_packets()
+        if not pa and not pb:
+            return moved
+        for p in pa:
+            b.receive_packet(p, now)
+        for p in pb:
+            a.receive_packet(p, now)
+        moved += len(pa) + len(pb)

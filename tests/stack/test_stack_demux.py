@@ -1,0 +1,311 @@
+"""The sans-I/O Stack: RST for strays, ICMP echo, drops, listeners, ports, demux (no trio)."""
+
+from __future__ import annotations
+
+from ipaddress import IPv4Address
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from stack_helpers import (
+    ACK,
+    FIN,
+    KEY,
+    PEER,
+    PSH,
+    RST,
+    SYN,
+    US,
+    make_stack,
+    packet,
+    replies,
+    seg,
+    shuttle,
+)
+
+from userstack.stack import Stack
+from userstack.stack.ports import EPHEMERAL_HIGH, EPHEMERAL_LOW
+from userstack.tcp.events import Closed, DataReadable, Error
+from userstack.tcp.state import State
+from userstack.wire.addr import Endpoint
+from userstack.wire.icmp import IcmpEcho, IcmpType
+from userstack.wire.ipv4 import IPv4Packet, ipv4_header
+from userstack.wire.packet import build_icmp_packet, parse_icmp_packet
+from userstack.wire.seq import SeqNum
+
+# ---- RFC 9293 3.10.7.1: segments for no connection --------------------------------------
+
+
+def test_syn_to_closed_port_gets_rst_ack() -> None:
+    stack = make_stack()
+    stack.receive_packet(packet(seg(40000, 80, SYN, seq=1000)), 0.0)
+    # <SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK>: SEG.LEN counts the SYN
+    assert replies(stack) == [seg(80, 40000, RST | ACK, seq=0, ack=1001, window=0)]
+    assert stack.counters.rst_sent == 1
+
+
+def test_data_and_fin_without_ack_count_in_seg_len() -> None:
+    stack = make_stack()
+    stack.receive_packet(packet(seg(40000, 80, FIN | PSH, seq=2**32 - 2, payload=b"abc")), 0.0)
+    assert replies(stack) == [seg(80, 40000, RST | ACK, seq=0, ack=2, window=0)]  # wraps
+
+
+def test_ack_to_closed_port_gets_rst_from_its_ack() -> None:
+    stack = make_stack()
+    stack.receive_packet(packet(seg(40000, 80, ACK | PSH, seq=7, ack=5000, payload=b"x")), 0.0)
+    assert replies(stack) == [seg(80, 40000, RST, seq=5000, ack=0, window=0)]
+
+
+def test_no_rst_for_rst() -> None:
+    stack = make_stack()
+    stack.receive_packet(packet(seg(40000, 80, RST, seq=7)), 0.0)
+    stack.receive_packet(packet(seg(40000, 80, RST | ACK, seq=7, ack=9)), 0.0)
+    assert stack.take_packets() == []
+    assert stack.counters.rst_ignored == 2 and stack.counters.rst_sent == 0
+
+
+# ---- ICMP, malformed, not for us ---------------------------------------------------------
+
+
+def test_icmp_echo_request_is_answered() -> None:
+    stack = make_stack()
+    request = IcmpEcho(IcmpType.ECHO_REQUEST, 0x1234, 7, b"ping payload")
+    stack.receive_packet(build_icmp_packet(PEER, US, request), 0.0)
+    [raw] = stack.take_packets()
+    ip, reply = parse_icmp_packet(raw)
+    assert (ip.src, ip.dst) == (US, PEER)
+    assert reply == IcmpEcho(IcmpType.ECHO_REPLY, 0x1234, 7, b"ping payload")
+    assert stack.counters.icmp_echo_replies == 1
+
+
+def test_icmp_echo_reply_is_dropped() -> None:
+    stack = make_stack()
+    stack.receive_packet(build_icmp_packet(PEER, US, IcmpEcho(IcmpType.ECHO_REPLY, 1, 1)), 0.0)
+    assert stack.take_packets() == [] and stack.counters.icmp_ignored == 1
+
+
+_ECHO = build_icmp_packet(PEER, US, IcmpEcho(IcmpType.ECHO_REQUEST, 1, 1, b"abcd"))
+_SYN_TCP = packet(seg(1, 80, SYN))[20:]
+
+
+def _corrupt_tcp_checksum(raw: bytes) -> bytes:
+    return raw[:36] + bytes([raw[36] ^ 0xFF]) + raw[37:]  # IPv4 20 + TCP checksum at 16
+
+
+@pytest.mark.parametrize(
+    ("raw", "counter"),
+    [
+        (b"", "malformed"),
+        (b"\x45" + b"\x00" * 10, "malformed"),
+        (packet(seg(1, 80, SYN))[:-1], "malformed"),  # total length disagrees
+        (_corrupt_tcp_checksum(packet(seg(1, 80, SYN))), "malformed"),
+        (_ECHO[:-2] + b"zz", "malformed"),  # bad ICMP checksum
+        (ipv4_header(PEER, US, 17, 8) + bytes(8), "unsupported_protocol"),  # UDP
+        (packet(seg(1, 80, SYN), dst=IPv4Address("10.0.0.3")), "not_for_us"),
+        (IPv4Packet(PEER, US, 6, _SYN_TCP, fragment_offset=1).build(), "malformed"),
+    ],
+)
+def test_bad_packets_are_dropped_and_counted(raw: bytes, counter: str) -> None:
+    stack = make_stack()
+    stack.receive_packet(raw, 0.0)
+    assert stack.take_packets() == []
+    counts = stack.counters.as_dict()
+    assert counts[counter] == 1
+    assert sum(counts.values()) == 2  # packets_in and the one drop counter
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=80), st.integers(0, 60))
+def test_no_bytes_raise_out_of_receive(junk: bytes, cut: int) -> None:
+    stack = make_stack()
+    stack.listen(80, 4)
+    base = packet(seg(40000, 80, SYN, seq=5))
+    stack.receive_packet(junk, 0.0)
+    stack.receive_packet(base[:cut] + junk, 0.0)  # a valid-looking header, garbage after
+    stack.take_packets()
+
+
+# ---- listeners ---------------------------------------------------------------------------
+
+
+def _handshake(stack: Stack, sport: int, iss: int = 1000, port: int = 80) -> None:
+    stack.receive_packet(packet(seg(sport, port, SYN, seq=iss)), 0.0)
+    [synack] = replies(stack)
+    assert synack.flags == SYN | ACK and synack.ack == SeqNum(iss + 1)
+    stack.receive_packet(packet(seg(sport, port, ACK, seq=iss + 1, ack=int(synack.seq) + 1)), 0.0)
+    assert replies(stack) == []
+
+
+def test_listener_completes_a_handshake_and_accepts() -> None:
+    stack = make_stack()
+    stack.listen(80, 8)
+    assert stack.accept(80) is None
+    _handshake(stack, 40000)
+    assert stack.take_accept_ready() == {80}
+    conn = stack.accept(80)
+    assert conn is not None and conn.state is State.ESTABLISHED
+    assert conn.remote == Endpoint(PEER, 40000) and conn.local == Endpoint(US, 80)
+    assert stack.accept(80) is None
+
+
+def test_listener_backlog_bounds_half_open_and_accept_queue() -> None:
+    stack = make_stack()
+    stack.listen(80, 2)
+    for sport in (1, 2, 3):
+        stack.receive_packet(packet(seg(sport, 80, SYN, seq=100)), 0.0)
+    assert [s.dst_port for s in replies(stack)] == [1, 2]  # the third SYN is dropped, no RST
+    assert stack.counters.syn_backlog_drops == 1
+    rows = stack.connections(0.0)
+    assert sorted(r.state.value for r in rows) == ["LISTEN", "SYN-RECEIVED", "SYN-RECEIVED"]
+
+    stack2 = make_stack()
+    stack2.listen(80, 2)
+    _handshake(stack2, 1)
+    _handshake(stack2, 2)
+    stack2.receive_packet(packet(seg(3, 80, SYN, seq=100)), 0.0)  # accept queue full
+    assert replies(stack2) == [] and stack2.counters.syn_backlog_drops == 2 - 1
+    assert stack2.accept(80) is not None  # room again
+    stack2.receive_packet(packet(seg(3, 80, SYN, seq=100)), 0.0)
+    assert [s.flags for s in replies(stack2)] == [SYN | ACK]
+
+
+def test_listen_row_and_rst_to_listener() -> None:
+    stack = make_stack()
+    stack.listen(80, 5)
+    [row] = stack.connections(0.0)
+    assert row.state is State.LISTEN
+    assert row.local == Endpoint(US, 80) and row.remote == Endpoint(IPv4Address(0), 0)
+    assert (row.recv_q, row.send_q) == (0, 5)
+    # LISTEN (RFC 9293 3.10.7.2): an ACK gets <SEQ=SEG.ACK><CTL=RST>; an RST is ignored.
+    stack.receive_packet(packet(seg(5, 80, ACK, seq=1, ack=77)), 0.0)
+    stack.receive_packet(packet(seg(5, 80, RST, seq=1)), 0.0)
+    assert replies(stack) == [seg(80, 5, RST, seq=77, window=0)]
+    assert len(stack.connections(0.0)) == 1  # the passive TCBs went back to LISTEN: discarded
+
+
+def test_rst_in_syn_received_discards_the_tcb() -> None:
+    stack = make_stack()
+    stack.listen(80, 1)
+    stack.receive_packet(packet(seg(9, 80, SYN, seq=100)), 0.0)
+    [synack] = replies(stack)
+    stack.receive_packet(packet(seg(9, 80, RST, seq=101)), 0.0)
+    assert [r.state for r in stack.connections(0.0)] == [State.LISTEN]
+    stack.receive_packet(packet(seg(10, 80, SYN, seq=100)), 0.0)  # backlog slot is free again
+    assert [s.flags for s in replies(stack)] == [SYN | ACK]
+    assert synack.dst_port == 9
+
+
+def test_unlisten_resets_unaccepted_connections() -> None:
+    stack = make_stack()
+    stack.listen(80, 4)
+    _handshake(stack, 1)
+    stack.receive_packet(packet(seg(2, 80, SYN, seq=100)), 0.0)
+    replies(stack)
+    stack.unlisten(80, 0.0)
+    assert sorted(s.dst_port for s in replies(stack) if s.flags & RST) == [1, 2]
+    assert stack.connections(0.0) == []
+    stack.receive_packet(packet(seg(3, 80, SYN, seq=1)), 0.0)
+    assert [s.flags for s in replies(stack)] == [RST | ACK]  # closed port now
+
+
+def test_listen_port_in_use_and_port_zero() -> None:
+    stack = make_stack()
+    stack.listen(80, 1)
+    with pytest.raises(OSError, match="already listening"):
+        stack.listen(80, 1)
+    port = stack.listen(0, 1)
+    assert EPHEMERAL_LOW <= port <= EPHEMERAL_HIGH
+    assert sorted(stack.listening_ports) == sorted([80, port])
+
+
+# ---- active opens, ports, demux ----------------------------------------------------------
+
+
+def test_ephemeral_ports_are_distinct_and_in_range() -> None:
+    stack = make_stack()
+    remote = Endpoint(PEER, 80)
+    ports = [stack.connect(remote, 0.0).local.port for _ in range(200)]
+    assert len(set(ports)) == 200
+    assert all(EPHEMERAL_LOW <= p <= EPHEMERAL_HIGH for p in ports)
+    # RFC 6056 Algorithm 3: keyed, so another key starts elsewhere; same key, same sequence
+    again = Stack(US, key=KEY)
+    assert [again.connect(remote, 0.0).local.port for _ in range(5)] == ports[:5]
+    other = Stack(US, key=b"another key")
+    assert [other.connect(remote, 0.0).local.port for _ in range(5)] != ports[:5]
+
+
+def test_ports_run_out_with_a_clear_error() -> None:
+    stack = Stack(US, key=KEY, ephemeral_ports=(50000, 50002))
+    remote = Endpoint(PEER, 80)
+    assert len({stack.connect(remote, 0.0).local.port for _ in range(3)}) == 3
+    with pytest.raises(OSError, match="no free ephemeral port"):
+        stack.connect(remote, 0.0)
+    stack.connect(Endpoint(PEER, 81), 0.0)  # another remote: the same ports are fine
+
+
+def test_two_stacks_demux_two_connections() -> None:
+    server, client = make_stack(), make_stack(address=PEER)
+    server.listen(80, 4)
+    c1 = client.connect(Endpoint(US, 80), 0.0)
+    c2 = client.connect(Endpoint(US, 80), 0.0)
+    shuttle(client, server, 0.0)
+    s1, s2 = server.accept(80), server.accept(80)
+    assert s1 is not None and s2 is not None
+    by_port = {s1.remote.port: s1, s2.remote.port: s2}
+    client.send(c1, b"one", 0.0)
+    client.send(c2, b"two", 0.0)
+    shuttle(client, server, 0.0)
+    assert server.receive(by_port[c1.local.port], 100, 0.0) == b"one"
+    assert server.receive(by_port[c2.local.port], 100, 0.0) == b"two"
+    events = server.take_events()
+    readable = {id(c) for c, evs in events if any(type(e) is DataReadable for e in evs)}
+    assert readable == {id(s1), id(s2)}
+
+
+def test_time_wait_stays_for_2msl_then_is_removed() -> None:
+    server, client = make_stack(msl=1.0), make_stack(address=PEER, msl=1.0)
+    server.listen(80, 1)
+    conn = client.connect(Endpoint(US, 80), 0.0)
+    shuttle(client, server, 0.0)
+    peer = server.accept(80)
+    assert peer is not None
+    client.close(conn, 0.0)
+    shuttle(client, server, 0.0)
+    server.close(peer, 0.0)
+    shuttle(client, server, 0.0)
+    assert [r.state for r in client.connections(0.0)] == [State.TIME_WAIT]
+    assert [r.state for r in server.connections(0.0)] == [State.LISTEN]
+    assert client.next_deadline() == pytest.approx(2.0)
+    client.on_timer(1.999)
+    assert [r.state for r in client.connections(1.999)] == [State.TIME_WAIT]
+    client.on_timer(2.0)
+    assert client.connections(2.0) == []
+    assert client.next_deadline() is None
+    assert any(type(e) is Closed for _, evs in client.take_events() for e in evs)
+
+
+def test_a_bug_in_one_connection_does_not_hurt_the_others(monkeypatch: pytest.MonkeyPatch) -> None:
+    server, client = make_stack(), make_stack(address=PEER)
+    server.listen(80, 4)
+    c1 = client.connect(Endpoint(US, 80), 0.0)
+    c2 = client.connect(Endpoint(US, 80), 0.0)
+    shuttle(client, server, 0.0)
+    s1, s2 = server.accept(80), server.accept(80)
+    assert s1 is not None and s2 is not None
+    server.take_events()
+
+    def explode(*args: object) -> None:
+        raise ZeroDivisionError("bug")
+
+    broken = s1 if s1.remote.port == c1.local.port else s2
+    monkeypatch.setattr(broken, "on_segment", explode)
+    client.send(c1, b"one", 0.0)
+    client.send(c2, b"two", 0.0)
+    shuttle(client, server, 0.0)
+    assert server.counters.connection_bugs == 1
+    healthy = s2 if broken is s1 else s1
+    assert server.receive(healthy, 10, 0.0) == b"two"
+    assert [r.state for r in server.connections(0.0)] == [State.LISTEN, State.ESTABLISHED]
+    events = {id(c): evs for c, evs in server.take_events()}
+    assert any(type(e) is Error for e in events[id(broken)])
+    assert c1.state is State.CLOSED  # the aborted connection's RST reached the client

@@ -1,0 +1,29 @@
+"""What the stack drops, answers and survives, counted by name.
+
+Anything a peer sends that the stack cannot use is dropped and counted here, never
+raised: the counters are how a reader of `userstack ss` or a test sees that it happened.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+
+@dataclass(slots=True)
+class StackCounters:
+    packets_in: int = 0  # every packet handed to receive_packet()
+    packets_out: int = 0  # every packet handed out by take_packets()
+    malformed: int = 0  # WireError: bad IPv4/TCP/ICMP header, checksum, length, fragment
+    not_for_us: int = 0  # IPv4 destination is not our address
+    unsupported_protocol: int = 0  # IPv4 payload is neither TCP nor ICMP
+    icmp_echo_replies: int = 0  # echo requests answered (RFC 792, RFC 1122 3.2.2.6)
+    icmp_ignored: int = 0  # echo replies (we never ping) are dropped
+    rst_sent: int = 0  # RSTs for segments no connection owns (RFC 9293 3.10.7.1)
+    rst_ignored: int = 0  # RSTs that arrived for no connection: dropped, never answered
+    syn_backlog_drops: int = 0  # SYNs dropped because the listener's backlog was full
+    listener_resets: int = 0  # embryonic / unaccepted connections reset when a listener closed
+    orphan_aborts: int = 0  # data arrived for a connection the application had closed: RST
+    connection_bugs: int = 0  # an exception escaped one connection's processing: it was aborted
+
+    def as_dict(self) -> dict[str, int]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}

@@ -1,0 +1,407 @@
+"""The host: IPv4 packets in, IPv4 packets out, TCP connections in between (sans-I/O).
+
+The Stack owns one local IPv4 address. It parses every arriving packet, hands TCP
+segments to the connection their 4-tuple names (or to a listener, or answers them
+with RST), answers ICMP echo requests, and turns what the connections want to send
+into IPv4 packets. It never reads a clock and never blocks: time comes in as `now`,
+packets leave through `take_packets()`, and what happened to each connection leaves
+through `take_events()` for the layer that wakes the application.
+
+A peer can send anything; nothing it sends raises out of `receive_packet()`. Bad
+packets are dropped and counted (`counters`), and an exception inside one
+connection's processing aborts that connection alone (also counted).
+"""
+
+from __future__ import annotations
+
+import errno
+import heapq
+import itertools
+from ipaddress import IPv4Address
+
+from ..tcp.config import TcpConfig
+from ..tcp.connection import Connection
+from ..tcp.events import Closed, Connected, DataReadable, Error, ErrorReason, Event
+from ..tcp.info import TcbInfo
+from ..tcp.isn import IsnGenerator
+from ..tcp.state import State
+from ..wire.addr import Endpoint
+from ..wire.errors import WireError
+from ..wire.icmp import IcmpEcho, IcmpType
+from ..wire.ipv4 import IPPROTO_ICMP, IPPROTO_TCP, IPv4Packet
+from ..wire.packet import build_icmp_packet, build_tcp_packet
+from ..wire.seq import SeqNum
+from ..wire.tcp import TcpFlags, TcpSegment
+from .counters import StackCounters
+from .listener import DemuxKey, Listener
+from .ports import EphemeralPorts
+
+_SYN, _ACK, _RST = TcpFlags.SYN, TcpFlags.ACK, TcpFlags.RST
+_ZERO = SeqNum(0)
+_GONE = (State.CLOSED, State.LISTEN)  # a TCB in either is removed from the demux table
+
+ConnectionEvents = tuple[Connection, list[Event]]
+
+
+class Stack:
+    """Demultiplexes segments to connections; see the module docstring."""
+
+    def __init__(
+        self,
+        address: IPv4Address | str,
+        *,
+        key: bytes,
+        config: TcpConfig | None = None,
+        ephemeral_ports: tuple[int, int] | None = None,
+    ) -> None:
+        """`key` is the secret behind ISNs (RFC 6528) and ephemeral ports (RFC 6056)."""
+        self.address = IPv4Address(address)
+        self.config = config or TcpConfig()
+        self.counters = StackCounters()
+        self._isn = IsnGenerator(key)
+        self._ports = EphemeralPorts(key, *(ephemeral_ports or ()))
+        self._conns: dict[DemuxKey, Connection] = {}
+        self._listeners: dict[int, Listener] = {}
+        self._half_open: dict[DemuxKey, Listener] = {}  # SYN-RECEIVED TCBs of listeners
+        self._orphans: set[DemuxKey] = set()  # the application closed and forgot these
+        self._packets: list[bytes] = []
+        self._events: list[ConnectionEvents] = []
+        self._accept_ready: set[int] = set()
+        # Timers: a heap of (deadline, tiebreak, key) with lazy deletion; `_deadlines`
+        # holds each connection's current deadline, and heap entries that disagree are stale.
+        self._timers: list[tuple[float, int, DemuxKey]] = []
+        self._deadlines: dict[DemuxKey, float] = {}
+        self._tiebreak = itertools.count()
+
+    # ---- packets in ----------------------------------------------------------------
+
+    def receive_packet(self, data: bytes, now: float) -> None:
+        """One IPv4 packet from the link. Never raises for anything the peer sent."""
+        counters = self.counters
+        counters.packets_in += 1
+        try:
+            ip = IPv4Packet.parse(data)
+            if ip.dst != self.address:
+                counters.not_for_us += 1
+                return
+            if ip.protocol == IPPROTO_TCP:
+                seg = TcpSegment.parse(ip.payload, ip.src, ip.dst)
+            elif ip.protocol == IPPROTO_ICMP:
+                self._icmp_arrives(ip.src, IcmpEcho.parse(ip.payload))
+                return
+            else:
+                counters.unsupported_protocol += 1
+                return
+        except WireError:
+            counters.malformed += 1
+            return
+        self._segment_arrives(ip.src, seg, now)
+
+    def _icmp_arrives(self, src: IPv4Address, echo: IcmpEcho) -> None:
+        if echo.type is IcmpType.ECHO_REQUEST:  # RFC 1122 3.2.2.6: MUST answer
+            self.counters.icmp_echo_replies += 1
+            self._packets.append(build_icmp_packet(self.address, src, echo.reply()))
+        else:
+            self.counters.icmp_ignored += 1
+
+    def _segment_arrives(self, src: IPv4Address, seg: TcpSegment, now: float) -> None:
+        key = (src, seg.src_port, seg.dst_port)
+        conn = self._conns.get(key)
+        if conn is not None:
+            self._drive_segment(key, conn, seg, now)
+            return
+        listener = self._listeners.get(seg.dst_port)
+        if listener is not None:
+            self._listen_segment(listener, key, seg, now)
+            return
+        self._reset_for_closed(src, seg)
+
+    def _reset_for_closed(self, src: IPv4Address, seg: TcpSegment) -> None:
+        """RFC 9293 3.10.7.1: a segment for a connection that does not exist (CLOSED)."""
+        flags = seg.flags
+        if flags & _RST:  # "An incoming segment containing a RST is discarded."
+            self.counters.rst_ignored += 1
+            return
+        if flags & _ACK:  # <SEQ=SEG.ACK><CTL=RST>
+            rst = TcpSegment(seg.dst_port, seg.src_port, seg.ack, _ZERO, _RST, 0)
+        else:  # <SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK>
+            ack = seg.seq + seg.seg_len
+            rst = TcpSegment(seg.dst_port, seg.src_port, _ZERO, ack, _RST | _ACK, 0)
+        self.counters.rst_sent += 1
+        self._packets.append(build_tcp_packet(self.address, src, rst))
+
+    def _listen_segment(
+        self, listener: Listener, key: DemuxKey, seg: TcpSegment, now: float
+    ) -> None:
+        """A segment for a listening port and no TCB: a fully specified passive OPEN
+        takes it through the LISTEN rules of RFC 9293 3.10.7.2 (RST ignored, ACK
+        answered with RST, SYN -> SYN-RECEIVED). A TCB left in LISTEN is discarded."""
+        if seg.flags & (_SYN | _ACK | _RST) == _SYN and listener.full:
+            self.counters.syn_backlog_drops += 1
+            return
+        remote = Endpoint(key[0], key[1])
+        conn = Connection.open_passive(
+            listener.local,
+            remote,
+            iss=self._isn.isn(listener.local, remote, now),
+            now=now,
+            config=listener.config,
+        )
+        self._conns[key] = conn
+        self._half_open[key] = listener
+        listener.half_open.add(key)
+        self._drive_segment(key, conn, seg, now)
+
+    # ---- driving connections, guarded ------------------------------------------------
+
+    def _drive_segment(self, key: DemuxKey, conn: Connection, seg: TcpSegment, now: float) -> None:
+        try:
+            conn.on_segment(seg, now)
+            self._collect(key, conn, now)
+        except Exception:  # a bug in one connection must not take the others down
+            self._contain(key, conn, now)
+
+    def _drive_timer(self, key: DemuxKey, conn: Connection, now: float) -> None:
+        try:
+            conn.on_timer(now)
+            self._collect(key, conn, now)
+        except Exception:
+            self._contain(key, conn, now)
+
+    def _contain(self, key: DemuxKey, conn: Connection, now: float) -> None:
+        """Abort a connection whose processing raised, and tell its owner it broke."""
+        self.counters.connection_bugs += 1
+        try:
+            conn.abort(now)
+            self._collect(key, conn, now)
+        except Exception:
+            self.counters.connection_bugs += 1
+        self._remove(key, conn)
+        self._events.append((conn, [Error(ErrorReason.CONNECTION_RESET), Closed()]))
+
+    def _collect(self, key: DemuxKey, conn: Connection, now: float) -> None:
+        """After any input to `conn`: its segments become packets, its events are
+        queued for the application layer, and its place in the tables is updated."""
+        out = conn.take_outgoing()
+        if out:
+            local, remote = self.address, key[0]
+            self._packets.extend(build_tcp_packet(local, remote, seg) for seg in out)
+        events = conn.take_events()
+        if events:
+            self._events.append((conn, events))
+            for event in events:
+                kind = type(event)
+                if kind is Connected:
+                    self._established(key, conn)
+                elif kind is DataReadable and key in self._orphans:
+                    self._orphan_data(key, conn, now)
+                    return
+        if conn.state in _GONE:
+            self._remove(key, conn)
+            return
+        deadline = conn.next_deadline()
+        if deadline != self._deadlines.get(key):
+            if deadline is None:
+                del self._deadlines[key]
+            else:
+                self._deadlines[key] = deadline
+                heapq.heappush(self._timers, (deadline, next(self._tiebreak), key))
+
+    def _established(self, key: DemuxKey, conn: Connection) -> None:
+        listener = self._half_open.pop(key, None)
+        if listener is not None:
+            listener.half_open.discard(key)
+            if self._listeners.get(listener.local.port) is listener:
+                listener.accept_queue.append(conn)
+                self._accept_ready.add(listener.local.port)
+
+    def _orphan_data(self, key: DemuxKey, conn: Connection, now: float) -> None:
+        """Data for a connection nobody will read: reset it, as Linux and BSD do
+        (RFC 9293 3.10.4 leaves a fully closed user's incoming data undefined)."""
+        self.counters.orphan_aborts += 1
+        conn.abort(now)
+        self._collect(key, conn, now)
+
+    def _remove(self, key: DemuxKey, conn: Connection) -> None:
+        if self._conns.get(key) is not conn:
+            return
+        del self._conns[key]
+        self._deadlines.pop(key, None)
+        self._orphans.discard(key)
+        listener = self._half_open.pop(key, None)
+        if listener is not None:
+            listener.half_open.discard(key)
+        else:
+            listener = self._listeners.get(key[2])
+            if listener is not None and conn in listener.accept_queue:
+                listener.accept_queue.remove(conn)
+
+    # ---- timers ----------------------------------------------------------------------
+
+    def next_deadline(self) -> float | None:
+        """The earliest time any connection needs on_timer(), or None."""
+        timers, deadlines = self._timers, self._deadlines
+        while timers:
+            deadline, _, key = timers[0]
+            if deadlines.get(key) == deadline:
+                return deadline
+            heapq.heappop(timers)
+        return None
+
+    def on_timer(self, now: float) -> None:
+        """Fire every connection timer due at `now`."""
+        timers, deadlines = self._timers, self._deadlines
+        due: list[DemuxKey] = []
+        while timers and timers[0][0] <= now:
+            deadline, _, key = heapq.heappop(timers)
+            if deadlines.get(key) == deadline:
+                del deadlines[key]
+                due.append(key)
+        for key in due:
+            conn = self._conns.get(key)
+            if conn is not None:
+                self._drive_timer(key, conn, now)
+
+    # ---- what leaves -----------------------------------------------------------------
+
+    def take_packets(self) -> list[bytes]:
+        """IPv4 packets to put on the link, in order."""
+        packets, self._packets = self._packets, []
+        self.counters.packets_out += len(packets)
+        return packets
+
+    def take_events(self) -> list[ConnectionEvents]:
+        """(connection, its new events) since the last call, in order."""
+        events, self._events = self._events, []
+        return events
+
+    def take_accept_ready(self) -> set[int]:
+        """Listening ports whose accept queue gained a connection since the last call."""
+        ready, self._accept_ready = self._accept_ready, set()
+        return ready
+
+    # ---- the user side: OPEN, listen, accept, SEND, RECEIVE, CLOSE, ABORT --------------
+
+    def connect(
+        self, remote: Endpoint, now: float, *, config: TcpConfig | None = None
+    ) -> Connection:
+        """Active OPEN (RFC 9293 3.10.1) from an ephemeral port (RFC 6056)."""
+        conns, listeners, rip, rport = self._conns, self._listeners, remote.ip, remote.port
+        port = self._ports.pick(
+            self.address,
+            remote,
+            lambda p: (rip, rport, p) not in conns and p not in listeners,
+        )
+        local = Endpoint(self.address, port)
+        conn = Connection.open_active(
+            local,
+            remote,
+            iss=self._isn.isn(local, remote, now),
+            now=now,
+            config=config or self.config,
+        )
+        key = (rip, rport, port)
+        conns[key] = conn
+        self._collect(key, conn, now)
+        return conn
+
+    def listen(self, port: int, backlog: int, *, config: TcpConfig | None = None) -> int:
+        """Passive OPEN on `port` (0: pick a free one); returns the port."""
+        if port == 0:
+            in_use = {key[2] for key in self._conns}
+            port = self._ports.pick(
+                self.address,
+                Endpoint(IPv4Address(0), 0),
+                lambda p: p not in self._listeners and p not in in_use,
+            )
+        elif not 0 < port < 65536:
+            raise ValueError(f"port out of range: {port}")
+        elif port in self._listeners:
+            raise OSError(errno.EADDRINUSE, f"{self.address}:{port} is already listening")
+        self._listeners[port] = Listener(
+            Endpoint(self.address, port), backlog, config or self.config
+        )
+        return port
+
+    def accept(self, port: int) -> Connection | None:
+        """The oldest ESTABLISHED connection not yet accepted on `port`, or None."""
+        queue = self._listeners[port].accept_queue
+        return queue.popleft() if queue else None
+
+    def unlisten(self, port: int, now: float) -> None:
+        """Close the listener; its embryonic and unaccepted connections are reset."""
+        listener = self._listeners.pop(port)
+        for key in list(listener.half_open):
+            self._reset_pending(key, now)
+        while listener.accept_queue:
+            conn = listener.accept_queue.popleft()
+            self._reset_pending((conn.remote.ip, conn.remote.port, port), now)
+
+    def _reset_pending(self, key: DemuxKey, now: float) -> None:
+        conn = self._conns.get(key)
+        if conn is not None:
+            self.counters.listener_resets += 1
+            self.abort(conn, now)
+
+    def send(self, conn: Connection, data: bytes | memoryview, now: float) -> int:
+        """SEND: how many bytes of `data` the connection took."""
+        try:
+            return conn.send(data, now)
+        finally:
+            self._after_user_call(conn, now)
+
+    def receive(self, conn: Connection, max_bytes: int, now: float) -> bytes:
+        """RECEIVE: up to max_bytes in-order bytes, b"" when none are buffered."""
+        try:
+            return conn.receive(max_bytes, now)
+        finally:
+            self._after_user_call(conn, now)
+
+    def close(self, conn: Connection, now: float) -> None:
+        """CLOSE: our FIN after the queued data (the core RSTs if unread data is pending)."""
+        try:
+            conn.close(now)
+        finally:
+            self._after_user_call(conn, now)
+
+    def abort(self, conn: Connection, now: float) -> None:
+        """ABORT: RST, and the TCB is gone."""
+        try:
+            conn.abort(now)
+        finally:
+            self._after_user_call(conn, now)
+
+    def release(self, conn: Connection) -> None:
+        """The application closed `conn` and will never read it again; the TCB lives on
+        (FIN-WAIT, TIME-WAIT) in the stack, and data arriving for it is answered with RST."""
+        key = self._key(conn)
+        if self._conns.get(key) is conn:
+            self._orphans.add(key)
+
+    def _after_user_call(self, conn: Connection, now: float) -> None:
+        key = self._key(conn)
+        if self._conns.get(key) is conn:
+            self._collect(key, conn, now)
+        else:  # already removed: still send what it queued (e.g. an ABORT's RST)
+            out = conn.take_outgoing()
+            self._packets.extend(build_tcp_packet(self.address, key[0], seg) for seg in out)
+            events = conn.take_events()
+            if events:
+                self._events.append((conn, events))
+
+    @staticmethod
+    def _key(conn: Connection) -> DemuxKey:
+        remote = conn.remote
+        return (remote.ip, remote.port, conn.local.port)
+
+    # ---- looking in ------------------------------------------------------------------
+
+    def connections(self, now: float) -> list[TcbInfo]:
+        """Every TCB, plus one LISTEN row per listener (remote 0.0.0.0:0)."""
+        rows = [listener.info() for listener in self._listeners.values()]
+        rows.extend(conn.info(now) for conn in self._conns.values())
+        return rows
+
+    @property
+    def listening_ports(self) -> list[int]:
+        return list(self._listeners)

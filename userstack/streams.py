@@ -1,0 +1,459 @@
+"""The public API: trio streams over the userstack, named as trio names them.
+
+A trio program ports by changing one call: `trio.open_tcp_stream(host, port)` becomes
+`stack.open_tcp_stream(host, port)` (likewise `open_tcp_listeners`, `serve_tcp`),
+where `stack` comes from `open_stack(link, address)`. What comes back is a
+`trio.abc.HalfCloseableStream` / `trio.abc.Listener` that raises trio's exceptions.
+
+Every wait here is level-triggered: a task re-checks the connection's state (bytes
+readable, send space, EOF, failure) after each wake-up, so an event that fired before
+anybody waited (or before an accepted stream existed) is never lost.
+"""
+
+from __future__ import annotations
+
+import errno
+import operator
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from ipaddress import IPv4Address
+
+import trio
+from trio.lowlevel import ParkingLot, cancel_shielded_checkpoint, checkpoint_if_cancelled
+
+from .driver import ConnectionEvents, Driver
+from .link.base import Link
+from .observe.hooks import Observer
+from .stack import Stack, StackCounters
+from .tcp.config import TcpConfig
+from .tcp.connection import Connection
+from .tcp.errors import ConnectionFailed, ConnectionStateError
+from .tcp.events import DataReadable, Eof, Error, ErrorReason, SendSpace
+from .tcp.info import TcbInfo
+from .tcp.state import State
+from .wire.addr import Endpoint
+
+DEFAULT_RECEIVE_SIZE = 64 * 1024
+DEFAULT_BACKLOG = 128
+
+# How a failed connection surfaces from open_tcp_stream, as the kernel's errno would.
+_CONNECT_ERRORS: dict[ErrorReason, tuple[type[OSError], int]] = {
+    ErrorReason.CONNECTION_REFUSED: (ConnectionRefusedError, errno.ECONNREFUSED),
+    ErrorReason.TIMED_OUT: (TimeoutError, errno.ETIMEDOUT),
+    ErrorReason.CONNECTION_RESET: (ConnectionResetError, errno.ECONNRESET),
+}
+
+
+@asynccontextmanager
+async def open_stack(
+    link: Link,
+    address: IPv4Address | str = "10.0.0.2",
+    *,
+    config: TcpConfig | None = None,
+    observer: Observer | None = None,
+    isn_key: bytes | None = None,
+) -> AsyncIterator[UserStack]:
+    """Run a TCP/IP stack with `address` on `link` for the duration of the block.
+
+    `isn_key` is the secret behind ISNs and ephemeral ports; pass one for a
+    reproducible run, or leave it None for 16 random bytes. The link stays the
+    caller's: it is not closed on exit. Leaving the block stops the stack at once, as
+    a host that vanishes would: no FIN or RST goes out for connections still open.
+    """
+    stack = Stack(address, key=os.urandom(16) if isn_key is None else isn_key, config=config)
+    async with trio.open_nursery() as nursery:
+        user_stack = UserStack(stack, link, observer)
+        await nursery.start(user_stack._driver.run)
+        try:
+            yield user_stack
+        finally:
+            nursery.cancel_scope.cancel()
+
+
+class UserStack:
+    """What `open_stack` yields: trio's TCP entry points, served by this stack."""
+
+    def __init__(self, stack: Stack, link: Link, observer: Observer | None) -> None:
+        self._stack = stack
+        self._driver = Driver(stack, link, observer=observer, on_events=self._on_events)
+        self._streams: dict[int, TcpStream] = {}  # id(connection) -> its stream
+        self._listeners: dict[int, TcpListener] = {}  # port -> listener
+
+    @property
+    def address(self) -> IPv4Address:
+        return self._stack.address
+
+    @property
+    def counters(self) -> StackCounters:
+        """Drops, RSTs and ICMP answers, by name (see userstack.stack.counters)."""
+        return self._stack.counters
+
+    @property
+    def config(self) -> TcpConfig:
+        return self._stack.config
+
+    def connections(self) -> list[TcbInfo]:
+        """A snapshot of every TCB, plus one LISTEN row per listener."""
+        return self._stack.connections(trio.current_time())
+
+    async def open_tcp_stream(
+        self, host: IPv4Address | str, port: int, *, config: TcpConfig | None = None
+    ) -> TcpStream:
+        """Active OPEN, like `trio.open_tcp_stream`; `host` is an IPv4 address.
+
+        Raises ConnectionRefusedError (RST in reply to our SYN) or TimeoutError (the
+        SYN retries ran out), each with its errno. Cancelling aborts the attempt.
+        """
+        try:
+            remote = Endpoint(IPv4Address(host), operator.index(port))
+        except ValueError as e:
+            raise OSError(errno.EINVAL, f"cannot connect to {host!r}: {e}") from e
+        conn = self._stack.connect(remote, trio.current_time(), config=config)
+        stream = TcpStream(self, conn)
+        self._driver.wake()
+        try:
+            await stream._wait_connected()
+        except BaseException:
+            stream._abort()
+            raise
+        return stream
+
+    async def open_tcp_listeners(
+        self, port: int, *, host: str | None = None, backlog: int | None = None
+    ) -> list[TcpListener]:
+        """Passive OPEN on `port` (0: any free port), like `trio.open_tcp_listeners`."""
+        await trio.lowlevel.checkpoint()
+        if host is not None and IPv4Address(host) not in (IPv4Address(0), self.address):
+            raise OSError(errno.EADDRNOTAVAIL, f"{host} is not this stack's address")
+        port = self._stack.listen(operator.index(port), backlog or DEFAULT_BACKLOG)
+        listener = TcpListener(self, port)
+        self._listeners[port] = listener
+        return [listener]
+
+    async def serve_tcp(
+        self,
+        handler: Callable[[TcpStream], Awaitable[object]],
+        port: int,
+        *,
+        host: str | None = None,
+        backlog: int | None = None,
+        handler_nursery: trio.Nursery | None = None,
+        task_status: trio.TaskStatus[list[TcpListener]] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Like `trio.serve_tcp`: accept forever, each connection in its own task."""
+        listeners = await self.open_tcp_listeners(port, host=host, backlog=backlog)
+        await trio.serve_listeners(
+            handler, listeners, handler_nursery=handler_nursery, task_status=task_status
+        )
+
+    # ---- between the streams and the stack ---------------------------------------------
+
+    def _on_events(self, events: list[ConnectionEvents], accept_ready: set[int]) -> None:
+        streams = self._streams
+        for conn, conn_events in events:
+            stream = streams.get(id(conn))
+            if stream is not None:
+                stream._on_events(conn_events)
+        for port in accept_ready:
+            listener = self._listeners.get(port)
+            if listener is not None:
+                listener._lot.unpark_all()
+
+    def _register(self, conn: Connection, stream: TcpStream) -> None:
+        self._streams[id(conn)] = stream
+
+    def _forget(self, conn: Connection) -> None:
+        self._streams.pop(id(conn), None)
+
+
+class TcpStream(trio.abc.HalfCloseableStream):
+    """One TCP connection as a trio stream. Make one with `UserStack.open_tcp_stream`
+    or accept one from a `TcpListener`.
+
+    aclose() closes like a kernel socket: our FIN goes out after the queued data (RST
+    instead if unread data is pending, RFC 1122 4.2.2.13) and the call returns at once;
+    the TCB lives on in the stack through FIN-WAIT and TIME-WAIT. A cancelled aclose()
+    aborts (RST).
+    """
+
+    def __init__(self, owner: UserStack, conn: Connection) -> None:
+        self._owner = owner
+        self._stack = owner._stack
+        self._wake_driver = owner._driver.wake
+        self._conn = conn
+        self._readers = ParkingLot()  # woken by DataReadable, Eof and anything fatal
+        self._writers = ParkingLot()  # woken by SendSpace and anything fatal
+        self._failure: ErrorReason | None = None
+        self._closed = False  # aclose() was called
+        self._eof_sent = False  # send_eof() was called
+        self._sending = False  # send_all / send_eof / wait_send_all_might_not_block running
+        self._receiving = False
+        owner._register(conn, self)
+
+    # ---- what it is --------------------------------------------------------------------
+
+    @property
+    def local_address(self) -> Endpoint:
+        return self._conn.local
+
+    @property
+    def remote_address(self) -> Endpoint:
+        return self._conn.remote
+
+    @property
+    def state(self) -> State:
+        return self._conn.state
+
+    @property
+    def nodelay(self) -> bool:
+        """True: send small segments at once instead of waiting per Nagle (RFC 9293 3.7.4)."""
+        return getattr(self, "_nodelay", not self._conn.config.nagle)
+
+    @nodelay.setter
+    def nodelay(self, on: bool) -> None:
+        self._conn.set_nodelay(on)
+        self._nodelay = on
+
+    def set_nodelay(self, on: bool = True) -> None:
+        self.nodelay = on
+
+    def info(self) -> TcbInfo:
+        """A snapshot of this connection's TCB (what `ss` shows)."""
+        return self._conn.info(trio.current_time())
+
+    def __repr__(self) -> str:
+        return f"<TcpStream {self._conn.local} -> {self._conn.remote} {self._conn.state}>"
+
+    # ---- events from the stack ---------------------------------------------------------
+
+    def _on_events(self, events: list) -> None:
+        wake_readers = wake_writers = False
+        for event in events:
+            kind = type(event)
+            if kind is DataReadable or kind is Eof:
+                wake_readers = True
+            elif kind is SendSpace:
+                wake_writers = True
+            else:  # Connected, StateChanged, Error, Closed: anyone may care
+                if kind is Error:
+                    self._failure = event.reason
+                wake_readers = wake_writers = True
+        if wake_readers:
+            self._readers.unpark_all()
+        if wake_writers:
+            self._writers.unpark_all()
+
+    def _broken(self, cause: BaseException | None = None) -> trio.BrokenResourceError:
+        reason = self._failure
+        text = reason.value if reason is not None else f"connection is {self._conn.state}"
+        error = trio.BrokenResourceError(text)
+        if cause is None and reason is not None:
+            cause = ConnectionFailed(reason)
+        error.__cause__ = cause
+        return error
+
+    async def _park(self, lot: ParkingLot) -> None:
+        await lot.park()
+        if self._closed:
+            raise trio.ClosedResourceError("the stream was closed while waiting")
+
+    # ---- sending -----------------------------------------------------------------------
+
+    def _claim_send(self) -> None:
+        if self._sending:
+            raise trio.BusyResourceError("another task is already sending on this stream")
+        if self._closed:
+            raise trio.ClosedResourceError("the stream is closed")
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        self._claim_send()
+        self._sending = True
+        try:
+            if self._eof_sent:
+                raise trio.ClosedResourceError("send_eof() was called: cannot send any more")
+            await checkpoint_if_cancelled()
+            view = memoryview(data).cast("B")
+            conn, stack, blocked = self._conn, self._stack, False
+            while True:
+                if self._failure is not None:
+                    raise self._broken()
+                if view:
+                    try:
+                        taken = stack.send(conn, view, trio.current_time())
+                    except (ConnectionFailed, ConnectionStateError) as e:
+                        raise self._broken(e) from e
+                    if taken:
+                        self._wake_driver()
+                        view = view[taken:]
+                if not view:
+                    break
+                await self._park(self._writers)
+                blocked = True
+            if not blocked:
+                await cancel_shielded_checkpoint()
+        finally:
+            self._sending = False
+
+    async def wait_send_all_might_not_block(self) -> None:
+        self._claim_send()
+        self._sending = True
+        try:
+            await checkpoint_if_cancelled()
+            conn, blocked = self._conn, False
+            while (
+                conn.send_space == 0
+                and self._failure is None
+                and conn.state.can_send
+                and not self._eof_sent
+            ):
+                await self._park(self._writers)
+                blocked = True
+            if not blocked:
+                await cancel_shielded_checkpoint()
+        finally:
+            self._sending = False
+
+    async def send_eof(self) -> None:
+        """Half-close: our FIN goes out after the queued data; we can still receive."""
+        self._claim_send()
+        self._sending = True
+        try:
+            await checkpoint_if_cancelled()
+            if not self._eof_sent:
+                self._eof_sent = True
+                if self._conn.state.can_send:
+                    try:
+                        self._stack.close(self._conn, trio.current_time())
+                    except (ConnectionFailed, ConnectionStateError) as e:
+                        raise self._broken(e) from e
+                    self._wake_driver()
+            await cancel_shielded_checkpoint()
+        finally:
+            self._sending = False
+
+    # ---- receiving ---------------------------------------------------------------------
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes:
+        if max_bytes is None:
+            max_bytes = DEFAULT_RECEIVE_SIZE
+        else:
+            max_bytes = operator.index(max_bytes)
+            if max_bytes < 1:
+                raise ValueError(f"max_bytes must be >= 1, not {max_bytes}")
+        if self._receiving:
+            raise trio.BusyResourceError("another task is already receiving on this stream")
+        if self._closed:
+            raise trio.ClosedResourceError("the stream is closed")
+        self._receiving = True
+        try:
+            await checkpoint_if_cancelled()
+            conn, stack, blocked = self._conn, self._stack, False
+            while True:
+                try:
+                    data = stack.receive(conn, max_bytes, trio.current_time())
+                except (ConnectionFailed, ConnectionStateError) as e:
+                    raise self._broken(e) from e
+                if data:
+                    self._wake_driver()  # reading may have opened the window: an update to send
+                    break
+                if conn.eof_received:
+                    break
+                if self._failure is not None or conn.state is State.CLOSED:
+                    raise self._broken()
+                await self._park(self._readers)
+                blocked = True
+            if not blocked:
+                await cancel_shielded_checkpoint()
+            return data
+        finally:
+            self._receiving = False
+
+    # ---- opening and closing -----------------------------------------------------------
+
+    async def _wait_connected(self) -> None:
+        conn = self._conn
+        while conn.state in (State.SYN_SENT, State.SYN_RECEIVED):
+            await self._writers.park()
+        if self._failure is not None or conn.state is State.CLOSED:
+            reason = self._failure or ErrorReason.CONNECTION_RESET
+            exc_type, code = _CONNECT_ERRORS[reason]
+            raise exc_type(code, f"{reason.value}: {conn.remote}") from ConnectionFailed(reason)
+
+    def _abort(self) -> None:
+        """ABORT: RST now, and the stream is closed."""
+        self._closed = True
+        self._owner._forget(self._conn)
+        if self._conn.state is not State.CLOSED:
+            self._stack.abort(self._conn, trio.current_time())
+            self._wake_driver()
+        self._readers.unpark_all()
+        self._writers.unpark_all()
+
+    async def aclose(self) -> None:
+        if self._closed:
+            await trio.lowlevel.checkpoint()
+            return
+        try:
+            await checkpoint_if_cancelled()
+        except trio.Cancelled:  # a cancelled aclose still closes, abruptly
+            self._abort()
+            raise
+        self._closed = True
+        conn, stack = self._conn, self._stack
+        self._owner._forget(conn)
+        now = trio.current_time()
+        try:
+            if conn.state.can_send and not self._eof_sent:
+                stack.close(conn, now)  # FIN, or RST if unread data is pending
+            elif conn.state is not State.CLOSED and conn.readable:
+                stack.abort(conn, now)  # FIN already sent, but unread data: RST
+        except (ConnectionFailed, ConnectionStateError):
+            pass  # already failed or gone: nothing left to close
+        stack.release(conn)
+        self._wake_driver()
+        self._readers.unpark_all()
+        self._writers.unpark_all()
+        await cancel_shielded_checkpoint()
+
+
+class TcpListener(trio.abc.Listener[TcpStream]):
+    """A listening port; accept() returns each ESTABLISHED connection as a TcpStream."""
+
+    def __init__(self, owner: UserStack, port: int) -> None:
+        self._owner = owner
+        self._lot = ParkingLot()
+        self._closed = False
+        self.port = port
+
+    @property
+    def local_address(self) -> Endpoint:
+        return Endpoint(self._owner.address, self.port)
+
+    def __repr__(self) -> str:
+        return f"<TcpListener {self.local_address}>"
+
+    async def accept(self) -> TcpStream:
+        if self._closed:
+            raise trio.ClosedResourceError("the listener is closed")
+        await checkpoint_if_cancelled()
+        stack, blocked = self._owner._stack, False
+        while (conn := stack.accept(self.port)) is None:
+            await self._lot.park()
+            blocked = True
+            if self._closed:
+                raise trio.ClosedResourceError("the listener was closed while accepting")
+        stream = TcpStream(self._owner, conn)
+        if not blocked:
+            await cancel_shielded_checkpoint()
+        return stream
+
+    async def aclose(self) -> None:
+        if not self._closed:
+            self._closed = True
+            owner = self._owner
+            owner._listeners.pop(self.port, None)
+            owner._stack.unlisten(self.port, trio.current_time())
+            owner._driver.wake()
+            self._lot.unpark_all()
+        await trio.lowlevel.checkpoint()

@@ -79,6 +79,7 @@ _MAX_OPTIONS = 40  # data offset is 4 bits: at most 60 header bytes
 _U16 = struct.Struct(">H")
 _U32x2 = struct.Struct(">II")
 _MSS = struct.Struct(">BBH")
+_NOP_NOP_TS = bytes((OPT_NOP, OPT_NOP, OPT_TIMESTAMPS, 10))
 _TS_AFTER_2 = struct.Struct(">BBBBII")  # two bytes (NOP NOP or SACK-permitted), then TS
 
 
@@ -100,6 +101,9 @@ class TcpOptions:
     @classmethod
     def parse(cls, data: bytes) -> TcpOptions:
         """Decode the options area (the header bytes after the fixed 20); raises WireError."""
+        if len(data) == 12 and data[:4] == _NOP_NOP_TS:
+            # The layout of nearly every segment once timestamps are on (RFC 7323 Appendix A).
+            return cls(timestamps=_U32x2.unpack_from(data, 4))
         mss = window_scale = timestamps = None
         sack_permitted = False
         sack_blocks: tuple[tuple[SeqNum, SeqNum], ...] = ()

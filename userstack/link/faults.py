@@ -32,13 +32,11 @@ import random
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, fields
-from typing import Any, Literal
+from typing import Any
 
 import trio
 
 from userstack.link.base import Link, LinkBase
-
-Directions = Literal["both", "send", "receive"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,10 +65,6 @@ class Faults:
     def timed(self) -> bool:
         """Whether packets can stay in flight after they were offered."""
         return self.delay > 0 or self.jitter > 0 or self.reorder > 0
-
-    @property
-    def active(self) -> bool:
-        return self.timed or self.loss > 0 or self.duplicate > 0 or self.corrupt > 0
 
 
 @dataclass(slots=True)
@@ -148,6 +142,10 @@ class FaultPath:
             ready.append(heapq.heappop(heap)[2])
         return ready
 
+    def __len__(self) -> int:
+        """Packets in flight."""
+        return len(self._heap) + (self._held is not None)
+
     def next_due(self) -> float | None:
         """When the next packet leaves, or None when nothing is in flight."""
         candidates = []
@@ -165,7 +163,7 @@ class FaultPath:
         heapq.heappush(self._heap, (due, next(self._arrival), packet))
 
 
-def _rng(seed: int | str | None, label: str) -> random.Random:
+def rng_for(seed: int | str | None, label: str) -> random.Random:
     """One generator per direction, so the directions' decisions do not depend on each other."""
     return random.Random() if seed is None else random.Random(f"{seed}/{label}")
 
@@ -173,8 +171,8 @@ def _rng(seed: int | str | None, label: str) -> random.Random:
 class FaultyLink(LinkBase):
     """Wraps any link and applies the same `Faults` to what it sends and what it receives.
 
-    `directions` limits the faults to one side ("send" or "receive"). Timed faults on the send
-    path need `nursery` (see the module docstring); the receive path never does.
+    Timed faults on the send path need `nursery` (see the module docstring); the receive path
+    never does: there a packet's delay counts from when the wrapper read it from the inner link.
     Counters: `send_counters`, `receive_counters`, and `counters` for both together.
     """
 
@@ -190,19 +188,18 @@ class FaultyLink(LinkBase):
         jitter: float = 0.0,
         reorder_hold: float = 0.05,
         seed: int | str | None = None,
-        directions: Directions = "both",
         nursery: trio.Nursery | None = None,
     ) -> None:
         super().__init__()
         faults = Faults(loss, duplicate, reorder, corrupt, delay, jitter, reorder_hold)
         self.inner = inner
-        self._tx = FaultPath(faults, _rng(seed, "send")) if directions != "receive" else None
-        self._rx = FaultPath(faults, _rng(seed, "receive")) if directions != "send" else None
-        self._closed_event = trio.Event()
+        self._tx = FaultPath(faults, rng_for(seed, "send"))
+        self._rx = FaultPath(faults, rng_for(seed, "receive"))
         self._inner_ended = False
+        self._closing = trio.Event()
         self._pump_scope = trio.CancelScope()
-        self._wakeup = trio.Event()
-        self._pumped = self._tx is not None and faults.timed
+        self._pump_waiting = trio.lowlevel.ParkingLot()
+        self._pumped = faults.timed
         if self._pumped:
             if nursery is None:
                 raise ValueError(
@@ -213,27 +210,23 @@ class FaultyLink(LinkBase):
 
     @property
     def send_counters(self) -> FaultCounters:
-        return self._tx.counters if self._tx is not None else FaultCounters()
+        return self._tx.counters
 
     @property
     def receive_counters(self) -> FaultCounters:
-        return self._rx.counters if self._rx is not None else FaultCounters()
+        return self._rx.counters
 
     @property
     def counters(self) -> FaultCounters:
-        return self.send_counters + self.receive_counters
+        return self._tx.counters + self._rx.counters
 
     async def send_batch(self, packets: Sequence[bytes]) -> None:
         self._check_open()
-        path = self._tx
-        if path is None:
-            await self.inner.send_batch(packets)
-            return
-        now = trio.current_time()
+        path, now = self._tx, trio.current_time()
         for packet in packets:
             path.offer(packet, now)
         if self._pumped:
-            self._wakeup.set()
+            self._pump_waiting.unpark_all()
             await trio.lowlevel.checkpoint()
             return
         ready = path.take_due(now)
@@ -245,22 +238,18 @@ class FaultyLink(LinkBase):
     async def _pump_send(self) -> None:
         """The send path's packets in flight: hand each to the inner link when it is due."""
         path = self._tx
-        assert path is not None
         with self._pump_scope:
             while True:
                 ready = path.take_due(trio.current_time())
                 if ready:
                     await self.inner.send_batch(ready)
                     continue
-                self._wakeup = trio.Event()
                 deadline = path.next_due()
                 with trio.move_on_at(math.inf if deadline is None else deadline):
-                    await self._wakeup.wait()
+                    await self._pump_waiting.park()
 
     async def _receive_batch(self) -> list[bytes]:
         path = self._rx
-        if path is None:
-            return await self.inner.receive_batch()
         waited = False
         while True:
             if self._closed:
@@ -272,11 +261,11 @@ class FaultyLink(LinkBase):
                 return ready
             deadline = path.next_due()
             waited = True
-            if self._inner_ended:
+            if self._inner_ended:  # deliver what is still in flight, then end too
                 if deadline is None:
                     raise trio.EndOfChannel
                 with trio.move_on_at(deadline):
-                    await self._closed_event.wait()
+                    await self._closing.wait()
                 continue
             with trio.move_on_at(math.inf if deadline is None else deadline):
                 try:
@@ -289,11 +278,10 @@ class FaultyLink(LinkBase):
                     path.offer(packet, now)
 
     async def _aclose(self) -> None:
-        self._closed_event.set()
+        self._closing.set()
         self._pump_scope.cancel()
-        for path in (self._tx, self._rx):
-            if path is not None:
-                path.clear()
+        self._tx.clear()
+        self._rx.clear()
         await self.inner.aclose()
 
 

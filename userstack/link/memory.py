@@ -1,63 +1,101 @@
 """Two links joined back to back in memory: two stacks talk without a kernel.
 
-Each direction is a bounded trio memory channel. When it is full the packet is dropped and counted
-(`queue_drops` on the sender), as a NIC's transmit queue does. That is the point of the bound: with
-back-pressure instead, two drivers that both block sending into full queues while neither reads
-would deadlock, and a real network never pushes back like that. The default capacity is generous
-enough that no test which keeps reading ever hits it.
+Each direction is a `FaultPath` (userstack/link/faults.py): the packets in flight, each with the
+time it is due at the far end. With no faults every packet is due the moment it is sent; with
+faults the same seeded engine that `FaultyLink` uses decides, at send time, what is lost,
+duplicated, corrupted, held back or delayed. The receiver waits for the next due packet, so no
+background task is needed and a MockClock runs any delay instantly.
 
-Faults (the `memory_link_pair` keywords) are a `FaultyLink` on each end's receive path, so each
-direction gets them once, and no background task is needed: the receiver waits out the delays.
+The queue is bounded: a packet sent while `capacity` packets are in flight is dropped and counted
+(`queue_drops` on the sender), as a NIC's transmit queue does. That is the point of the bound:
+with back-pressure instead, two drivers that both block sending into full queues while neither
+reads would deadlock, and a real network never pushes back like that. The default is generous
+enough that a test which keeps reading never hits it.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
-from dataclasses import asdict
 
 import trio
 
-from userstack.link.base import Link, LinkBase
-from userstack.link.faults import Faults, FaultyLink
+from userstack.link.base import LinkBase
+from userstack.link.faults import FaultCounters, FaultPath, Faults, rng_for
 
-DEFAULT_CAPACITY = 1024
-_MAX_BATCH = 256
+DEFAULT_CAPACITY = 4096
+
+
+class _Direction:
+    """One direction of a pair: the packets in flight, and the receivers waiting for them."""
+
+    def __init__(self, path: FaultPath, capacity: int) -> None:
+        self.path = path
+        self.capacity = capacity
+        self.waiting = trio.lowlevel.ParkingLot()
+        self.sender_closed = False
+        self.receiver_closed = False
 
 
 class MemoryLink(LinkBase):
     """One end of a memory pair; make them with `memory_link_pair`."""
 
-    def __init__(
-        self, tx: trio.MemorySendChannel[bytes], rx: trio.MemoryReceiveChannel[bytes]
-    ) -> None:
+    def __init__(self, outgoing: _Direction, incoming: _Direction) -> None:
         super().__init__()
-        self._tx = tx
-        self._rx = rx
+        self._out = outgoing
+        self._in = incoming
         self.queue_drops = 0
+
+    @property
+    def send_counters(self) -> FaultCounters:
+        """What the faults did to the packets this end sent."""
+        return self._out.path.counters
+
+    @property
+    def receive_counters(self) -> FaultCounters:
+        """What the faults did to the packets sent to this end."""
+        return self._in.path.counters
 
     async def send_batch(self, packets: Sequence[bytes]) -> None:
         self._check_open()
-        tx = self._tx
+        out = self._out
+        if out.receiver_closed:
+            raise trio.BrokenResourceError("the other end of the memory link is closed")
+        path, now = out.path, trio.current_time()
         for packet in packets:
-            try:
-                tx.send_nowait(packet)
-            except trio.WouldBlock:
+            if len(path) >= out.capacity:
                 self.queue_drops += 1
+            else:
+                path.offer(packet, now)
+        out.waiting.unpark_all()
         await trio.lowlevel.checkpoint()
 
     async def _receive_batch(self) -> list[bytes]:
-        rx = self._rx
-        batch = [await rx.receive()]
-        while len(batch) < _MAX_BATCH:
-            try:
-                batch.append(rx.receive_nowait())
-            except (trio.WouldBlock, trio.EndOfChannel):
-                break
-        return batch
+        incoming = self._in
+        path = incoming.path
+        waited = False
+        while True:
+            if self._closed:
+                raise trio.ClosedResourceError("link is closed")
+            ready = path.take_due(trio.current_time())
+            if ready:
+                if not waited:
+                    await trio.lowlevel.checkpoint()
+                return ready
+            deadline = path.next_due()
+            if deadline is None and incoming.sender_closed:
+                raise trio.EndOfChannel
+            with trio.move_on_at(math.inf if deadline is None else deadline):
+                await incoming.waiting.park()
+            waited = True
 
     async def _aclose(self) -> None:
-        await self._tx.aclose()
-        await self._rx.aclose()
+        self._out.sender_closed = True
+        self._out.waiting.unpark_all()  # the peer sees EndOfChannel once it has the rest
+        self._in.receiver_closed = True
+        self._in.path.clear()
+        self._in.waiting.unpark_all()  # our own blocked receivers see ClosedResourceError
+        await trio.lowlevel.checkpoint()
 
 
 def memory_link_pair(
@@ -70,20 +108,10 @@ def memory_link_pair(
     jitter: float = 0.0,
     seed: int | str | None = None,
     capacity: int = DEFAULT_CAPACITY,
-) -> tuple[Link, Link]:
+) -> tuple[MemoryLink, MemoryLink]:
     """Two joined links; the faults apply to each direction independently, seeded from `seed`."""
-    a_to_b_tx, a_to_b_rx = trio.open_memory_channel[bytes](capacity)
-    b_to_a_tx, b_to_a_rx = trio.open_memory_channel[bytes](capacity)
-    a = MemoryLink(a_to_b_tx, b_to_a_rx)
-    b = MemoryLink(b_to_a_tx, a_to_b_rx)
     faults = Faults(loss, duplicate, reorder, corrupt, delay, jitter)
-    if not faults.active:
-        return a, b
-    return (
-        FaultyLink(a, seed=_derive(seed, "a"), directions="receive", **asdict(faults)),
-        FaultyLink(b, seed=_derive(seed, "b"), directions="receive", **asdict(faults)),
-    )
+    a_to_b = _Direction(FaultPath(faults, rng_for(seed, "a->b")), capacity)
+    b_to_a = _Direction(FaultPath(faults, rng_for(seed, "b->a")), capacity)
+    return MemoryLink(a_to_b, b_to_a), MemoryLink(b_to_a, a_to_b)
 
-
-def _derive(seed: int | str | None, end: str) -> str | None:
-    return None if seed is None else f"{seed}/{end}"

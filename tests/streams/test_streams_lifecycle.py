@@ -1,0 +1,197 @@
+"""Opening, closing and timing out through the public API, in virtual time (autojump_clock)."""
+
+from __future__ import annotations
+
+import errno
+
+import pytest
+import trio
+import trio.testing
+from streams_helpers import SERVER_ADDR, connect_pair, start_stacks
+
+from userstack import TcpConfig
+from userstack.observe.hooks import Direction
+from userstack.tcp.errors import ConnectionFailed
+from userstack.tcp.events import ErrorReason
+from userstack.tcp.state import State
+from userstack.wire.addr import Endpoint
+
+
+class Recorder:
+    """An Observer that keeps every state change with its time, and counts packets."""
+
+    def __init__(self) -> None:
+        self.changes: list[tuple[float, State, State]] = []
+        self.packets = {Direction.IN: 0, Direction.OUT: 0}
+
+    def packet(self, direction: Direction, packet: bytes, now: float) -> None:
+        self.packets[direction] += 1
+
+    def state_changed(
+        self, local: Endpoint, remote: Endpoint, old: State, new: State, now: float
+    ) -> None:
+        self.changes.append((now, old, new))
+
+    def when(self, new: State) -> float:
+        [t] = [t for t, _, state in self.changes if state is new]
+        return t
+
+
+async def test_time_wait_lasts_exactly_2msl(autojump_clock: trio.testing.MockClock) -> None:
+    msl = 30.0
+    recorder = Recorder()
+    config = TcpConfig(msl=msl)
+    async with trio.open_nursery() as nursery:
+        client, server, _, _ = await start_stacks(
+            nursery, client_config=config, server_config=config, observer=recorder
+        )
+        a, b = await connect_pair(client, server)
+        await a.send_all(b"bye")
+        await a.aclose()  # active close; returns at once, the TCB lives on
+        assert [row.state for row in client.connections()] in (
+            [State.FIN_WAIT_1],
+            [State.FIN_WAIT_2],
+        )
+        assert await b.receive_some() == b"bye"
+        assert await b.receive_some() == b""
+        await b.aclose()
+        await trio.testing.wait_all_tasks_blocked()
+        assert [row.state for row in client.connections()] == [State.TIME_WAIT]
+        assert server.connections() == []  # LAST-ACK -> CLOSED, and the TCB is gone
+        entered = recorder.when(State.TIME_WAIT)
+        await trio.sleep_until(entered + 2 * msl - 0.001)
+        assert [row.state for row in client.connections()] == [State.TIME_WAIT]
+        await trio.sleep_until(entered + 2 * msl + 0.001)
+        assert client.connections() == []
+        assert recorder.when(State.CLOSED) == pytest.approx(entered + 2 * msl)
+        assert recorder.packets[Direction.IN] > 0 and recorder.packets[Direction.OUT] > 0
+        nursery.cancel_scope.cancel()
+
+
+async def test_vanished_peer_breaks_send_all_after_retries(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    config = TcpConfig(max_retries=8)
+    async with trio.open_nursery() as nursery:
+        client, server, _, server_link = await start_stacks(nursery, client_config=config)
+        a, b = await connect_pair(client, server)
+        await a.send_all(b"hello")
+        assert await b.receive_some() == b"hello"
+        await server_link.aclose()  # the server's host is gone: nothing comes back any more
+        start = trio.current_time()
+        with pytest.raises(trio.BrokenResourceError) as caught:
+            while True:
+                await a.send_all(b"x" * 10_000)
+        elapsed = trio.current_time() - start
+        cause = caught.value.__cause__
+        assert isinstance(cause, ConnectionFailed) and cause.reason is ErrorReason.TIMED_OUT
+        # RTO 1 s doubling (RFC 6298 5.5): 1+2+...+64+60 s for 8 retransmissions, give or take
+        assert 100 < elapsed < 400, elapsed
+        assert client.connections() == []
+        with pytest.raises(trio.BrokenResourceError):  # stays broken
+            await a.send_all(b"more")
+        with pytest.raises(trio.BrokenResourceError):
+            await a.receive_some()
+        await a.aclose()
+        nursery.cancel_scope.cancel()
+
+
+async def test_connection_refused(autojump_clock: trio.testing.MockClock) -> None:
+    async with trio.open_nursery() as nursery:
+        client, server, _, _ = await start_stacks(nursery)
+        with pytest.raises(ConnectionRefusedError) as caught:
+            await client.open_tcp_stream(SERVER_ADDR, 9)
+        assert caught.value.errno == errno.ECONNREFUSED
+        assert server.counters.rst_sent == 1
+        assert client.connections() == []
+        nursery.cancel_scope.cancel()
+
+
+async def test_connect_times_out(autojump_clock: trio.testing.MockClock) -> None:
+    async with trio.open_nursery() as nursery:
+        client, _, _, server_link = await start_stacks(
+            nursery, client_config=TcpConfig(syn_retries=3)
+        )
+        await server_link.aclose()
+        start = trio.current_time()
+        with pytest.raises(TimeoutError) as caught:
+            await client.open_tcp_stream(SERVER_ADDR, 80)
+        assert caught.value.errno == errno.ETIMEDOUT
+        assert 7 <= trio.current_time() - start <= 30  # 1 + 2 + 4 s of retries, then 8 s more
+        assert client.connections() == []
+        nursery.cancel_scope.cancel()
+
+
+async def test_cancelled_connect_aborts(autojump_clock: trio.testing.MockClock) -> None:
+    async with trio.open_nursery() as nursery:
+        client, _, _, server_link = await start_stacks(nursery)
+        await server_link.aclose()
+        with trio.move_on_after(0.5):
+            await client.open_tcp_stream(SERVER_ADDR, 80)
+        assert client.connections() == []
+        nursery.cancel_scope.cancel()
+
+
+async def test_aclose_with_unread_data_resets(autojump_clock: trio.testing.MockClock) -> None:
+    async with trio.open_nursery() as nursery:
+        client, server, _, _ = await start_stacks(nursery)
+        a, b = await connect_pair(client, server)
+        await a.send_all(b"unread")
+        await trio.testing.wait_all_tasks_blocked()
+        await b.aclose()  # RFC 1122 4.2.2.13: unread data -> RST, not FIN
+        with pytest.raises(trio.BrokenResourceError) as caught:
+            await a.receive_some()
+        assert isinstance(caught.value.__cause__, ConnectionFailed)
+        assert caught.value.__cause__.reason is ErrorReason.CONNECTION_RESET
+        assert client.connections() == server.connections() == []
+        nursery.cancel_scope.cancel()
+
+
+async def test_cancelled_aclose_aborts(autojump_clock: trio.testing.MockClock) -> None:
+    async with trio.open_nursery() as nursery:
+        client, server, _, _ = await start_stacks(nursery)
+        a, b = await connect_pair(client, server)
+        await trio.testing.aclose_forcefully(a)
+        with pytest.raises(trio.BrokenResourceError):
+            await b.receive_some()
+        with pytest.raises(trio.ClosedResourceError):
+            await a.send_all(b"x")
+        nursery.cancel_scope.cancel()
+
+
+async def test_stream_attributes_and_nodelay(autojump_clock: trio.testing.MockClock) -> None:
+    async with trio.open_nursery() as nursery:
+        client, server, _, _ = await start_stacks(nursery)
+        a, b = await connect_pair(client, server)
+        assert a.remote_address == b.local_address == Endpoint(server.address, 80)
+        assert a.local_address == b.remote_address
+        assert a.state is b.state is State.ESTABLISHED
+        assert a.nodelay is False
+        a.nodelay = True
+        assert a.nodelay is True
+        assert a.info().state is State.ESTABLISHED
+        rows = {(r.local, r.remote): r.state for r in client.connections()}
+        assert rows == {(a.local_address, a.remote_address): State.ESTABLISHED}
+        nursery.cancel_scope.cancel()
+
+
+async def test_listener_closes_cleanly_and_refuses_after(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with trio.open_nursery() as nursery:
+        client, server, _, _ = await start_stacks(nursery)
+        [listener] = await server.open_tcp_listeners(0)
+        port = listener.local_address.port
+        assert [(r.state, r.local.port) for r in server.connections()] == [(State.LISTEN, port)]
+
+        async def accept_expecting_closed() -> None:
+            with pytest.raises(trio.ClosedResourceError):
+                await listener.accept()
+
+        nursery.start_soon(accept_expecting_closed)
+        await trio.testing.wait_all_tasks_blocked()
+        await listener.aclose()
+        await trio.testing.wait_all_tasks_blocked()
+        with pytest.raises(ConnectionRefusedError):
+            await client.open_tcp_stream(SERVER_ADDR, port)
+        nursery.cancel_scope.cancel()

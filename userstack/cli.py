@@ -1,0 +1,320 @@
+"""`userstack`: the command line. Argument parsing and wiring only.
+
+    userstack serve {echo,discard,chargen,http} [--port N] [link flags]
+    userstack connect HOST PORT [link flags]      netcat over the stack (like nc -N)
+    userstack ss [-l] [-a] [-o] [--tun NAME | --control PATH]
+
+`serve` and `connect` create their own TUN device (--tun, default us0), give the kernel
+side --host-addr and run the stack as --addr behind it. Link flags add faults in both
+directions (--loss/--dup/--reorder/--corrupt probabilities, --delay milliseconds,
+--seed), a pcap of what crossed the TUN (--pcap), and the trace (--trace): tcpdump-style
+lines on stdout for `serve`, on stderr for `connect` (whose stdout carries the data).
+Both answer `userstack ss` on a control socket (--control; see userstack.control).
+
+Each subcommand is one `add_<name>(subparsers)` that registers its parser and sets
+`run` to a function of the parsed arguments returning the exit status; add a
+subcommand by adding one such function to SUBCOMMANDS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import math
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+from ipaddress import IPv4Address, IPv4Interface
+from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
+
+import trio
+
+from .apps import APPS
+from .control import default_path, fetch_table, serve_control
+from .observe.ss import Show, format_table
+from .observe.trace import Tracer
+from .tcp.config import TcpConfig
+from .tcp.state import State
+from .wire.pcap import PcapWriter
+
+if TYPE_CHECKING:  # the stack and the TUN load only for serve/connect (`ss` stays light)
+    from .link.base import Link
+    from .streams import TcpStream, UserStack
+
+PROG = "userstack"
+CHUNK = 64 * 1024
+SHUTDOWN_GRACE = 5.0  # seconds `serve` waits for FIN exchanges after SIGINT/SIGTERM
+_CLOSING_DONE = frozenset({State.LISTEN, State.TIME_WAIT, State.CLOSED})
+
+
+def say(message: str) -> None:
+    print(f"{PROG}: {message}", file=sys.stderr, flush=True)
+
+
+# ---- the link and the stack, shared by serve and connect ---------------------------------
+
+
+def _probability(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text} is not a probability in [0, 1]")
+    return value
+
+
+def add_link_flags(parser: argparse.ArgumentParser) -> None:
+    """The flags of every command that runs a stack on its own TUN."""
+    parser.add_argument("--tun", default="us0", help="TUN device to create (default us0)")
+    parser.add_argument("--addr", type=IPv4Address, default=IPv4Address("10.0.0.2"),
+                        help="the stack's own IPv4 address (default 10.0.0.2)")
+    parser.add_argument("--host-addr", type=IPv4Interface,
+                        default=IPv4Interface("10.0.0.1/24"),
+                        help="the kernel's address on the TUN (default 10.0.0.1/24)")
+    parser.add_argument("--mtu", type=int, default=1500,
+                        help="TUN MTU (default 1500); the MSS we offer is MTU - 40")
+    parser.add_argument("--msl", type=float, metavar="SECONDS",
+                        help="Maximum Segment Lifetime; TIME-WAIT lasts 2*MSL (default 120)")
+    parser.add_argument("--trace", action="store_true",
+                        help="print every segment (tcpdump format) and state change")
+    parser.add_argument("--pcap", type=Path, metavar="FILE",
+                        help="record every packet crossing the TUN into FILE")
+    parser.add_argument("--control", type=Path, metavar="PATH",
+                        help="control socket for `userstack ss` (default per --tun)")
+    faults = parser.add_argument_group("faults (both directions)")
+    faults.add_argument("--loss", type=_probability, default=0.0, metavar="P")
+    faults.add_argument("--dup", type=_probability, default=0.0, metavar="P")
+    faults.add_argument("--reorder", type=_probability, default=0.0, metavar="P")
+    faults.add_argument("--corrupt", type=_probability, default=0.0, metavar="P")
+    faults.add_argument("--delay", type=float, default=0.0, metavar="MS")
+    faults.add_argument("--seed", type=int, help="seed for the fault generator")
+
+
+def tcp_config(args: argparse.Namespace) -> TcpConfig:
+    if args.mtu < 68 + 40:
+        raise SystemExit(f"{PROG}: --mtu {args.mtu} is too small")
+    if args.msl is None:
+        return TcpConfig(mss=args.mtu - 40)
+    return TcpConfig(mss=args.mtu - 40, msl=args.msl)
+
+
+def control_path(args: argparse.Namespace) -> Path:
+    return args.control or default_path(args.tun)
+
+
+@asynccontextmanager
+async def running_stack(args: argparse.Namespace, trace_out: TextIO) -> AsyncIterator[UserStack]:
+    """TUN (+ pcap tap, + faults) + stack + control socket, torn down in reverse order.
+
+    The pcap tap sits right on the TUN, so it records what really crossed it; the
+    faults sit between the tap and the stack.
+    """
+    from .link.faults import open_faulty_link
+    from .link.pcap_tap import PcapTap
+    from .link.tun import TunLink
+    from .streams import open_stack
+
+    config = tcp_config(args)
+    async with AsyncExitStack() as exits:
+        tun = TunLink.create(args.tun, host_addr=args.host_addr, mtu=args.mtu)
+        exits.push_async_callback(tun.aclose)
+        link: Link = tun
+        if args.pcap is not None:
+            pcap_file = exits.enter_context(args.pcap.open("wb"))
+            link = PcapTap(link, PcapWriter(pcap_file))
+        if args.loss or args.dup or args.reorder or args.corrupt or args.delay:
+            link = await exits.enter_async_context(open_faulty_link(
+                link, loss=args.loss, duplicate=args.dup, reorder=args.reorder,
+                corrupt=args.corrupt, delay=args.delay / 1000, seed=args.seed,
+            ))
+        observer = Tracer(trace_out) if args.trace else None
+        stack = await exits.enter_async_context(
+            open_stack(link, args.addr, config=config, observer=observer)
+        )
+        nursery = await exits.enter_async_context(trio.open_nursery())
+        exits.callback(nursery.cancel_scope.cancel)  # runs before the nursery's exit
+        await nursery.start(serve_control, control_path(args), stack.connections)
+        yield stack
+
+
+# ---- serve ---------------------------------------------------------------------------------
+
+
+def add_serve(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("serve", help="serve echo, discard, chargen or http on a TUN")
+    p.add_argument("app", choices=sorted(APPS))
+    p.add_argument("--port", type=int,
+                   help="port (default: echo 7, discard 9, chargen 19, http 80)")
+    add_link_flags(p)
+    p.set_defaults(run=lambda args: trio.run(serve, args))
+
+
+async def serve(args: argparse.Namespace) -> int:
+    """Serve until SIGINT/SIGTERM, then close every connection with a FIN and leave."""
+    app = APPS[args.app]
+    port = app.port if args.port is None else args.port
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with running_stack(args, sys.stdout) as stack:
+            streams: set[TcpStream] = set()
+
+            async def handler(stream: TcpStream) -> None:
+                streams.add(stream)
+                try:
+                    await app.handler(stream)
+                finally:
+                    streams.discard(stream)
+
+            listeners = await stack.open_tcp_listeners(port)
+            accepting = trio.CancelScope()
+            async with trio.open_nursery() as handlers:
+                handlers.start_soon(_accept_until, accepting, handler, listeners, handlers)
+                say(f"serving {args.app} on {args.addr}:{port} (tun {args.tun}, host "
+                    f"{args.host_addr}, control {control_path(args)})")
+                async for signum in signals:
+                    say(f"{signal.Signals(signum).name}: closing connections")
+                    break
+                accepting.cancel()
+                for listener in listeners:
+                    await listener.aclose()
+                for stream in list(streams):
+                    await stream.aclose()  # our FIN; handlers see ClosedResourceError
+            await _wait_closed(stack, signals)
+    return 0
+
+
+async def _accept_until(
+    scope: trio.CancelScope,
+    handler: Callable[[TcpStream], object],
+    listeners: list,
+    handlers: trio.Nursery,
+) -> None:
+    with scope:
+        await trio.serve_listeners(handler, listeners, handler_nursery=handlers)
+
+
+async def _wait_closed(stack: UserStack, signals: AsyncIterator[int]) -> None:
+    """Let the FIN exchanges finish (bounded; a second signal stops waiting)."""
+    async with trio.open_nursery() as nursery:
+        async def second_signal() -> None:
+            async for _ in signals:
+                nursery.cancel_scope.cancel()
+
+        nursery.start_soon(second_signal)
+        with trio.move_on_after(SHUTDOWN_GRACE):
+            while any(info.state not in _CLOSING_DONE for info in stack.connections()):
+                await trio.sleep(0.05)
+        nursery.cancel_scope.cancel()
+
+
+# ---- connect -------------------------------------------------------------------------------
+
+
+def add_connect(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("connect", help="netcat over the stack: stdin -> HOST:PORT -> stdout")
+    p.add_argument("host", type=IPv4Address)
+    p.add_argument("port", type=int)
+    p.add_argument("-w", "--timeout", type=float, metavar="SECONDS",
+                   help="give up connecting after SECONDS (default: the SYN retries)")
+    add_link_flags(p)
+    p.set_defaults(run=lambda args: trio.run(connect, args))
+
+
+_FAILURES = {
+    errno.ECONNREFUSED: "Connection refused",
+    errno.ETIMEDOUT: "Connection timed out",
+    errno.ECONNRESET: "Connection reset by peer",
+}
+
+
+async def connect(args: argparse.Namespace) -> int:
+    """Active open, then copy both ways; our FIN at stdin's EOF (nc -N); done when both are."""
+    async with running_stack(args, sys.stderr) as stack:
+        try:
+            with trio.fail_after(math.inf if args.timeout is None else args.timeout):
+                stream = await stack.open_tcp_stream(args.host, args.port)
+        except (OSError, trio.TooSlowError) as exc:
+            code = exc.errno if isinstance(exc, OSError) else errno.ETIMEDOUT
+            reason = _FAILURES.get(code, str(exc))
+            say(f"connect to {args.host} port {args.port} (tcp) failed: {reason}")
+            return 1
+        async with stream, trio.open_nursery() as nursery:
+            nursery.start_soon(_stdin_to_stream, stream)
+            nursery.start_soon(_stream_to_stdout, stream)
+    return 0
+
+
+async def _stdin_to_stream(stream: TcpStream) -> None:
+    """Blocking reads in a worker thread: stdin may be a file, a pipe or a terminal."""
+    try:
+        while data := await trio.to_thread.run_sync(os.read, 0, CHUNK, abandon_on_cancel=True):
+            await stream.send_all(data)
+        await stream.send_eof()
+    except trio.BrokenResourceError as exc:
+        say(f"write failed: {exc}")
+
+
+async def _stream_to_stdout(stream: TcpStream) -> None:
+    try:
+        while data := await stream.receive_some(CHUNK):
+            await trio.to_thread.run_sync(_write_all, 1, data)
+    except trio.BrokenResourceError as exc:
+        say(f"read failed: {exc}")
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+# ---- ss ------------------------------------------------------------------------------------
+
+
+def add_ss(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("ss", help="show a running stack's connections, like ss -tan")
+    shown = p.add_mutually_exclusive_group()
+    shown.add_argument("-l", "--listening", action="store_true", help="listening sockets only")
+    shown.add_argument("-a", "--all", action="store_true", help="all connections and listeners")
+    p.add_argument("-o", "--options", action="store_true", help="show timers")
+    p.add_argument("-n", "--numeric", action="store_true", help="accepted (always numeric)")
+    p.add_argument("--tun", default="us0", help="the stack's TUN device (default us0)")
+    p.add_argument("--control", type=Path, metavar="PATH", help="control socket path")
+    p.set_defaults(run=ss)
+
+
+def ss(args: argparse.Namespace) -> int:
+    path = control_path(args)
+    try:
+        infos = trio.run(fetch_table, path)
+    except (OSError, ValueError) as exc:
+        say(f"no stack answers on {path} ({exc}); is `userstack serve` running?")
+        return 1
+    show = Show.ALL if args.all else Show.LISTENING if args.listening else Show.CONNECTED
+    sys.stdout.write(format_table(infos, show=show, timers=args.options))
+    return 0
+
+
+# ---- main ----------------------------------------------------------------------------------
+
+SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [add_serve, add_connect, add_ss]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
+    subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in SUBCOMMANDS:
+        add(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -15,11 +15,11 @@ from ipaddress import IPv4Address
 from pathlib import Path
 
 import pytest
+from userstack.tcp.connection import Connection
 
 from userstack.observe.ladder import ladder_main, render_ladder, segment_label
 from userstack.observe.replay import Side, find_connections, read_capture
 from userstack.tcp.config import TcpConfig
-from userstack.tcp.connection import Connection
 from userstack.tcp.events import StateChanged
 from userstack.tcp.state import State
 from userstack.wire.addr import Endpoint
@@ -295,3 +295,46 @@ def test_labels_are_relative_and_tcpdump_styled() -> None:
     assert segment_label(data, SeqNum(2**32 - 91), SeqNum(1)) == (
         "[P.] seq 101:201 ack 1 win 502 len 100"
     )
+
+
+def _write_pcap(path: Path, packets: list[tuple[float, Endpoint, Endpoint, TcpSegment]]) -> Path:
+    buf = io.BytesIO()
+    writer = PcapWriter(buf)
+    for t, src, dst, seg in packets:
+        writer.write(build_tcp_packet(src.ip, dst.ip, seg), t)
+    path.write_bytes(buf.getvalue())
+    return path
+
+
+def _seg(src: Endpoint, seq: int, ack: int, flags: TcpFlags, payload: bytes = b"") -> TcpSegment:
+    dst = SERVER if src == CLIENT else CLIENT
+    return TcpSegment(src.port, dst.port, SeqNum(seq), SeqNum(ack), flags, 64240,
+                      payload=payload)
+
+
+def test_refused_connection_has_no_server_tcb(tmp_path: Path) -> None:
+    pcap = _write_pcap(tmp_path / "refused.pcap", [
+        (1.0, CLIENT, SERVER, _seg(CLIENT, 100, 0, TcpFlags.SYN)),
+        (1.001, SERVER, CLIENT, _seg(SERVER, 0, 101, TcpFlags.RST | TcpFlags.ACK)),
+    ])
+    root, ladder = _render(tmp_path, pcap)
+    assert len(_arrows(root)) == 2
+    assert _states(root, Side.CLIENT) == ["SYN-SENT", "CLOSED"]
+    assert _states(root, Side.SERVER) == ["CLOSED"]
+    assert any("no listener" in n for n in ladder.replay.notes)  # type: ignore[attr-defined]
+
+
+def test_a_capture_the_replay_cannot_follow_is_still_drawn(tmp_path: Path) -> None:
+    # the client "sends data" after its FIN: no RFC 9293 endpoint does that
+    pcap = _write_pcap(tmp_path / "odd.pcap", [
+        (1.0, CLIENT, SERVER, _seg(CLIENT, 100, 0, TcpFlags.SYN)),
+        (1.1, SERVER, CLIENT, _seg(SERVER, 900, 101, TcpFlags.SYN | TcpFlags.ACK)),
+        (1.2, CLIENT, SERVER, _seg(CLIENT, 101, 901, TcpFlags.FIN | TcpFlags.ACK)),
+        (1.3, CLIENT, SERVER, _seg(CLIENT, 102, 901, TcpFlags.PSH | TcpFlags.ACK, b"late")),
+        (1.4, SERVER, CLIENT, _seg(SERVER, 901, 102, TcpFlags.ACK)),
+    ])
+    root, ladder = _render(tmp_path, pcap)
+    assert len(_arrows(root)) == 5
+    notes = ladder.replay.notes  # type: ignore[attr-defined]
+    assert any("replay of the client stopped at packet #4" in n for n in notes)
+    assert any("stopped at packet #4" in (t.text or "") for t in root.iter(f"{NS}text"))

@@ -17,9 +17,10 @@ What is observed and what is inferred (the details are in replay.py's docstring)
   userstack's own sans-I/O core (replay.py), so they show what RFC 9293 says each side
   was in. Where the replay cannot follow the capture, a note under the figure says so.
 
-Layout: y grows with capture time, scaled so the median gap between segments is the
-minimum spacing that keeps labels apart; a gap more than a few times longer is
-compressed and marked with a break on both lines.
+Layout: y grows with capture time: the median gap between segments is the least spacing
+that keeps labels apart, longer gaps grow with the log of their length, and idle gaps (a
+second or more, or a hundred times the median) are cut short and marked with a break on
+both lines. The time column gives the real timestamps.
 
 The SVG is written by hand with xml.etree (which escapes every text and attribute).
 """
@@ -62,8 +63,10 @@ _CLIENT_X = 300  # the two time lines
 _SERVER_X = 820
 _SLOPE = 26  # how far every arrow drops on its way across
 _MIN_GAP = 40  # least distance between two arrows' tops: above _SLOPE, so they never cross
-_MAX_GAP = 4 * _MIN_GAP  # a longer gap is compressed to _BREAK_GAP and marked
-_BREAK_GAP = 56
+_MAX_GAP = 3 * _MIN_GAP
+_BREAK_GAP = 56  # what a gap of _BREAK_RATIO times the median or _BREAK_SECONDS shrinks to
+_BREAK_RATIO = 100
+_BREAK_SECONDS = 1.0
 _TOP = 150  # y of the first arrow
 _BOX_H = 18
 _CHAR_W = 7.0  # monospace advance at the label size, for box widths and fit
@@ -101,7 +104,10 @@ class Ladder:
 
 
 def segment_label(seg: TcpSegment, seq_base: SeqNum | None, ack_base: SeqNum | None) -> str:
-    """tcpdump-style, with seq relative to the sender's ISN and ack to the receiver's."""
+    """tcpdump-style, with seq relative to the sender's ISN and ack to the receiver's.
+
+    Options are shown on SYNs (what was negotiated) and SACK blocks wherever they are.
+    """
     seq = _relative(seg.seq, seq_base)
     parts = [f"[{flag_letters(seg.flags)}]"]
     parts.append(f"seq {seq}:{seq + len(seg.payload)}" if seg.payload else f"seq {seq}")
@@ -110,14 +116,15 @@ def segment_label(seg: TcpSegment, seq_base: SeqNum | None, ack_base: SeqNum | N
     parts.append(f"win {seg.window}")
     opts = seg.options
     shown = []
-    if opts.mss is not None:
-        shown.append(f"mss {opts.mss}")
-    if opts.sack_permitted:
-        shown.append("sackOK")
-    if opts.timestamps is not None:
-        shown.append("TS")
-    if opts.window_scale is not None:
-        shown.append(f"wscale {opts.window_scale}")
+    if seg.flags & TcpFlags.SYN:  # what was negotiated; later options would only clutter
+        if opts.mss is not None:
+            shown.append(f"mss {opts.mss}")
+        if opts.sack_permitted:
+            shown.append("sackOK")
+        if opts.timestamps is not None:
+            shown.append("TS")
+        if opts.window_scale is not None:
+            shown.append(f"wscale {opts.window_scale}")
     shown += [
         f"sack {_relative(left, ack_base)}:{_relative(right, ack_base)}"
         for left, right in opts.sack_blocks
@@ -134,18 +141,24 @@ def _relative(n: SeqNum, base: SeqNum | None) -> int:
 
 
 def _layout(times: Sequence[float]) -> tuple[list[float], list[tuple[float, float]]]:
-    """The y of each arrow's top, and the (y, seconds) of every compressed gap."""
+    """The y of each arrow's top, and the (y, seconds) of every compressed gap.
+
+    A gap up to the median one gets the minimum spacing; longer gaps grow with the log
+    of how much longer they are, up to _MAX_GAP; a gap far beyond that (an idle
+    connection) is cut short and marked with a break.
+    """
     gaps = [b - a for a, b in itertools.pairwise(times)]
     positive = [g for g in gaps if g > 0]
-    px_per_s = _MIN_GAP / statistics.median(positive) if positive else 0.0
+    typical = statistics.median(positive) if positive else 0.0
     ys = [float(_TOP)]
     breaks: list[tuple[float, float]] = []
     for gap in gaps:
-        dy = max(_MIN_GAP, gap * px_per_s)
-        if dy > _MAX_GAP:
+        ratio = gap / typical if typical else 1.0
+        dy = _MIN_GAP * (1 + math.log10(ratio)) if ratio > 1 else _MIN_GAP
+        if ratio >= _BREAK_RATIO or gap >= _BREAK_SECONDS:
             breaks.append((ys[-1] + _SLOPE / 2 + _BREAK_GAP / 2, gap))
             dy = _BREAK_GAP + _SLOPE / 2
-        ys.append(ys[-1] + dy)
+        ys.append(ys[-1] + min(dy, _MAX_GAP))
     return ys, breaks
 
 
@@ -169,14 +182,21 @@ def _defs(svg: ET.Element) -> None:
     _el(svg, "style").text = _STYLE
 
 
-def ladder_svg(conv: TcpConversation, delivery: Delivery, states: Replay, subtitle: str) -> str:
-    """The whole figure as an SVG document."""
+def ladder_svg(
+    conv: TcpConversation,
+    delivery: Delivery,
+    states: Replay,
+    subtitle: str,
+    notes: Sequence[str] = (),
+) -> str:
+    """The whole figure as an SVG document; ``notes`` go under it with the replay's."""
     times = [p.time for p in conv.segments]
     ys, breaks = _layout(times)
     bottom = (ys[-1] if ys else _TOP) + _SLOPE + 34
     isn = {side: conv.isn(side) for side in Side}
 
     notes = [
+        *notes,
         f"seq/ack are relative to each side's ISN (client {_isn_text(isn[Side.CLIENT])}, "
         f"server {_isn_text(isn[Side.SERVER])}); time in seconds since packet "
         f"#{conv.segments[0].number}",
@@ -371,7 +391,13 @@ def render_ladder(
         f"{len(conv.segments)} segments, {_duration(duration) if duration else '0 s'}, "
         f"{len(delivery.retransmitted)} retransmitted, {len(delivery.lost)} presumed lost"
     )
-    svg = ladder_svg(conv, delivery, states, subtitle)
+    notes = []
+    if capture.unchecked:
+        notes.append(
+            f"{capture.unchecked} packets in the capture carry a TCP checksum their sender had "
+            "not filled in yet (checksum offload): read as they are"
+        )
+    svg = ladder_svg(conv, delivery, states, subtitle, notes)
     Path(out_path).write_text(svg, encoding="utf-8")
     return Ladder(conv, delivery, states, svg)
 

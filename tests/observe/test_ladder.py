@@ -7,6 +7,7 @@ exactly the states the two live connections went through while the capture was m
 
 from __future__ import annotations
 
+import argparse
 import io
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
@@ -17,7 +18,12 @@ from pathlib import Path
 import pytest
 from userstack.tcp.connection import Connection
 
-from userstack.observe.ladder import ladder_main, render_ladder, segment_label
+from userstack.observe.ladder import (
+    add_ladder_parser,
+    ladder_main,
+    render_ladder,
+    segment_label,
+)
 from userstack.observe.replay import Side, find_connections, read_capture
 from userstack.tcp.config import TcpConfig
 from userstack.tcp.events import StateChanged
@@ -265,7 +271,7 @@ def test_lost_segment_is_marked_and_its_retransmission_too(tmp_path: Path) -> No
 
 
 def test_connection_choice_list_and_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    pcap, (_, second) = _capture(tmp_path, _four_way, _lossy)
+    pcap, (first, second) = _capture(tmp_path, _four_way, _lossy)
 
     conns = find_connections(read_capture(pcap).segments)
     assert [c.client.port for c in conns] == [40000, 40001]
@@ -279,6 +285,12 @@ def test_connection_choice_list_and_cli(tmp_path: Path, capsys: pytest.CaptureFi
     root = _svg(out)
     assert len(_arrows(root)) == second.written
     assert "10.0.0.1:40001" in root.findtext(f"{NS}title", "")
+
+    parser = argparse.ArgumentParser()
+    add_ladder_parser(parser.add_subparsers())
+    args = parser.parse_args(["ladder", str(pcap), "--connection", "0"])
+    assert args.run(args) == 0
+    assert len(_arrows(_svg(pcap.with_suffix(".svg")))) == first.written
 
     assert ladder_main([str(pcap), "-o", str(out), "--connection", "2"]) == 1
     assert "no connection 2" in capsys.readouterr().err

@@ -414,8 +414,8 @@ def list_connections(pcap_path: str | Path) -> list[str]:
     ]
 
 
-def add_ladder_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:  # type: ignore[type-arg]
-    """Add `ladder` to a CLI's subcommands; the parsed args carry handler=run_ladder."""
+def add_ladder_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Register `ladder` with a CLI's subcommands (cli.SUBCOMMANDS' shape: run=run_ladder)."""
     p = subparsers.add_parser(
         "ladder",
         help="draw a captured TCP connection as an SVG ladder diagram",
@@ -423,8 +423,7 @@ def add_ladder_parser(subparsers: argparse._SubParsersAction) -> argparse.Argume
         "per segment, each side's RFC 9293 state (replayed through userstack's core).",
     )
     _ladder_arguments(p)
-    p.set_defaults(handler=run_ladder)
-    return p
+    p.set_defaults(run=run_ladder)
 
 
 def _ladder_arguments(p: argparse.ArgumentParser) -> None:

@@ -20,7 +20,7 @@ The receive path needs no task of its own: `receive_batch()` waits for the inner
 next due packet at once. The send path with delay, jitter or reordering keeps packets in flight
 after `send` has returned, so it needs a background task: give the link a nursery, or use
 `open_faulty_link()`, which owns one. Closing the link drops whatever is still in flight, as
-pulling a cable does.
+pulling a cable does. `memory_link_pair` uses the same engine (`FaultPath`) for each direction.
 """
 
 from __future__ import annotations
@@ -173,6 +173,8 @@ class FaultyLink(LinkBase):
 
     Timed faults on the send path need `nursery` (see the module docstring); the receive path
     never does: there a packet's delay counts from when the wrapper read it from the inner link.
+    With a nursery, close the link (`async with link:`), or that nursery waits for it forever;
+    an error from the inner link's send surfaces there too.
     Counters: `send_counters`, `receive_counters`, and `counters` for both together.
     """
 

@@ -24,8 +24,10 @@ class PcapTap(LinkBase):
 
     async def send_batch(self, packets: Sequence[bytes]) -> None:
         self._check_open()
-        await self.inner.send_batch(packets)
+        # Record first: the inner send yields, and a reply read meanwhile must not be
+        # recorded ahead of the packet that caused it.
         self._record(packets)
+        await self.inner.send_batch(packets)
 
     async def _receive_batch(self) -> list[bytes]:
         batch = await self.inner.receive_batch()

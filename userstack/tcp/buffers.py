@@ -1,0 +1,173 @@
+"""Byte queues for one connection: what we must send, and what we received.
+
+Both are bounded, both move payloads as slices (no per-byte loops), and both keep
+their bytes in one bytearray whose front is deleted as data leaves: CPython keeps
+an offset for that, so `del buf[:n]` does not copy the rest.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right, insort
+
+# A hostile peer could send a window's worth of one-byte fragments; beyond this many
+# held fragments we drop new out-of-order data (the peer retransmits it later).
+MAX_OUT_OF_ORDER_PIECES = 1024
+
+
+class SendBuffer:
+    """Unacknowledged and unsent bytes, from SND.UNA (the SYN excluded) onwards."""
+
+    __slots__ = ("_buf", "capacity")
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._buf = bytearray()
+
+    def __len__(self) -> int:
+        return len(self._buf)
+
+    @property
+    def space(self) -> int:
+        return self.capacity - len(self._buf)
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:
+        """Queue as much of `data` as fits; return how much that was."""
+        n = min(len(data), self.capacity - len(self._buf))
+        if n > 0:
+            self._buf += memoryview(data)[:n]
+        return n
+
+    def peek(self, offset: int, n: int) -> bytes:
+        """n bytes starting `offset` bytes after the first unacknowledged one."""
+        with memoryview(self._buf) as view:
+            return bytes(view[offset : offset + n])
+
+    def consume(self, n: int) -> None:
+        """The first n bytes were acknowledged."""
+        del self._buf[:n]
+
+
+class ReceiveBuffer:
+    """In-order bytes waiting for the reader, plus out-of-order pieces held for later.
+
+    Positions are absolute stream offsets (ints that never wrap): `next` is the offset
+    of RCV.NXT. The connection converts sequence numbers to offsets relative to RCV.NXT.
+    """
+
+    __slots__ = ("_pieces", "_ready", "_starts", "capacity", "fin_at", "next")
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._ready = bytearray()
+        self.next = 0  # stream offset of RCV.NXT: bytes delivered in order so far
+        self._starts: list[int] = []  # sorted starts of held out-of-order pieces
+        self._pieces: dict[int, bytes] = {}  # start -> bytes; pieces never overlap
+        self.fin_at: int | None = None  # stream offset of a FIN seen ahead of RCV.NXT
+
+    def __len__(self) -> int:
+        return len(self._ready)
+
+    @property
+    def space(self) -> int:
+        """Free buffer space: what we may offer as RCV.WND."""
+        return max(0, self.capacity - len(self._ready))
+
+    @property
+    def has_gaps(self) -> bool:
+        return bool(self._starts)
+
+    @property
+    def fin_reached(self) -> bool:
+        """A held FIN is now in sequence."""
+        return self.fin_at == self.next
+
+    def read(self, max_bytes: int) -> bytes:
+        n = min(max_bytes, len(self._ready))
+        if n <= 0:
+            return b""
+        with memoryview(self._ready) as view:
+            data = bytes(view[:n])
+        del self._ready[:n]
+        return data
+
+    def hold_fin(self, rel: int) -> None:
+        """Remember a FIN `rel` bytes ahead of RCV.NXT; the first one seen wins."""
+        if self.fin_at is None:
+            self.fin_at = self.next + rel
+            self._drop_beyond(self.fin_at)
+
+    def insert(self, rel: int, data: bytes | memoryview, window: int) -> int:
+        """Take a segment's text starting `rel` bytes after RCV.NXT.
+
+        Whatever lies outside [RCV.NXT, RCV.NXT + window) is trimmed (RFC 9293 3.10.7.4,
+        first and seventh steps); duplicates and overlaps are dropped. Returns how many
+        bytes became readable in order (RCV.NXT advances by that much).
+        """
+        start = self.next + rel
+        end = start + len(data)
+        hi = self.next + window
+        if self.fin_at is not None and self.fin_at < hi:
+            hi = self.fin_at  # nothing exists beyond the FIN
+        view = memoryview(data)
+        if start < self.next:
+            view = view[self.next - start :]
+            start = self.next
+        if end > hi:
+            end = hi
+        if start >= end:
+            return 0
+        view = view[: end - start]
+        if start != self.next:
+            self._hold(start, end, view)
+            return 0
+        before = self.next
+        self._ready += view
+        self.next = end
+        starts = self._starts
+        pieces = self._pieces
+        while starts and starts[0] <= self.next:
+            s = starts.pop(0)
+            piece = pieces.pop(s)
+            e = s + len(piece)
+            if e > self.next:
+                self._ready += memoryview(piece)[self.next - s :]
+                self.next = e
+        return self.next - before
+
+    def _hold(self, start: int, end: int, view: memoryview) -> None:
+        """Keep the parts of [start, end) that no held piece already covers."""
+        starts = self._starts
+        pieces = self._pieces
+        i = bisect_right(starts, start) - 1
+        if i >= 0:
+            prev_end = starts[i] + len(pieces[starts[i]])
+            if prev_end > start:
+                start = prev_end
+        j = i + 1
+        base = end - len(view)  # stream offset of view[0]
+        while start < end:
+            if len(starts) >= MAX_OUT_OF_ORDER_PIECES:
+                return
+            if j < len(starts) and starts[j] < end:
+                nxt = starts[j]
+                if nxt > start:
+                    pieces[start] = bytes(view[start - base : nxt - base])
+                    insort(starts, start)
+                    j += 1
+                start = max(start, nxt + len(pieces[nxt]))
+                j += 1
+            else:
+                pieces[start] = bytes(view[start - base : end - base])
+                insort(starts, start)
+                return
+
+    def _drop_beyond(self, limit: int) -> None:
+        """Forget held bytes at or past `limit` (the FIN's offset)."""
+        starts = self._starts
+        while starts and starts[-1] >= limit:
+            del self._pieces[starts.pop()]
+        if starts:
+            last = starts[-1]
+            piece = self._pieces[last]
+            if last + len(piece) > limit:
+                self._pieces[last] = piece[: limit - last]

@@ -1,0 +1,86 @@
+"""Congestion control: RFC 5681 (slow start, congestion avoidance, fast retransmit)
+with the NewReno fast recovery of RFC 6582.
+
+Byte counting, not ACK counting: cwnd grows by the bytes an ACK covers, capped at
+one SMSS per ACK in slow start (RFC 5681 3.1, the L = 1*SMSS limit of RFC 3465).
+"""
+
+from __future__ import annotations
+
+from ..wire.seq import SeqNum
+
+DUPACK_THRESHOLD = 3  # RFC 5681 3.2
+
+
+def initial_window(smss: int) -> int:
+    """IW, RFC 5681 3.1 (equation 1; RFC 3390)."""
+    if smss > 2190:
+        return 2 * smss
+    if smss > 1095:
+        return 3 * smss
+    return 4 * smss
+
+
+class NewReno:
+    __slots__ = ("cwnd", "dupacks", "in_recovery", "recover", "smss", "ssthresh")
+
+    def __init__(self, smss: int, iss: SeqNum, *, iw: int | None = None) -> None:
+        self.smss = smss
+        self.cwnd = initial_window(smss) if iw is None else iw
+        # RFC 5681 3.1: "arbitrarily high" initial ssthresh
+        self.ssthresh = 1 << 30
+        self.dupacks = 0
+        self.in_recovery = False
+        # RFC 6582 3.2 (1): recover starts at the ISS. We keep it one past RFC 6582's
+        # "highest sequence number transmitted", so "covers recover" is `ack >= recover`.
+        self.recover = iss + 1
+
+    def on_new_ack(self, ack: SeqNum, acked: int, flight_after: int) -> bool:
+        """New data acknowledged. True on a partial ACK in fast recovery: the caller must
+        retransmit the first unacknowledged segment (RFC 6582 3.2 (5))."""
+        self.dupacks = 0
+        smss = self.smss
+        if self.in_recovery:
+            if ack >= self.recover:
+                # RFC 6582 3.2 (3) full acknowledgment, option (1): deflate
+                self.cwnd = min(self.ssthresh, max(flight_after, smss) + smss)
+                self.in_recovery = False
+                return False
+            # RFC 6582 3.2 (5) partial acknowledgment: deflate by the amount acked,
+            # add back one SMSS if at least one SMSS was acked
+            self.cwnd = max(self.cwnd - acked, smss) + (smss if acked >= smss else 0)
+            return True
+        if self.cwnd < self.ssthresh:
+            self.cwnd += min(acked, smss)  # RFC 5681 (2), slow start
+        else:
+            self.cwnd += max(1, smss * smss // self.cwnd)  # RFC 5681 (3), congestion avoidance
+        return False
+
+    def on_duplicate_ack(self, ack: SeqNum, flight: int, snd_nxt: SeqNum) -> bool:
+        """A duplicate ACK (RFC 5681 2). True: fast retransmit now (RFC 5681 3.2 (2)-(3))."""
+        self.dupacks += 1
+        if self.in_recovery:
+            self.cwnd += self.smss  # RFC 6582 3.2 (4): inflate for each additional dup ACK
+            return False
+        if self.dupacks != DUPACK_THRESHOLD:
+            return False
+        if ack < self.recover:
+            # RFC 6582 3.2 (2): the ACK does not cover recover, so these duplicates may
+            # come from segments we retransmitted after a timeout: no fast retransmit
+            return False
+        # RFC 5681 (4) / RFC 6582 3.2 (2)
+        self.ssthresh = max(flight // 2, 2 * self.smss)
+        self.recover = snd_nxt
+        self.cwnd = self.ssthresh + DUPACK_THRESHOLD * self.smss
+        self.in_recovery = True
+        return True
+
+    def on_timeout(self, flight: int, snd_nxt: SeqNum, *, first: bool) -> None:
+        """The retransmission timer expired (RFC 5681 3.1, equation 4; RFC 6582 3.2)."""
+        if first:
+            # a segment retransmitted by the timer again: keep ssthresh (RFC 5681 3.1)
+            self.ssthresh = max(flight // 2, 2 * self.smss)
+        self.cwnd = self.smss  # the loss window, LW
+        self.dupacks = 0
+        self.in_recovery = False
+        self.recover = snd_nxt  # RFC 6582 3.2: record the highest sequence number sent

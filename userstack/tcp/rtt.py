@@ -1,0 +1,46 @@
+"""The retransmission timeout: RFC 6298's estimator, with Karn's rule left to the caller.
+
+The caller takes at most one sample per round trip, never from a retransmitted
+segment (Karn's algorithm, RFC 6298 3), and calls back_off() when the timer expires.
+"""
+
+from __future__ import annotations
+
+ALPHA = 1 / 8  # RFC 6298 (2.3)
+BETA = 1 / 4
+K = 4
+CLOCK_GRANULARITY = 0.001  # G: `now` is a float in seconds, so a millisecond is conservative
+
+
+class RttEstimator:
+    __slots__ = ("rto", "rto_max", "rto_min", "rttvar", "srtt")
+
+    def __init__(self, rto_initial: float, rto_min: float, rto_max: float) -> None:
+        self.srtt: float | None = None
+        self.rttvar: float | None = None
+        self.rto = rto_initial  # RFC 6298 (2.1)
+        self.rto_min = rto_min
+        self.rto_max = rto_max
+
+    def sample(self, r: float) -> None:
+        """Fold in one measurement R; this also undoes any backoff (RFC 6298 (2.2), (2.3))."""
+        if self.srtt is None or self.rttvar is None:
+            # RFC 6298 (2.2): first measurement
+            self.srtt = r
+            self.rttvar = r / 2
+        else:
+            # RFC 6298 (2.3): RTTVAR first, using the old SRTT
+            self.rttvar = (1 - BETA) * self.rttvar + BETA * abs(self.srtt - r)
+            self.srtt = (1 - ALPHA) * self.srtt + ALPHA * r
+        rto = self.srtt + max(CLOCK_GRANULARITY, K * self.rttvar)
+        # RFC 6298 (2.4) minimum, (2.5) maximum
+        self.rto = min(max(rto, self.rto_min), self.rto_max)
+
+    def back_off(self) -> None:
+        """RFC 6298 (5.5): the timer expired, double the RTO (up to the maximum, (2.5))."""
+        self.rto = min(self.rto * 2, self.rto_max)
+
+    def at_least(self, floor: float) -> None:
+        """RFC 6298 (5.7): after a lost SYN, data transmission starts with RTO >= 3 s."""
+        if self.srtt is None:
+            self.rto = max(self.rto, floor)

@@ -258,11 +258,13 @@ class Connection:
 
     # ------------------------------------------------------------------ CLOSE (3.10.4)
 
-    def close(self, now: float) -> None:
+    def close(self, now: float, *, half: bool = False) -> None:
         """CLOSE: no more data from us; our FIN follows the queued data (a half-close).
 
         Idempotent once our FIN is queued (RFC 9293 3.10.4 allows "ok" in FIN-WAIT).
-        Closing with unread received data aborts with RST instead (RFC 1122 4.2.2.13).
+        Closing with unread received data aborts with RST instead (RFC 1122 4.2.2.13),
+        unless `half`: the user only shuts down sending (shutdown(SHUT_WR), a stream's
+        send_eof) and will still read, so no data is lost.
         """
         self._now = now
         self._raise_if_failed()
@@ -273,7 +275,7 @@ class Connection:
             # RFC 9293 3.10.4: delete the TCB (queued SENDs get "error: closing")
             self._set_state(State.CLOSED)
             return
-        if len(self._rcvbuf) or (self._rcvbuf.has_gaps and not self._eof):
+        if not half and (len(self._rcvbuf) or (self._rcvbuf.has_gaps and not self._eof)):
             # RFC 1122 4.2.2.13: data would be lost, so tell the peer with a RST
             self.abort(now)
             return

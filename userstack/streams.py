@@ -324,7 +324,7 @@ class TcpStream(trio.abc.HalfCloseableStream):
                 self._eof_sent = True
                 if self._conn.state.can_send:
                     try:
-                        self._stack.close(self._conn, trio.current_time())
+                        self._stack.close(self._conn, trio.current_time(), half=True)
                     except (ConnectionFailed, ConnectionStateError) as e:
                         raise self._broken(e) from e
                     self._wake_driver()

@@ -18,9 +18,9 @@ from userstack import TcpConfig
 
 FAULTS = {"loss": 0.10, "duplicate": 0.05, "reorder": 0.10}
 
-# Clogged: the client can buffer 8 KiB, the server offers an 8 KiB window, and nobody reads.
-CLOG_CLIENT = TcpConfig(send_buffer=8192)
-CLOG_SERVER = TcpConfig(recv_buffer=8192)
+# Clogged: each side buffers 8 KiB to send and offers an 8 KiB window, and both directions
+# are filled while nobody reads (trio also runs the checks on the flipped pair).
+CLOGGABLE = TcpConfig(send_buffer=8192, recv_buffer=8192, keepalive=30.0)
 # Under loss a lost RST is only noticed when the other side next sends; keep-alive makes an
 # idle side send, so "peer aborted" is always detected (as with SO_KEEPALIVE on a kernel socket).
 KEEPALIVE = TcpConfig(keepalive=30.0)
@@ -28,16 +28,12 @@ KEEPALIVE = TcpConfig(keepalive=30.0)
 
 def _makers(nursery: trio.Nursery, **faults: object):  # type: ignore[no-untyped-def]
     plain = pair_maker(nursery, client_config=KEEPALIVE, server_config=KEEPALIVE, **faults)
-    clogged_pair = pair_maker(
-        nursery,
-        client_config=TcpConfig(send_buffer=8192, keepalive=30.0),
-        server_config=TcpConfig(recv_buffer=8192, keepalive=30.0),
-        **faults,
-    )
+    clogged_pair = pair_maker(nursery, client_config=CLOGGABLE, server_config=CLOGGABLE, **faults)
 
     async def clogged():  # type: ignore[no-untyped-def]
         client, server = await clogged_pair()
         await clog(client)
+        await clog(server)
         return client, server
 
     return plain, clogged

@@ -151,7 +151,7 @@ async def test_cancelled_aclose_aborts(autojump_clock: trio.testing.MockClock) -
     async with trio.open_nursery() as nursery:
         client, server, _, _ = await start_stacks(nursery)
         a, b = await connect_pair(client, server)
-        await trio.testing.aclose_forcefully(a)
+        await trio.aclose_forcefully(a)
         with pytest.raises(trio.BrokenResourceError):
             await b.receive_some()
         with pytest.raises(trio.ClosedResourceError):

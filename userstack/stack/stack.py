@@ -357,10 +357,11 @@ class Stack:
         finally:
             self._after_user_call(conn, now)
 
-    def close(self, conn: Connection, now: float) -> None:
-        """CLOSE: our FIN after the queued data (the core RSTs if unread data is pending)."""
+    def close(self, conn: Connection, now: float, *, half: bool = False) -> None:
+        """CLOSE: our FIN after the queued data. Unless `half` (the user still reads),
+        unread data pending makes it an ABORT instead (RFC 1122 4.2.2.13, in the core)."""
         try:
-            conn.close(now)
+            conn.close(now, half=half)
         finally:
             self._after_user_call(conn, now)
 

@@ -16,7 +16,6 @@ from ipaddress import IPv4Address
 from pathlib import Path
 
 import pytest
-from userstack.tcp.connection import Connection
 
 from userstack.observe.ladder import (
     add_ladder_parser,
@@ -26,6 +25,7 @@ from userstack.observe.ladder import (
 )
 from userstack.observe.replay import Side, find_connections, read_capture
 from userstack.tcp.config import TcpConfig
+from userstack.tcp.connection import Connection
 from userstack.tcp.events import StateChanged
 from userstack.tcp.state import State
 from userstack.wire.addr import Endpoint
@@ -350,3 +350,31 @@ def test_a_capture_the_replay_cannot_follow_is_still_drawn(tmp_path: Path) -> No
     notes = ladder.replay.notes  # type: ignore[attr-defined]
     assert any("replay of the client stopped at packet #4" in n for n in notes)
     assert any("stopped at packet #4" in (t.text or "") for t in root.iter(f"{NS}text"))
+
+
+def test_replay_catches_up_with_a_sender_whose_first_flight_is_bigger(tmp_path: Path) -> None:
+    # Linux starts with ten segments in flight (RFC 6928); the core starts with three
+    # (RFC 5681). The server's one ACK for all ten must still bring the client along.
+    a, s = TcpFlags.ACK, TcpFlags.SYN
+    packets = [
+        (1.0, CLIENT, SERVER, _seg(CLIENT, 100, 0, s)),
+        (1.01, SERVER, CLIENT, _seg(SERVER, 900, 101, s | a)),
+        (1.02, CLIENT, SERVER, _seg(CLIENT, 101, 901, a)),
+    ]
+    packets += [
+        (1.03 + i / 1000, CLIENT, SERVER,
+         _seg(CLIENT, 101 + 1460 * i, 901, a, bytes(1460)))
+        for i in range(10)
+    ]
+    end = 101 + 14600
+    packets += [
+        (1.05, CLIENT, SERVER, _seg(CLIENT, end, 901, TcpFlags.FIN | a)),
+        (1.06, SERVER, CLIENT, _seg(SERVER, 901, end + 1, TcpFlags.FIN | a)),
+        (1.07, CLIENT, SERVER, _seg(CLIENT, end + 1, 902, a)),
+    ]
+    root, ladder = _render(tmp_path, _write_pcap(tmp_path / "iw10.pcap", packets))
+    assert ladder.replay.notes == []  # type: ignore[attr-defined]
+    assert _states(root, Side.CLIENT) == ["SYN-SENT", "ESTABLISHED", "FIN-WAIT-1", "TIME-WAIT",
+                                          "CLOSED"]
+    assert _states(root, Side.SERVER) == ["LISTEN", "SYN-RECEIVED", "ESTABLISHED", "CLOSE-WAIT",
+                                          "LAST-ACK", "CLOSED"]

@@ -32,6 +32,7 @@ import itertools
 import math
 import statistics
 import sys
+import textwrap
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -69,7 +70,8 @@ _BREAK_RATIO = 100
 _BREAK_SECONDS = 1.0
 _TOP = 150  # y of the first arrow
 _BOX_H = 18
-_CHAR_W = 7.0  # monospace advance at the label size, for box widths and fit
+_CHAR_W = 7.0  # monospace advance at the state-box size, for box widths
+_NOTE_CHAR_W = 7.3  # at the notes' size (12px; DejaVu Sans Mono is 0.6 em wide)
 
 _INK = "#1d2b4f"
 _ACK_INK = "#5b6b8c"
@@ -195,7 +197,7 @@ def ladder_svg(
     bottom = (ys[-1] if ys else _TOP) + _SLOPE + 34
     isn = {side: conv.isn(side) for side in Side}
 
-    notes = [
+    lines = _wrapped([
         *notes,
         f"seq/ack are relative to each side's ISN (client {_isn_text(isn[Side.CLIENT])}, "
         f"server {_isn_text(isn[Side.SERVER])}); time in seconds since packet "
@@ -203,9 +205,9 @@ def ladder_svg(
         "states: replayed through userstack's RFC 9293 core; retransmission and loss: "
         "inferred from seq/ack",
         *states.notes,
-    ]
+    ])
     legend_y = bottom + 18
-    height = legend_y + 30 + 18 * len(notes) + 12
+    height = legend_y + 30 + 18 * len(lines) + 12
 
     svg = ET.Element(
         "svg", xmlns=_SVG_NS, width=str(_WIDTH), height=f"{height:.0f}",
@@ -232,9 +234,19 @@ def ladder_svg(
         _el(svg, "text", f"#{p.number:<3} {p.time - t0:.6f}", x=_TIME_X, y=ys[i] + 4,
             class_="time")
     _states(svg, states.marks, ys, bottom - 20)
-    _legend(svg, legend_y, notes)
+    _legend(svg, legend_y, lines)
     ET.indent(svg)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(svg, encoding="unicode") + "\n"
+
+
+def _wrapped(notes: Sequence[str]) -> list[str]:
+    """Notes broken to the figure's width; a note's later lines are indented."""
+    width = int((_WIDTH - 2 * _TIME_X) / _NOTE_CHAR_W)
+    return [
+        line
+        for note in notes
+        for line in textwrap.wrap(note, width, subsequent_indent="  ", break_on_hyphens=False)
+    ]
 
 
 def _isn_text(n: SeqNum | None) -> str:

@@ -29,7 +29,10 @@ States (replayed, not observed)
     called SEND just before, its first FIN means CLOSE, an RST it did not generate on its
     own means ABORT. Received data is read at once so the receive window never closes.
     Timers are set far out and never fired, except TIME-WAIT's 2*MSL at the very end.
-    What the replay cannot know:
+    Where the peer acknowledges data the replayed sender has not sent yet (its congestion
+    window starts and grows differently from, say, Linux's), the replay first acknowledges
+    what it has sent, step by step, until it catches up: a cumulative ACK implies every
+    smaller one. What the replay cannot know:
     - when the application really called SEND/CLOSE (only that it had by the time the
       segment left), nor anything the host did that left no segment in the capture;
     - the peer's congestion control, timers and options other than those in the SYNs: a
@@ -269,6 +272,8 @@ class Replay:
     notes: list[str]
 
 
+_CATCH_UP_STEPS = 10_000  # partial ACKs at most per captured ACK (each opens cwnd a little)
+
 # Timers far enough out never to fire during a replay; the capture shows what really
 # happened on timeouts. Buffers big enough never to limit what the capture shows.
 _FAR = 1e9
@@ -348,32 +353,54 @@ class _Endpoint:
         end = seg.seq + seg.seg_len
         if seg.seg_len and (self.sent_to is None or end > self.sent_to):
             self.sent_to = end
-        self._check_lag(p)
-
-    def _check_lag(self, p: CapturedSegment) -> None:
-        assert self.conn is not None
-        if self.lag_noted or self.conn.state is State.CLOSED or self.sent_to is None:
-            return
-        snd_nxt = SeqNum(self.conn.info(p.time).snd_nxt)
-        if snd_nxt < self.sent_to:
-            self.lag_noted = True
-            self.out.notes.append(
-                f"at packet #{p.number} the replayed {self.name} had sent less than the "
-                f"capture shows (its congestion window or timers differ); later "
-                f"{self.name} states may be off"
-            )
 
     def arriving(self, index: int, p: CapturedSegment) -> None:
         """The other side's segment ``p`` arrives here."""
         if self.conn is None:
             return
+        seg = p.segment
         try:
-            self.conn.on_segment(p.segment, p.time)
+            if seg.flags & TcpFlags.ACK and self.conn.state.synchronized:
+                self._catch_up(seg, p.time, index)
+            self.conn.on_segment(seg, p.time)
             while self.conn.readable:
                 self.conn.receive(self.conn.readable, p.time)
             self._drain(Anchor.ARRIVED, index)
         except Exception as e:  # a diverged replay must never stop the drawing
             self._fail(p, "receiving", e)
+            return
+        if seg.flags & TcpFlags.ACK and self._snd_nxt(p.time) < seg.ack and not self.lag_noted:
+            self.lag_noted = True
+            self.out.notes.append(
+                f"packet #{p.number} acknowledges data the replayed {self.name} had not sent "
+                f"(it could not follow the real sender); later {self.name} states may be off"
+            )
+
+    def _snd_nxt(self, now: float) -> SeqNum:
+        assert self.conn is not None
+        return SeqNum(self.conn.info(now).snd_nxt)
+
+    def _catch_up(self, seg: TcpSegment, now: float, index: int) -> None:
+        """Let the replay send what the real sender had sent by the time ``seg`` acks it.
+
+        The replayed sender's congestion window starts smaller than, say, Linux's (IW10)
+        and grows differently, so it may not have sent yet what the peer acknowledges;
+        RFC 9293 would then drop the ACK (SEG.ACK > SND.NXT). A cumulative ACK implies
+        every smaller one, so acknowledge what the replay has sent, step by step, until it
+        has sent as far as ``seg`` acknowledges (or stops making progress).
+        """
+        assert self.conn is not None
+        for _ in range(_CATCH_UP_STEPS):
+            nxt = self._snd_nxt(now)
+            if seg.ack <= nxt or SeqNum(self.conn.info(now).snd_una) == nxt:
+                return
+            self.conn.on_segment(
+                TcpSegment(seg.src_port, seg.dst_port, seg.seq, nxt, TcpFlags.ACK, seg.window),
+                now,
+            )
+            self._drain(Anchor.ARRIVED, index)
+            if self._snd_nxt(now) == nxt:
+                return
 
     def finish(self) -> None:
         """If it ended in TIME-WAIT, let 2*MSL pass (RFC 9293 3.10.8) and show it CLOSED."""

@@ -22,14 +22,14 @@ from ipaddress import IPv4Address
 import trio
 from trio.lowlevel import ParkingLot, cancel_shielded_checkpoint, checkpoint_if_cancelled
 
-from .driver import ConnectionEvents, Driver
+from .driver import Driver
 from .link.base import Link
 from .observe.hooks import Observer
-from .stack import Stack, StackCounters
+from .stack import ConnectionEvents, Stack, StackCounters
 from .tcp.config import TcpConfig
 from .tcp.connection import Connection
 from .tcp.errors import ConnectionFailed, ConnectionStateError
-from .tcp.events import DataReadable, Eof, Error, ErrorReason, SendSpace
+from .tcp.events import DataReadable, Eof, Error, ErrorReason, Event, SendSpace
 from .tcp.info import TcbInfo
 from .tcp.state import State
 from .wire.addr import Endpoint
@@ -189,6 +189,7 @@ class TcpStream(trio.abc.HalfCloseableStream):
         self._eof_sent = False  # send_eof() was called
         self._sending = False  # send_all / send_eof / wait_send_all_might_not_block running
         self._receiving = False
+        self._nodelay = not conn.config.nagle
         owner._register(conn, self)
 
     # ---- what it is --------------------------------------------------------------------
@@ -208,7 +209,7 @@ class TcpStream(trio.abc.HalfCloseableStream):
     @property
     def nodelay(self) -> bool:
         """True: send small segments at once instead of waiting per Nagle (RFC 9293 3.7.4)."""
-        return getattr(self, "_nodelay", not self._conn.config.nagle)
+        return self._nodelay
 
     @nodelay.setter
     def nodelay(self, on: bool) -> None:
@@ -227,7 +228,7 @@ class TcpStream(trio.abc.HalfCloseableStream):
 
     # ---- events from the stack ---------------------------------------------------------
 
-    def _on_events(self, events: list) -> None:
+    def _on_events(self, events: list[Event]) -> None:
         wake_readers = wake_writers = False
         for event in events:
             kind = type(event)

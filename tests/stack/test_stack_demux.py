@@ -309,3 +309,21 @@ def test_a_bug_in_one_connection_does_not_hurt_the_others(monkeypatch: pytest.Mo
     events = {id(c): evs for c, evs in server.take_events()}
     assert any(type(e) is Error for e in events[id(broken)])
     assert c1.state is State.CLOSED  # the aborted connection's RST reached the client
+
+
+def test_data_for_a_released_connection_is_answered_with_rst() -> None:
+    server, client = make_stack(delayed_ack=0.0), make_stack(address=PEER, delayed_ack=0.0)
+    server.listen(80, 1)
+    conn = client.connect(Endpoint(US, 80), 0.0)
+    shuttle(client, server, 0.0)
+    peer = server.accept(80)
+    assert peer is not None
+    server.close(peer, 0.0)  # the application closes and forgets the connection
+    server.release(peer)
+    shuttle(client, server, 0.0)
+    assert (peer.state, conn.state) == (State.FIN_WAIT_2, State.CLOSE_WAIT)
+    client.send(conn, b"nobody reads this", 0.0)
+    shuttle(client, server, 0.0)
+    assert server.counters.orphan_aborts == 1
+    assert peer.state is State.CLOSED and conn.state is State.CLOSED
+    assert server.connections(0.0)[1:] == [] and client.connections(0.0) == []

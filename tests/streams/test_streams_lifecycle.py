@@ -195,3 +195,20 @@ async def test_listener_closes_cleanly_and_refuses_after(
         with pytest.raises(ConnectionRefusedError):
             await client.open_tcp_stream(SERVER_ADDR, port)
         nursery.cancel_scope.cancel()
+
+
+async def test_send_eof_with_unread_data_is_a_half_close(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with trio.open_nursery() as nursery:
+        client, server, _, _ = await start_stacks(nursery)
+        a, b = await connect_pair(client, server)
+        await a.send_all(b"not read yet")
+        await trio.testing.wait_all_tasks_blocked()
+        await b.send_eof()  # shutdown(SHUT_WR): no RST, b still reads
+        assert await a.receive_some() == b""
+        assert await b.receive_some() == b"not read yet"
+        await a.send_all(b" and more")
+        assert await b.receive_some() == b" and more"
+        assert (a.state, b.state) == (State.CLOSE_WAIT, State.FIN_WAIT_2)
+        nursery.cancel_scope.cancel()

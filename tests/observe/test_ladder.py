@@ -165,6 +165,15 @@ def _close_instead_of_acking_the_fin(pair: Pair) -> Drop:
     return suppress
 
 
+def _simultaneous(pair: Pair) -> None:
+    _open_and_talk(pair)
+    pair.client.conn.close(pair.t)
+    pair.server.conn.close(pair.t)  # both FINs are sent before either arrives
+    pair.pump()
+    pair.fire(pair.client)
+    pair.fire(pair.server)
+
+
 LOST = b"this segment is lost once"
 
 
@@ -248,6 +257,20 @@ def test_three_way_close_fin_ack_in_one_segment(tmp_path: Path) -> None:
     assert client[-2:] == ["TIME-WAIT", "CLOSED"]
     assert server == ["LISTEN", "SYN-RECEIVED", "ESTABLISHED", "CLOSE-WAIT", "LAST-ACK",
                       "CLOSED"]
+
+
+def test_simultaneous_close_goes_through_closing(tmp_path: Path) -> None:
+    pcap, (pair,) = _capture(tmp_path, _simultaneous)
+    root, ladder = _render(tmp_path, pcap)
+    assert len(_arrows(root)) == pair.written
+    closing = ["FIN-WAIT-1", "CLOSING", "TIME-WAIT", "CLOSED"]
+    # captured at each sender, the server's FIN shows up after the client's although the
+    # server sent it before the client's arrived: the replay must not take CLOSE-WAIT
+    assert _states(root, Side.CLIENT) == ["SYN-SENT", "ESTABLISHED", *closing]
+    assert _states(root, Side.SERVER) == ["LISTEN", "SYN-RECEIVED", "ESTABLISHED", *closing]
+    assert _states(root, Side.CLIENT) == [str(s) for s in pair.client.states]
+    assert _states(root, Side.SERVER) == [str(s) for s in pair.server.states]
+    assert ladder.replay.notes == []  # type: ignore[attr-defined]
 
 
 def test_lost_segment_is_marked_and_its_retransmission_too(tmp_path: Path) -> None:

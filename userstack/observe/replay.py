@@ -23,8 +23,10 @@ Retransmissions and losses (inferred, not observed)
 States (replayed, not observed)
     Each endpoint gets a ``Connection``: the client ``open_active`` with the ISN of its SYN,
     the server ``open_passive`` with the ISN of its SYN-ACK (``open_active`` if it answered
-    with a bare SYN: a simultaneous open). Each is fed, in capture order and with
-    ``now`` = capture time, the segments the *other* side sent, except those presumed lost.
+    with a bare SYN: a simultaneous open). Each is fed, with ``now`` = capture time, the
+    segments the *other* side sent, except those presumed lost, in capture order, but
+    never before the endpoint's own next segment acknowledges them if it does not (see
+    _deliver: a capture taken at one end sees the other end's segments late).
     What the user did is inferred from what that endpoint itself sent: new data means it
     called SEND just before, its first FIN means CLOSE, an RST it did not generate on its
     own means ABORT. Received data is read at once so the receive window never closes.
@@ -45,7 +47,8 @@ States (replayed, not observed)
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -424,44 +427,59 @@ def replay(
     if not conv.segments:
         return out
     ends = {side: _Endpoint(side, conv, out) for side in Side}
-    client, server = ends[Side.CLIENT], ends[Side.SERVER]
     first = conv.segments[0]
-    client.start(
+    ends[Side.CLIENT].start(
         Connection.open_active(
             conv.client, conv.server, iss=first.segment.seq, now=first.time, config=config
         ),
         Anchor.BEFORE,
         -1,
     )
-    waiting: list[int] = []  # client segments that reached the server before it first answered
+    # segments on their way to each side, oldest first
+    in_flight: dict[Side, deque[int]] = {side: deque() for side in Side}
     server_seen = False
     for i, p in enumerate(conv.segments):
         side = conv.side(p)
         if side is Side.SERVER and not server_seen:
             server_seen = True
-            _open_server(server, conv, p, config, waiting)
+            _open_server(ends[Side.SERVER], conv, p, config)
+        _deliver(conv, ends[side], in_flight[side], p.segment)
         ends[side].sending(i, p)
-        if i in delivery.lost:
-            continue
-        if side is Side.CLIENT and not server_seen:
-            waiting.append(i)
-        else:
-            ends[side.other].arriving(i, p)
+        if i not in delivery.lost:
+            in_flight[side.other].append(i)
     if not server_seen:
         out.notes.append("the server sent nothing: its states are unknown")
-    for end in ends.values():
+    for side, end in ends.items():
+        _deliver(conv, end, in_flight[side], None)
         end.finish()
     return out
 
 
-def _open_server(
-    server: _Endpoint,
-    conv: TcpConversation,
-    first: CapturedSegment,
-    config: TcpConfig,
-    waiting: Sequence[int],
+def _deliver(
+    conv: TcpConversation, to: _Endpoint, queue: deque[int], sending: TcpSegment | None
 ) -> None:
-    """Open the server's replay once its first segment shows its ISN, then catch it up."""
+    """Hand ``to`` what had reached it by the time it sent ``sending`` (None: everything).
+
+    Capture order is not arrival order: captured near the client, the server's FIN can
+    show up after the client's although the server sent it first (a simultaneous close).
+    What the server's own segment acknowledges had certainly arrived; anything else that
+    occupies sequence space waits, with all behind it, until a later segment of the
+    server's acknowledges it or the capture ends.
+    """
+    while queue:
+        seg = conv.segments[queue[0]].segment
+        if sending is not None and seg.seg_len and not (
+            sending.flags & TcpFlags.ACK and seg.seq + seg.seg_len <= sending.ack
+        ):
+            return
+        index = queue.popleft()
+        to.arriving(index, conv.segments[index])
+
+
+def _open_server(
+    server: _Endpoint, conv: TcpConversation, first: CapturedSegment, config: TcpConfig
+) -> None:
+    """Open the server's replay when its first segment shows its ISN (and that it had one)."""
     seg = first.segment
     if not seg.flags & TcpFlags.SYN:
         what = "a reset" if seg.flags & TcpFlags.RST else "a segment without SYN"
@@ -470,11 +488,9 @@ def _open_server(
         )
         server.out.marks.append(StateMark(Side.SERVER, State.CLOSED, Anchor.BEFORE, -1))
         return
-    start = conv.segments[waiting[0]].time if waiting else first.time
     opener = Connection.open_passive if seg.flags & TcpFlags.ACK else Connection.open_active
     server.start(
-        opener(conv.server, conv.client, iss=seg.seq, now=start, config=config), Anchor.BEFORE, -1
+        opener(conv.server, conv.client, iss=seg.seq, now=conv.segments[0].time, config=config),
+        Anchor.BEFORE,
+        -1,
     )
-    for i in waiting:
-        server.arriving(i, conv.segments[i])
-

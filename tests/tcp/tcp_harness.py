@@ -105,12 +105,22 @@ def send(conn: Connection, s: TcpSegment, at: float = 0.0) -> None:
     conn.on_segment(s, at)
 
 
+def show(s: TcpSegment | Out) -> str:
+    """A short tcpdump-like description for assertion messages."""
+    payload = s.payload
+    data = "?" if payload is None else f"{len(payload)}B"
+    ack = s.ack.value if isinstance(s, TcpSegment) else s.ack
+    seq = s.seq.value if isinstance(s, TcpSegment) else s.seq
+    return f"<{s.flags!r} seq={seq} ack={ack} win={s.window} {data}>"
+
+
 def expect(conn: Connection, expected: list[Out]) -> list[TcpSegment]:
     """Exactly these segments went out, in this order."""
     got = conn.take_outgoing()
-    assert len(got) == len(expected), f"expected {expected}\n     got {got}"
+    message = f"expected {[show(e) for e in expected]}\n     got {[show(g) for g in got]}"
+    assert len(got) == len(expected), message
     for e, g in zip(expected, got, strict=True):
-        assert e.matches(g), f"expected {e}\n     got {g}"
+        assert e.matches(g), message
     return got
 
 
@@ -119,7 +129,7 @@ def expect_nothing(conn: Connection, at: float | None = None) -> None:
     if at is not None:
         conn.on_timer(at)
     got = conn.take_outgoing()
-    assert got == [], f"expected nothing, got {got}"
+    assert got == [], f"expected nothing, got {[show(g) for g in got]}"
 
 
 def events_of(conn: Connection, *kinds: type) -> list[Event]:

@@ -194,7 +194,8 @@ def ladder_svg(
     """The whole figure as an SVG document; ``notes`` go under it with the replay's."""
     times = [p.time for p in conv.segments]
     ys, breaks = _layout(times)
-    bottom = (ys[-1] if ys else _TOP) + _SLOPE + 34
+    boxes = _place_states(states.marks, ys)
+    bottom = max([ys[-1] + _SLOPE + 34, *(b.top + _BOX_H + 12 for b in boxes)])
     isn = {side: conv.isn(side) for side in Side}
 
     lines = _wrapped([
@@ -233,7 +234,7 @@ def ladder_svg(
                i in delivery.lost, p.segment)
         _el(svg, "text", f"#{p.number:<3} {p.time - t0:.6f}", x=_TIME_X, y=ys[i] + 4,
             class_="time")
-    _states(svg, states.marks, ys, bottom - 20)
+    _draw_states(svg, boxes)
     _legend(svg, legend_y, lines)
     ET.indent(svg)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(svg, encoding="unicode") + "\n"
@@ -318,30 +319,50 @@ def _arrow(
             stroke=_RED, stroke_width=2.5)
 
 
-def _states(svg: ET.Element, marks: list[StateMark], ys: list[float], end_y: float) -> None:
-    """Each side's states in boxes beside its line, pushed down so none overlap."""
-    g = _el(svg, "g", class_="states")
+@dataclass(frozen=True, slots=True)
+class _Box:
+    mark: StateMark
+    y: float  # where on the time line the state begins
+    x: float  # the box
+    top: float
+    width: float
+
+
+def _place_states(marks: list[StateMark], ys: list[float]) -> list[_Box]:
+    """Each side's state boxes beside its line, in replay order, pushed down so none
+    overlap (a box lower than its anchor gets a leader line back to it)."""
+    end_y = ys[-1] + _SLOPE + 30  # TIME-WAIT's 2*MSL: after everything captured
+    boxes = []
     for side in Side:
         line_x = _CLIENT_X if side is Side.CLIENT else _SERVER_X
         last_bottom = -math.inf
         for mark in (m for m in marks if m.side is side):
             y = _anchor_y(mark, ys, end_y)
-            text = str(mark.state)
-            w = len(text) * _CHAR_W + 14
-            box_x = line_x - 12 - w if side is Side.CLIENT else line_x + 12
-            box_y = max(y - _BOX_H / 2, last_bottom + 3)
-            last_bottom = box_y + _BOX_H
-            sg = _el(g, "g", class_=f"state-mark {side.value}", data_state=text)
-            edge = box_x + w if side is Side.CLIENT else box_x
-            _el(sg, "path", d=f"M{line_x},{y} L{edge},{box_y + _BOX_H / 2}", stroke=_STATE_EDGE,
-                stroke_width=1, fill="none")
-            _el(sg, "rect", x=box_x, y=box_y, width=w, height=_BOX_H, rx=4, fill=_STATE_FILL,
-                stroke=_STATE_EDGE, stroke_width=1)
-            _el(sg, "text", text, x=box_x + w / 2, y=box_y + 13, text_anchor="middle",
-                class_="state")
-            if mark.anchor is Anchor.AFTER:
-                _el(sg, "text", "after 2\u00b7MSL", x=box_x + w / 2, y=box_y - 4,
-                    text_anchor="middle", class_="time")
+            width = len(str(mark.state)) * _CHAR_W + 14
+            gap = 16 if mark.anchor is Anchor.AFTER else 3  # room for "after 2*MSL"
+            top = max(y - _BOX_H / 2, last_bottom + gap)
+            last_bottom = top + _BOX_H
+            x = line_x - 12 - width if side is Side.CLIENT else line_x + 12
+            boxes.append(_Box(mark, y, x, top, width))
+    return boxes
+
+
+def _draw_states(svg: ET.Element, boxes: list[_Box]) -> None:
+    g = _el(svg, "g", class_="states")
+    for b in boxes:
+        text, side = str(b.mark.state), b.mark.side
+        line_x = _CLIENT_X if side is Side.CLIENT else _SERVER_X
+        edge = b.x + b.width if side is Side.CLIENT else b.x
+        sg = _el(g, "g", class_=f"state-mark {side.value}", data_state=text)
+        _el(sg, "path", d=f"M{line_x},{b.y} L{edge},{b.top + _BOX_H / 2}", stroke=_STATE_EDGE,
+            stroke_width=1, fill="none")
+        _el(sg, "rect", x=b.x, y=b.top, width=b.width, height=_BOX_H, rx=4, fill=_STATE_FILL,
+            stroke=_STATE_EDGE, stroke_width=1)
+        _el(sg, "text", text, x=b.x + b.width / 2, y=b.top + 13, text_anchor="middle",
+            class_="state")
+        if b.mark.anchor is Anchor.AFTER:
+            _el(sg, "text", "after 2\u00b7MSL", x=b.x + b.width / 2, y=b.top - 4,
+                text_anchor="middle", class_="time")
 
 
 def _anchor_y(mark: StateMark, ys: list[float], end_y: float) -> float:

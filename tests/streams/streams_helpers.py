@@ -68,13 +68,17 @@ def pair_maker(
     return maker
 
 
-async def clog(stream: TcpStream) -> None:
-    """Send until neither our send buffer nor the peer's window has room left (nothing reads)."""
+async def clog(stream: TcpStream, peer: TcpStream) -> None:
+    """Send until neither our send buffer nor the peer's window has room left (nobody reads).
+
+    Clogged means settled: the peer holds a full buffer, and every ACK for it has arrived
+    (else an ACK still in flight, or a retransmission after a loss, frees send space later).
+    """
     while True:
         with trio.move_on_after(5.0):
             await stream.send_all(b"c" * 1_000_000)
-        await trio.testing.wait_all_tasks_blocked()
-        if stream.info().send_q and stream._conn.send_space == 0:
+        ours, theirs = stream.info(), peer.info()
+        if stream._conn.send_space == 0 and ours.snd_wnd == 0 and ours.snd_una == theirs.rcv_nxt:
             return
 
 

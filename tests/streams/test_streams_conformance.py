@@ -32,8 +32,8 @@ def _makers(nursery: trio.Nursery, **faults: object):  # type: ignore[no-untyped
 
     async def clogged():  # type: ignore[no-untyped-def]
         client, server = await clogged_pair()
-        await clog(client)
-        await clog(server)
+        await clog(client, server)
+        await clog(server, client)
         return client, server
 
     return plain, clogged

@@ -401,3 +401,19 @@ def test_replay_catches_up_with_a_sender_whose_first_flight_is_bigger(tmp_path: 
                                           "CLOSED"]
     assert _states(root, Side.SERVER) == ["LISTEN", "SYN-RECEIVED", "ESTABLISHED", "CLOSE-WAIT",
                                           "LAST-ACK", "CLOSED"]
+
+
+LINUX_CAPTURE = Path(__file__).parents[2] / "docs" / "images" / "ladder-linux-loopback.pcap"
+
+
+def test_a_real_linux_capture(tmp_path: Path) -> None:
+    """tcpdump -i lo of nc talking to nc -l (Ethernet link type, checksums left to the
+    NIC, timestamps): the server closes first, then the client's late request is answered
+    with a reset because nobody reads it any more."""
+    root, ladder = _render(tmp_path, LINUX_CAPTURE)
+    assert len(_arrows(root)) == 8
+    assert _states(root, Side.CLIENT) == ["SYN-SENT", "ESTABLISHED", "CLOSE-WAIT", "CLOSED"]
+    assert _states(root, Side.SERVER) == [
+        "LISTEN", "SYN-RECEIVED", "ESTABLISHED", "FIN-WAIT-1", "FIN-WAIT-2", "CLOSED"
+    ]
+    assert ladder.replay.notes == []  # type: ignore[attr-defined]

@@ -462,14 +462,18 @@ def _deliver(
 
     Capture order is not arrival order: captured near the client, the server's FIN can
     show up after the client's although the server sent it first (a simultaneous close).
-    What the server's own segment acknowledges had certainly arrived; anything else that
-    occupies sequence space waits, with all behind it, until a later segment of the
-    server's acknowledges it or the capture ends.
+    So a segment occupying sequence space that the receiver's own next segment does not
+    acknowledge (though it carries an ACK) had not arrived yet: it waits, with all behind
+    it, until a later segment of the receiver's acknowledges it or the capture ends. A
+    segment without ACK (an RST, a SYN) says nothing either way: capture order stands.
     """
     while queue:
         seg = conv.segments[queue[0]].segment
-        if sending is not None and seg.seg_len and not (
-            sending.flags & TcpFlags.ACK and seg.seq + seg.seg_len <= sending.ack
+        if (
+            sending is not None
+            and sending.flags & TcpFlags.ACK
+            and seg.seg_len
+            and sending.ack < seg.seq + seg.seg_len
         ):
             return
         index = queue.popleft()

@@ -327,3 +327,17 @@ def test_data_for_a_released_connection_is_answered_with_rst() -> None:
     assert server.counters.orphan_aborts == 1
     assert peer.state is State.CLOSED and conn.state is State.CLOSED
     assert server.connections(0.0)[1:] == [] and client.connections(0.0) == []
+
+
+def test_a_bug_outside_any_connection_drops_the_packet(monkeypatch: pytest.MonkeyPatch) -> None:
+    stack = make_stack()
+    stack.listen(80, 4)
+
+    def explode(*args: object, **kwargs: object) -> None:
+        raise KeyError("bug")
+
+    monkeypatch.setattr("userstack.stack.stack.Connection.open_passive", explode)
+    stack.receive_packet(packet(seg(40000, 80, SYN, seq=5)), 0.0)
+    assert stack.counters.internal_errors == 1
+    assert stack.take_packets() == []
+    assert [r.state for r in stack.connections(0.0)] == [State.LISTEN]

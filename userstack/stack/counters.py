@@ -24,6 +24,7 @@ class StackCounters:
     listener_resets: int = 0  # embryonic / unaccepted connections reset when a listener closed
     orphan_aborts: int = 0  # data arrived for a connection the application had closed: RST
     connection_bugs: int = 0  # an exception escaped one connection's processing: it was aborted
+    internal_errors: int = 0  # an exception in the stack's own handling of a segment: dropped
 
     def as_dict(self) -> dict[str, int]:
         return {f.name: getattr(self, f.name) for f in fields(self)}

@@ -95,7 +95,10 @@ class Stack:
         except WireError:
             counters.malformed += 1
             return
-        self._segment_arrives(ip.src, seg, now)
+        try:
+            self._segment_arrives(ip.src, seg, now)
+        except Exception:  # a bug in the stack itself: drop this packet, keep the host up
+            counters.internal_errors += 1
 
     def _icmp_arrives(self, src: IPv4Address, echo: IcmpEcho) -> None:
         if echo.type is IcmpType.ECHO_REQUEST:  # RFC 1122 3.2.2.6: MUST answer

@@ -302,7 +302,7 @@ def _arrow(
     line = {"stroke": color, "stroke_width": 1.4 if pure_ack else 1.8}
     if retransmitted:
         line["stroke_dasharray"] = "7 4"
-    fx, fy = x1 + (x2 - x1) * 0.55, y + _SLOPE * 0.55  # where a lost segment ends
+    fx, fy = x1 + (x2 - x1) * 0.8, y + _SLOPE * 0.8  # where a lost segment ends
     if lost:
         _el(g, "line", x1=x1, y1=y, x2=fx, y2=fy, **line)
     else:
@@ -310,9 +310,11 @@ def _arrow(
         _el(g, "line", x1=x1, y1=y, x2=x2, y2=y2, marker_end=f"url(#{head})", **line)
     _el(g, "circle", cx=x1, cy=y, r=2.5, fill=color)
     angle = math.degrees(math.atan2(_SLOPE, abs(x2 - x1))) * (1 if x2 > x1 else -1)
-    mx, my = (x1 + x2) / 2, y + _SLOPE / 2
+    # on the arrow's middle; a lost one's from its start, to stay clear of the X
+    at, anchor = (0.06, "start" if x2 > x1 else "end") if lost else (0.5, "middle")
+    mx, my = x1 + (x2 - x1) * at, y + _SLOPE * at
     text = label + ("  (retransmission)" if retransmitted else "")
-    _el(g, "text", text, x=mx, y=my - 5, text_anchor="middle", class_="label",
+    _el(g, "text", text, x=mx, y=my - 5, text_anchor=anchor, class_="label",
         transform=f"rotate({angle:.2f} {mx} {my})")
     if lost:  # over the label, so the X is never hidden by the label's halo
         _el(g, "path", d=f"M{fx - 7},{fy - 7} l14,14 M{fx - 7},{fy + 7} l14,-14",

@@ -16,14 +16,24 @@ from ipaddress import IPv4Address
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from userstack.observe.ladder import (
     add_ladder_parser,
     ladder_main,
+    ladder_svg,
     render_ladder,
     segment_label,
 )
-from userstack.observe.replay import Side, find_connections, read_capture
+from userstack.observe.replay import (
+    CapturedSegment,
+    Side,
+    classify,
+    find_connections,
+    read_capture,
+    replay,
+)
 from userstack.tcp.config import TcpConfig
 from userstack.tcp.connection import Connection
 from userstack.tcp.events import StateChanged
@@ -417,3 +427,36 @@ def test_a_real_linux_capture(tmp_path: Path) -> None:
         "LISTEN", "SYN-RECEIVED", "ESTABLISHED", "FIN-WAIT-1", "FIN-WAIT-2", "CLOSED"
     ]
     assert ladder.replay.notes == []  # type: ignore[attr-defined]
+
+
+_FLAGS = st.sampled_from([
+    TcpFlags.ACK, TcpFlags.PSH | TcpFlags.ACK, TcpFlags.FIN | TcpFlags.ACK, TcpFlags.SYN,
+    TcpFlags.SYN | TcpFlags.ACK, TcpFlags.RST, TcpFlags.RST | TcpFlags.ACK,
+    TcpFlags.FIN | TcpFlags.PSH | TcpFlags.ACK,
+])
+_SEGMENT = st.tuples(
+    st.booleans(), st.integers(0, 3000), st.integers(0, 3000), _FLAGS,
+    st.integers(0, 1500), st.floats(0, 5),
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(_SEGMENT, max_size=25))
+def test_any_capture_is_drawn_without_crashing(rest: list[tuple]) -> None:
+    """Whatever the segments, every one becomes an arrow and the SVG parses: where the
+    replay cannot follow, it says so in a note instead of failing."""
+    packets = [CapturedSegment(1, 0.0, CLIENT, SERVER, _seg(CLIENT, 7, 0, TcpFlags.SYN))]
+    t = 0.0
+    for from_client, seq, ack, flags, n, dt in rest:
+        src = CLIENT if from_client else SERVER
+        base, peer = (7, 100) if from_client else (100, 7)
+        t += dt
+        seg = _seg(src, base + seq, peer + ack, flags, bytes(n if flags & TcpFlags.ACK else 0))
+        dst = SERVER if from_client else CLIENT
+        packets.append(CapturedSegment(len(packets) + 1, t, src, dst, seg))
+    conversations = find_connections(packets)
+    assert sum(len(c.segments) for c in conversations) == len(packets)  # all start with SYN
+    for conv in conversations:
+        delivery = classify(conv)
+        svg = ladder_svg(conv, delivery, replay(conv, delivery), "random")
+        assert len(_arrows(ET.fromstring(svg))) == len(conv.segments)

@@ -460,3 +460,19 @@ def test_any_capture_is_drawn_without_crashing(rest: list[tuple]) -> None:
         delivery = classify(conv)
         svg = ladder_svg(conv, delivery, replay(conv, delivery), "random")
         assert len(_arrows(ET.fromstring(svg))) == len(conv.segments)
+
+
+def test_an_rst_the_stack_answers_with_is_not_an_abort(tmp_path: Path) -> None:
+    # RFC 9293 3.10.7.4: in SYN-RECEIVED an unacceptable ACK gets <SEQ=SEG.ACK><CTL=RST>
+    # and the connection stays; the client's proper ACK then completes the handshake.
+    a = TcpFlags.ACK
+    pcap = _write_pcap(tmp_path / "bad-ack.pcap", [
+        (1.0, CLIENT, SERVER, _seg(CLIENT, 100, 0, TcpFlags.SYN)),
+        (1.1, SERVER, CLIENT, _seg(SERVER, 900, 101, TcpFlags.SYN | a)),
+        (1.2, CLIENT, SERVER, _seg(CLIENT, 101, 5000, a)),
+        (1.3, SERVER, CLIENT, _seg(SERVER, 5000, 0, TcpFlags.RST)),
+        (1.4, CLIENT, SERVER, _seg(CLIENT, 101, 901, a)),
+    ])
+    root, ladder = _render(tmp_path, pcap)
+    assert _states(root, Side.SERVER) == ["LISTEN", "SYN-RECEIVED", "ESTABLISHED"]
+    assert ladder.replay.notes == []  # type: ignore[attr-defined]

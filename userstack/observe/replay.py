@@ -296,16 +296,16 @@ REPLAY_CONFIG = TcpConfig(
 class _Endpoint:
     """One side's replayed Connection and the state marks it produced."""
 
-    def __init__(self, side: Side, conv: TcpConversation, out: Replay) -> None:
+    def __init__(self, side: Side, out: Replay) -> None:
         self.side = side
         self.name = side.value
-        self.conv = conv
         self.out = out
         self.conn: Connection | None = None
         self.state: State | None = None
         self.sent_fin = False
         self.sent_to: SeqNum | None = None  # highest sequence number this side has sent
         self.lag_noted = False
+        self.answered_with_rst = False  # the core just reset a segment that arrived
 
     def start(self, conn: Connection, anchor: Anchor, index: int) -> None:
         self.conn = conn
@@ -318,7 +318,7 @@ class _Endpoint:
             self.out.marks.append(StateMark(self.side, state, anchor, index))
 
     def _drain(self, anchor: Anchor, index: int) -> bool:
-        """Record its state changes; True if it queued an RST of its own accord."""
+        """Record its state changes; True if it queued an RST."""
         assert self.conn is not None
         for ev in self.conn.take_events():
             if isinstance(ev, StateChanged):
@@ -336,6 +336,7 @@ class _Endpoint:
         if self.conn is None:
             return
         seg = p.segment
+        automatic_rst, self.answered_with_rst = self.answered_with_rst, False
         new_data = seg.payload
         if self.sent_to is not None and seg.payload:
             already = self.sent_to - seg.seq  # bytes of this payload sent before
@@ -346,8 +347,10 @@ class _Endpoint:
             if seg.flags & TcpFlags.FIN and not self.sent_fin:
                 self.sent_fin = True
                 self.conn.close(p.time)
-            own_rst = self._drain(Anchor.SENT, index)
-            if seg.flags & TcpFlags.RST and not own_rst and self.conn.state is not State.CLOSED:
+            self._drain(Anchor.SENT, index)
+            # an RST the core did not send in answer to what arrived is the user's ABORT
+            aborted = seg.flags & TcpFlags.RST and not automatic_rst
+            if aborted and self.conn.state is not State.CLOSED:
                 self.conn.abort(p.time)
                 self._drain(Anchor.SENT, index)
         except Exception as e:  # a diverged replay must never stop the drawing
@@ -368,11 +371,13 @@ class _Endpoint:
             self.conn.on_segment(seg, p.time)
             while self.conn.readable:
                 self.conn.receive(self.conn.readable, p.time)
-            self._drain(Anchor.ARRIVED, index)
+            self.answered_with_rst |= self._drain(Anchor.ARRIVED, index)
         except Exception as e:  # a diverged replay must never stop the drawing
             self._fail(p, "receiving", e)
             return
-        if seg.flags & TcpFlags.ACK and self._snd_nxt(p.time) < seg.ack and not self.lag_noted:
+        if self.lag_noted or not seg.flags & TcpFlags.ACK or self.sent_to is None:
+            return
+        if self._snd_nxt(p.time) < seg.ack <= self.sent_to:  # really sent, yet not replayed
             self.lag_noted = True
             self.out.notes.append(
                 f"packet #{p.number} acknowledges data the replayed {self.name} had not sent "
@@ -426,7 +431,7 @@ def replay(
     out = Replay([], [])
     if not conv.segments:
         return out
-    ends = {side: _Endpoint(side, conv, out) for side in Side}
+    ends = {side: _Endpoint(side, out) for side in Side}
     first = conv.segments[0]
     ends[Side.CLIENT].start(
         Connection.open_active(

@@ -131,6 +131,7 @@ class Connection:
         self._nodelay = not config.nagle
         self._fin_queued = False  # CLOSE was called: our FIN follows the queued data
         self._eof = False  # the peer's FIN was reached in sequence
+        self._reading = True  # False after a full CLOSE: the user reads no more
         self._failure: ErrorReason | None = None
         # timers: absolute deadlines in `now` units, None when off
         self._rtx_at: float | None = None
@@ -280,6 +281,7 @@ class Connection:
             self.abort(now)
             return
         self._fin_queued = True
+        self._reading = half
         if state is State.SYN_RECEIVED:
             # RFC 9293 3.10.4: with nothing queued, send the FIN now (FIN-WAIT-1);
             # otherwise queue it until ESTABLISHED (_enter_established moves on then)
@@ -760,6 +762,10 @@ class Connection:
         """
         payload = seg.payload
         if not payload or self.state not in _RECEIVING:
+            return
+        if not self._reading:
+            # RFC 1122 4.2.2.13: new data after a full CLOSE cannot be delivered: RST
+            self.abort(self._now)
             return
         tcb = self.tcb
         rcvbuf = self._rcvbuf

@@ -1,0 +1,58 @@
+"""Two connections over a lossy, duplicating, reordering channel in virtual time."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from tcp_sim import Faults, Result, run
+
+from userstack.tcp.state import State
+
+
+def check(result: Result) -> None:
+    a, b = result.a, result.b
+    assert a.errors == [] and b.errors == [], (a.errors, b.errors)
+    assert a.conn.state is State.CLOSED and b.conn.state is State.CLOSED, (
+        a.conn.state, b.conn.state, result.now
+    )
+    assert bytes(b.received) == a.to_send
+    assert bytes(a.received) == b.to_send
+    # someone waited out TIME-WAIT (unless a late FIN met a CLOSED end and got a RST)
+    assert State.TIME_WAIT in a.states + b.states
+
+
+def test_clean_channel() -> None:
+    result = run(1, Faults(), 200_000, 50_000)
+    check(result)
+    # b had less to send, so it closed first and waited out TIME-WAIT
+    assert State.TIME_WAIT in result.b.states
+    assert State.LAST_ACK in result.a.states
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_lossy_channel_fixed_seeds(seed: int) -> None:
+    check(run(seed, Faults(loss=0.1, duplicate=0.05, jitter=0.03), 60_000, 30_000))
+
+
+def test_slow_readers_and_zero_windows() -> None:
+    check(run(7, Faults(loss=0.05, jitter=0.01), 100_000, 100_000, slow_reader=True))
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    loss=st.floats(0.0, 0.2),
+    duplicate=st.floats(0.0, 0.1),
+    jitter=st.floats(0.0, 0.1),
+    a_bytes=st.integers(0, 40_000),
+    b_bytes=st.integers(0, 40_000),
+    slow=st.booleans(),
+)
+def test_random_faults_deliver_identical_bytes(
+    seed: int, loss: float, duplicate: float, jitter: float, a_bytes: int, b_bytes: int,
+    slow: bool,
+) -> None:
+    result = run(seed, Faults(loss, duplicate, 0.01, jitter), a_bytes, b_bytes, slow_reader=slow)
+    check(result)
+    assert result.now < 3000.0

@@ -1,0 +1,146 @@
+"""How connections end, seen in the --pcap capture, in `userstack ss` and in the kernel's ss."""
+
+from __future__ import annotations
+
+import re
+import socket
+import subprocess
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
+
+from userstack.wire import PcapReader, TcpFlags, parse_tcp_packet
+
+from .helpers import STACK, Served, wait_until
+
+REQUEST = b"GET /bytes/1000 HTTP/1.1\r\nHost: x\r\n%b\r\n"
+
+
+def read_to_eof(sock: socket.socket) -> bytes:
+    out = b""
+    while data := sock.recv(65536):
+        out += data
+    return out
+
+
+def read_response(sock: socket.socket) -> bytes:
+    """One whole response to REQUEST (its body is 1000 bytes), however it is segmented."""
+    out = b""
+    while not (b"\r\n\r\n" in out and len(out.split(b"\r\n\r\n", 1)[1]) >= 1000):
+        data = sock.recv(65536)
+        assert data, f"connection closed mid-response: {out!r}"
+        out += data
+    return out
+
+
+def kernel_states(port: int) -> list[str]:
+    """The kernel's own view (`ss -tanH`) of its end with local port `port`."""
+    out = subprocess.run(["ss", "-tanH", f"sport = :{port}"], capture_output=True, text=True,
+                         timeout=10, check=True).stdout
+    return [line.split()[0] for line in out.splitlines()]
+
+
+def stack_states(served: Served, port: int) -> list[str]:
+    """userstack's view of its connections with the kernel's port `port`."""
+    rows = served.ss("-a").splitlines()[1:]
+    return [row.split()[0] for row in rows if row.split()[4].endswith(f":{port}")]
+
+
+def close_shapes(pcap: Path) -> dict[int, str]:
+    """For each connection (by client port): "four-way", "three-way" or what happened.
+
+    From the first FIN on, each segment as (who, FIN or not), repeated ACKs (window
+    updates) counted once: four-way is FIN(a) ACK(b) FIN(b) ACK(a); three-way is
+    FIN(a) FIN+ACK(b) ACK(a).
+    """
+    segments: dict[int, list[tuple[str, TcpFlags]]] = defaultdict(list)
+    with pcap.open("rb") as f:
+        for _, packet in PcapReader(f):
+            ip, seg = parse_tcp_packet(packet)
+            client_port = seg.dst_port if str(ip.src) == STACK else seg.src_port
+            segments[client_port].append(("stack" if str(ip.src) == STACK else "kernel", seg.flags))
+    shapes = {}
+    for port, segs in segments.items():
+        first_fin = next((i for i, (_, f) in enumerate(segs) if f & TcpFlags.FIN), None)
+        if first_fin is None:
+            shapes[port] = "open"
+            continue
+        a = segs[first_fin][0]
+        tail = [("a" if who == a else "b") + ("F" if f & TcpFlags.FIN else ".")
+                for who, f in segs[first_fin:]]
+        # a window update right after an ACK is still one step of the close
+        tail = [t for i, t in enumerate(tail) if i == 0 or t != tail[i - 1] or t[1] == "F"]
+        shapes[port] = {"aF b. bF a.": "four-way", "aF bF a.": "three-way"}.get(
+            " ".join(tail), " ".join(tail))
+    return shapes
+
+
+def test_four_way_and_three_way_closes(serve: Callable[..., Served]) -> None:
+    served = serve("http", "--port", "8080", "--msl", "30", pcap=True)
+    stack_first, kernel_first = [], []
+    for _ in range(2):
+        # The stack closes first (Connection: close); the kernel's app waits until its ACK
+        # has reached the stack (FIN-WAIT-2) before closing: FIN, ACK, FIN, ACK. The stack,
+        # the active closer, ends in TIME-WAIT; the kernel's end goes from LAST-ACK to CLOSED.
+        sock = socket.create_connection((STACK, 8080), timeout=10)
+        port = sock.getsockname()[1]
+        sock.sendall(REQUEST % b"Connection: close\r\n")
+        assert read_to_eof(sock).startswith(b"HTTP/1.1 200")
+        wait_until(lambda port=port: stack_states(served, port) == ["FIN-WAIT-2"], 5, "FIN-WAIT-2")
+        sock.close()
+        stack_first.append(port)
+        wait_until(lambda port=port: stack_states(served, port) == ["TIME-WAIT"], 5, "TIME-WAIT")
+        wait_until(lambda port=port: kernel_states(port) == [], 5, "the kernel's LAST-ACK to end")
+
+        # The kernel closes an idle keep-alive connection first; the server answers with its
+        # own FIN at once, which carries the ACK of the kernel's FIN (the stack delays ACKs):
+        # FIN, FIN+ACK, ACK. The kernel ends in TIME-WAIT, the stack's TCB is deleted.
+        sock = socket.create_connection((STACK, 8080), timeout=10)
+        port = sock.getsockname()[1]
+        sock.sendall(REQUEST % b"")
+        assert read_response(sock).startswith(b"HTTP/1.1 200")
+        sock.close()
+        kernel_first.append(port)
+        wait_until(lambda port=port: kernel_states(port) == ["TIME-WAIT"], 5, "kernel TIME-WAIT")
+        wait_until(lambda port=port: stack_states(served, port) == [], 5, "the stack's TCB to go")
+
+    assert served.stop() == 0  # flushes and closes the pcap
+    shapes = close_shapes(served.pcap)
+    assert {shapes[p] for p in stack_first} == {"four-way"}, shapes
+    assert "three-way" in {shapes[p] for p in kernel_first}, shapes
+    assert {shapes[p] for p in kernel_first} <= {"three-way", "four-way"}, shapes
+
+
+def test_ss_shows_estab_then_time_wait_with_its_timer(serve: Callable[..., Served]) -> None:
+    served = serve("http", "--port", "8080", "--msl", "1")
+    # A transfer the client does not read: the stack is ESTABLISHED with data queued.
+    stalled = socket.create_connection((STACK, 8080), timeout=10)
+    stalled.sendall(b"GET /bytes/100000000 HTTP/1.1\r\nHost: x\r\n\r\n")
+    port = stalled.getsockname()[1]
+
+    def estab_row() -> str | None:
+        rows = [r for r in served.ss("-o").splitlines() if re.search(rf":{port}\b", r)]
+        return rows[0] if rows and rows[0].startswith("ESTAB") and int(rows[0].split()[2]) else None
+
+    row = wait_until(estab_row, 10, "an ESTAB row with a Send-Q")
+    assert "timer:(" in row  # retransmission or persist timer running
+    stalled.close()
+
+    # The stack closes first (Connection: close): it ends in TIME-WAIT for 2*MSL = 2 s.
+    sock = socket.create_connection((STACK, 8080), timeout=10)
+    port = sock.getsockname()[1]
+    sock.sendall(REQUEST % b"Connection: close\r\n")
+    read_to_eof(sock)
+    sock.close()
+
+    def time_wait_row() -> str | None:
+        rows = [r for r in served.ss("-ao").splitlines() if re.search(rf":{port}\b", r)]
+        return rows[0] if rows and rows[0].startswith("TIME-WAIT") else None
+
+    row = wait_until(time_wait_row, 5, "a TIME-WAIT row")
+    seen = time.monotonic()
+    assert "timer:(timewait," in row
+    assert "TIME-WAIT" not in served.ss("-o")  # like ss: not a "connected" state by default
+    wait_until(lambda: not re.search(rf":{port}\b", served.ss("-a")), 5, "TIME-WAIT to expire")
+    assert time.monotonic() - seen < 2.5

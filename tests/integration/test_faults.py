@@ -1,0 +1,51 @@
+"""10 MB each way through a bad network: the stack's own FaultyLink, then the kernel's nft."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from .helpers import STACK, Served
+from .test_real_clients import TEN_MB, random_file
+
+
+def echo_through(workdir: Path, timeout: float) -> float:
+    """nc -N sends 10 MB to echo and reads it back; asserts the hash; returns seconds taken."""
+    digest = random_file(workdir / "upload", TEN_MB)
+    start = time.monotonic()
+    with (workdir / "upload").open("rb") as stdin, (workdir / "echoed").open("wb") as stdout:
+        result = subprocess.run(["nc", "-N", STACK, "7"], stdin=stdin, stdout=stdout,
+                                stderr=subprocess.PIPE, timeout=timeout)
+    elapsed = time.monotonic() - start
+    assert result.returncode == 0, result.stderr
+    echoed = (workdir / "echoed").read_bytes()
+    assert len(echoed) == TEN_MB
+    assert hashlib.sha256(echoed).hexdigest() == digest
+    return elapsed
+
+
+def test_ten_megabytes_each_way_through_loss_dup_reorder(
+    serve: Callable[..., Served], workdir: Path
+) -> None:
+    serve("echo", "--loss", "0.1", "--dup", "0.05", "--reorder", "0.1", "--seed", "7")
+    echo_through(workdir, timeout=240)
+
+
+def test_ten_megabytes_each_way_with_nft_dropping_kernel_output(
+    serve: Callable[..., Served], workdir: Path
+) -> None:
+    serve("echo")
+    for rule in (
+        "add table inet t",
+        "add chain inet t out { type filter hook output priority 0; }",
+        'add rule inet t out oif "us0" numgen random mod 100 < 10 counter drop',
+    ):
+        subprocess.run(["nft", rule], check=True, timeout=10)
+    echo_through(workdir, timeout=240)
+    counters = subprocess.run(["nft", "list", "chain", "inet", "t", "out"], capture_output=True,
+                              text=True, check=True, timeout=10).stdout
+    dropped = int(counters.split("packets ")[1].split()[0])
+    assert dropped > 100  # the rule really dropped (about 10% of the kernel's packets)

@@ -1,0 +1,161 @@
+"""Real clients (curl, nc, ping, kernel sockets) against `userstack serve` over a TUN.
+
+Each test runs in its own network namespace (the `netns` fixture), so nothing here can
+touch the host's network.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import socket
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from userstack.apps.simple import chargen_cycle
+
+from .helpers import HOST, STACK, Served, userstack_argv
+
+TEN_MB = 10_000_000
+
+
+def pattern_sha256(n: int) -> str:
+    """sha256 of /bytes/N's body: byte i is i % 256 (computed here, independently)."""
+    block = bytes(range(256)) * 4096  # 1 MiB, a whole number of periods
+    digest = hashlib.sha256()
+    for start in range(0, n, len(block)):
+        digest.update(block[: min(len(block), n - start)])
+    return digest.hexdigest()
+
+
+def random_file(path: Path, n: int = TEN_MB) -> str:
+    data = os.urandom(n)
+    path.write_bytes(data)
+    return hashlib.sha256(data).hexdigest()
+
+
+def curl(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(["curl", "-sS", "--max-time", str(timeout), *args],
+                          capture_output=True, timeout=timeout + 10)
+
+
+def test_http_page_shows_the_connection_tcb(serve: Callable[..., Served]) -> None:
+    serve("http", "--port", "8080")
+    result = curl("-w", "\n%{http_code} %{local_port}", f"http://{STACK}:8080/")
+    assert result.returncode == 0, result.stderr
+    page, _, trailer = result.stdout.decode().rpartition("\n")
+    status, local_port = trailer.split()
+    assert status == "200"
+    assert "<th>state</th><td>ESTABLISHED</td>" in page
+    assert f"{HOST}:{local_port}" in page  # the TCB of this very connection
+    assert re.search(r"<th>snd_nxt</th><td>\d+</td>", page)
+
+
+def test_http_bytes_delivers_ten_megabytes(serve: Callable[..., Served], workdir: Path) -> None:
+    serve("http", "--port", "8080")
+    out = workdir / "body"
+    result = curl("-o", str(out), f"http://{STACK}:8080/bytes/{TEN_MB}")
+    assert result.returncode == 0, result.stderr
+    assert out.stat().st_size == TEN_MB
+    assert hashlib.sha256(out.read_bytes()).hexdigest() == pattern_sha256(TEN_MB)
+
+
+def test_http_upload_reports_sha256(serve: Callable[..., Served], workdir: Path) -> None:
+    serve("http", "--port", "8080")
+    digest = random_file(workdir / "upload")
+    result = curl("--data-binary", f"@{workdir / 'upload'}", f"http://{STACK}:8080/upload")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {"length": TEN_MB, "sha256": digest}
+
+
+def test_closed_port_is_refused_at_once(serve: Callable[..., Served]) -> None:
+    serve("http", "--port", "8080")
+    start = time.monotonic()
+    result = curl(f"http://{STACK}:8081/", timeout=10)
+    elapsed = time.monotonic() - start
+    assert result.returncode == 7  # curl: "Failed to connect"
+    assert b"Connection refused" in result.stderr or b"Couldn't connect" in result.stderr
+    assert elapsed < 1.0
+
+
+def test_nc_uploads_ten_megabytes_to_discard(serve: Callable[..., Served], workdir: Path) -> None:
+    served = serve("discard")
+    random_file(workdir / "upload")
+    with (workdir / "upload").open("rb") as stdin:
+        result = subprocess.run(["nc", "-N", STACK, "9"], stdin=stdin, capture_output=True,
+                                timeout=120)
+    # discard closes only after reading our FIN, which follows every byte in sequence
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == b""
+    assert served.proc.poll() is None
+
+
+def test_nc_receives_chargen(serve: Callable[..., Served]) -> None:
+    serve("chargen")
+    cycle = chargen_cycle()
+    want = 20 * len(cycle) + 123
+    nc = subprocess.Popen(["nc", "-d", STACK, "19"], stdout=subprocess.PIPE)
+    try:
+        assert nc.stdout is not None
+        got = bytearray()
+        while len(got) < want:
+            chunk = nc.stdout.read1(65536)
+            assert chunk, "chargen stopped early"
+            got += chunk
+    finally:
+        nc.kill()
+        nc.wait()
+    assert bytes(got[:want]) == (cycle * 21)[:want]
+
+
+def test_connect_talks_to_a_kernel_listener(workdir: Path, netns: object) -> None:
+    to_kernel = random_file(workdir / "to_kernel", 1_000_000)
+    to_stack = random_file(workdir / "to_stack", 1_000_000)
+    with (workdir / "to_stack").open("rb") as nc_in, (workdir / "nc_out").open("wb") as nc_out:
+        listener = subprocess.Popen(["nc", "-l", "-N", "5555"], stdin=nc_in, stdout=nc_out)
+    try:
+        with (workdir / "to_kernel").open("rb") as stdin:
+            result = subprocess.run(
+                userstack_argv("connect", HOST, "5555", "--control", str(workdir / "ctl.sock")),
+                stdin=stdin, capture_output=True, timeout=60,
+            )
+        assert result.returncode == 0, result.stderr
+        assert listener.wait(timeout=30) == 0
+    finally:
+        listener.kill()
+    assert hashlib.sha256(result.stdout).hexdigest() == to_stack
+    assert hashlib.sha256((workdir / "nc_out").read_bytes()).hexdigest() == to_kernel
+
+
+def test_connect_refused_like_nc(workdir: Path, netns: object) -> None:
+    start = time.monotonic()
+    result = subprocess.run(
+        userstack_argv("connect", HOST, "5556", "--control", str(workdir / "ctl.sock")),
+        stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 1
+    assert f"connect to {HOST} port 5556 (tcp) failed: Connection refused" in result.stderr
+    assert time.monotonic() - start < 5
+
+
+def test_ping_gets_three_replies(serve: Callable[..., Served]) -> None:
+    serve("echo")
+    result = subprocess.run(["ping", "-c", "3", "-i", "0.2", "-W", "2", STACK],
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "3 packets transmitted, 3 received" in result.stdout
+
+
+def test_kernel_socket_echo(serve: Callable[..., Served]) -> None:
+    serve("echo")
+    with socket.create_connection((STACK, 7), timeout=10) as sock:
+        sock.sendall(b"hello, userstack")
+        sock.shutdown(socket.SHUT_WR)
+        got = b""
+        while data := sock.recv(65536):
+            got += data
+    assert got == b"hello, userstack"

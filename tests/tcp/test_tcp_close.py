@@ -260,11 +260,39 @@ def test_rst_in_closing_states_closes_quietly(fixture: str, request: pytest.Fixt
     assert events_of(conn, Error) == []
 
 
-def test_data_after_our_fin_is_still_received(fin_wait_2: Connection) -> None:
-    """A half-close: FIN-WAIT-2 still receives."""
+def test_half_close_still_receives(est: Connection) -> None:
+    """close(half=True) is shutdown(SHUT_WR): FIN-WAIT-2 still delivers data."""
+    est.close(0.0, half=True)
+    send(est, seg(IRS + 1, ISS + 2))
+    est.take_outgoing()
+    assert est.state is State.FIN_WAIT_2
+    send(est, seg(IRS + 1, ISS + 2, payload=b"more"))
+    expect(est, [out(ISS + 2, IRS + 5)])
+    assert est.receive(10, 0.0) == b"more"
+
+
+def test_data_after_full_close_gets_rst(fin_wait_2: Connection) -> None:
+    """RFC 1122 4.2.2.13: "or if new data is received after CLOSE is called"."""
     send(fin_wait_2, seg(IRS + 1, ISS + 2, payload=b"more"))
-    expect(fin_wait_2, [out(ISS + 2, IRS + 5)])
-    assert fin_wait_2.receive(10, 0.0) == b"more"
+    expect(fin_wait_2, [out(ISS + 2, None, RST)])
+    assert fin_wait_2.state is State.CLOSED
+    assert events_of(fin_wait_2, Error) == []
+
+
+def test_half_close_keeps_out_of_order_data(est: Connection) -> None:
+    send(est, seg(IRS + 3, ISS + 1, payload=b"cd"))
+    est.take_outgoing()
+    est.close(0.0, half=True)
+    assert est.state is State.FIN_WAIT_1
+    send(est, seg(IRS + 1, ISS + 2, payload=b"ab"))
+    assert est.receive(10, 0.0) == b"abcd"
+
+
+def test_full_close_with_out_of_order_data_sends_rst(est: Connection) -> None:
+    send(est, seg(IRS + 3, ISS + 1, payload=b"cd"))
+    est.take_outgoing()
+    est.close(0.0)
+    expect(est, [out(ISS + 1, None, RST)])
 
 
 def test_out_of_order_fin_is_held(est: Connection) -> None:

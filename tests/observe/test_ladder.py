@@ -184,6 +184,18 @@ def _simultaneous(pair: Pair) -> None:
     pair.fire(pair.server)
 
 
+def _half_close(pair: Pair) -> None:
+    pair.pump()
+    pair.client.conn.send(b"request", pair.t)
+    pair.client.conn.close(pair.t, half=True)  # shutdown(SHUT_WR): still reading
+    pair.pump()
+    pair.server.conn.send(b"the answer, after the client's FIN", pair.t)
+    pair.pump()
+    pair.server.conn.close(pair.t)
+    pair.pump()
+    pair.fire(pair.client)
+
+
 LOST = b"this segment is lost once"
 
 
@@ -278,6 +290,16 @@ def test_simultaneous_close_goes_through_closing(tmp_path: Path) -> None:
     # server sent it before the client's arrived: the replay must not take CLOSE-WAIT
     assert _states(root, Side.CLIENT) == ["SYN-SENT", "ESTABLISHED", *closing]
     assert _states(root, Side.SERVER) == ["LISTEN", "SYN-RECEIVED", "ESTABLISHED", *closing]
+    assert _states(root, Side.CLIENT) == [str(s) for s in pair.client.states]
+    assert _states(root, Side.SERVER) == [str(s) for s in pair.server.states]
+    assert ladder.replay.notes == []  # type: ignore[attr-defined]
+
+
+def test_half_close_data_after_the_fin_is_still_received(tmp_path: Path) -> None:
+    pcap, (pair,) = _capture(tmp_path, _half_close)
+    root, ladder = _render(tmp_path, pcap)
+    assert _states(root, Side.CLIENT) == ["SYN-SENT", "ESTABLISHED", "FIN-WAIT-1", "FIN-WAIT-2",
+                                          "TIME-WAIT", "CLOSED"]
     assert _states(root, Side.CLIENT) == [str(s) for s in pair.client.states]
     assert _states(root, Side.SERVER) == [str(s) for s in pair.server.states]
     assert ladder.replay.notes == []  # type: ignore[attr-defined]

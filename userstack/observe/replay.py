@@ -28,8 +28,12 @@ States (replayed, not observed)
     never before the endpoint's own next segment acknowledges them if it does not (see
     _deliver: a capture taken at one end sees the other end's segments late).
     What the user did is inferred from what that endpoint itself sent: new data means it
-    called SEND just before, its first FIN means CLOSE, an RST it did not generate on its
-    own means ABORT. Received data is read at once so the receive window never closes.
+    called SEND just before, its first FIN means CLOSE, an RST the core did not send in
+    answer to an arriving segment means ABORT. Received data is read at once so the
+    receive window never closes. CLOSE is replayed as a half-close (shutdown(SHUT_WR)):
+    whether the application would have gone on reading is unknown until data arrives
+    after the FIN; if the endpoint then answers with an RST (a full close, RFC 1122
+    4.2.2.13, as Linux does), that RST is replayed as ABORT.
     Timers are set far out and never fired, except TIME-WAIT's 2*MSL at the very end.
     Where the peer acknowledges data the replayed sender has not sent yet (its congestion
     window starts and grows differently from, say, Linux's), the replay first acknowledges
@@ -346,7 +350,7 @@ class _Endpoint:
                 self.conn.send(new_data, p.time)
             if seg.flags & TcpFlags.FIN and not self.sent_fin:
                 self.sent_fin = True
-                self.conn.close(p.time)
+                self.conn.close(p.time, half=True)  # see "half-close" in the module docstring
             self._drain(Anchor.SENT, index)
             # an RST the core did not send in answer to what arrived is the user's ABORT
             aborted = seg.flags & TcpFlags.RST and not automatic_rst

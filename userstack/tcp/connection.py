@@ -77,13 +77,15 @@ from .rtt import RttEstimator
 from .state import State
 from .tcb import Tcb, segment_acceptable
 
-SYN = TcpFlags.SYN
-ACK = TcpFlags.ACK
-FIN = TcpFlags.FIN
-RST = TcpFlags.RST
-PSH = TcpFlags.PSH
-URG = TcpFlags.URG
-_NONE = TcpFlags(0)
+# Flags as plain ints on the hot path: IntFlag arithmetic is slow in CPython, so each
+# step tests `int(seg.flags)` and _emit() turns the result back into a TcpFlags.
+SYN = int(TcpFlags.SYN)
+ACK = int(TcpFlags.ACK)
+FIN = int(TcpFlags.FIN)
+RST = int(TcpFlags.RST)
+PSH = int(TcpFlags.PSH)
+URG = int(TcpFlags.URG)
+_AS_FLAGS = tuple(TcpFlags(i) for i in range(256))
 _ZERO = SeqNum(0)
 
 DEFAULT_MSS = 536  # RFC 9293 3.7.1: assumed when the peer's SYN carries no MSS option
@@ -476,7 +478,7 @@ class Connection:
 
     def _segment_arrives_listen(self, seg: TcpSegment) -> None:
         """RFC 9293 3.10.7.2: LISTEN."""
-        flags = seg.flags
+        flags = int(seg.flags)
         if flags & RST:
             return  # first: an incoming RST is ignored
         if flags & ACK:
@@ -505,7 +507,7 @@ class Connection:
     def _segment_arrives_syn_sent(self, seg: TcpSegment) -> None:
         """RFC 9293 3.10.7.3: SYN-SENT."""
         tcb = self.tcb
-        flags = seg.flags
+        flags = int(seg.flags)
         # first: check the ACK bit
         if flags & ACK and not (tcb.iss < seg.ack <= tcb.snd_nxt):
             # "If SEG.ACK =< ISS or SEG.ACK > SND.NXT, send a reset (unless the RST bit is
@@ -587,17 +589,17 @@ class Connection:
         the RFC asks for, unless it was a RST).
         """
         tcb = self.tcb
-        seg_len = seg.seg_len
+        flags = int(seg.flags)
+        seg_len = len(seg.payload) + bool(flags & SYN) + bool(flags & FIN)  # SEG.LEN
         if segment_acceptable(seg.seq, seg_len, tcb.rcv_nxt, tcb.rcv_wnd):
             return seg
-        flags = seg.flags
         if tcb.rcv_wnd == 0 and seg.seq == tcb.rcv_nxt:
             # "If the RCV.WND is zero, no segments will be acceptable, but special
             # allowance should be made to accept valid ACKs, URGs, and RSTs": keep the
             # control part, drop the text (and the FIN behind it), tell the peer.
             self._ack_now = True
             return TcpSegment(
-                seg.src_port, seg.dst_port, seg.seq, seg.ack, flags & ~FIN, seg.window,
+                seg.src_port, seg.dst_port, seg.seq, seg.ack, _AS_FLAGS[flags & ~FIN], seg.window,
                 seg.options, b"", seg.urgent,
             )
         if flags & RST:
@@ -620,7 +622,7 @@ class Connection:
 
     def _check_rst(self, seg: TcpSegment) -> bool:
         """Second step: check the RST bit (RFC 9293 3.10.7.4, RFC 5961 3). True: go on."""
-        if not seg.flags & RST:
+        if not int(seg.flags) & RST:
             return True
         state = self.state
         if state is State.TIME_WAIT:
@@ -656,7 +658,7 @@ class Connection:
 
     def _check_syn(self, seg: TcpSegment) -> bool:
         """Fourth step: check the SYN bit (RFC 9293 3.10.7.4, RFC 5961 4). True: go on."""
-        if not seg.flags & SYN:
+        if not int(seg.flags) & SYN:
             return True
         if self.state is State.SYN_RECEIVED and self._passive:
             # "If the connection was initiated with a passive OPEN, then return this
@@ -672,7 +674,7 @@ class Connection:
 
     def _check_ack(self, seg: TcpSegment) -> bool:
         """Fifth step: check the ACK field (RFC 9293 3.10.7.4, RFC 5961 5). True: go on."""
-        if not seg.flags & ACK:
+        if not int(seg.flags) & ACK:
             return False  # "if the ACK bit is off, drop the segment and return"
         tcb = self.tcb
         ack = seg.ack
@@ -729,7 +731,7 @@ class Connection:
             # "if the FIN segment is now acknowledged, then enter FIN-WAIT-2". If this
             # segment carries the peer's FIN too, the eighth step goes straight to
             # TIME-WAIT ("If our FIN has been ACKed (perhaps in this segment)").
-            if fin_acked and not seg.flags & FIN:
+            if fin_acked and not int(seg.flags) & FIN:
                 self._set_state(State.FIN_WAIT_2)
         elif state is State.CLOSING:
             # "if the ACK acknowledges our FIN, then enter the TIME-WAIT state;
@@ -748,7 +750,7 @@ class Connection:
         """Sixth step: the URG bit (RFC 9293 3.10.7.4). Urgent data is delivered in-line
         as ordinary data; RFC 6093 advises new applications not to use it, and we offer
         no API for it, so only RCV.UP is tracked."""
-        if seg.flags & URG and self.state in _RECEIVING:
+        if int(seg.flags) & URG and self.state in _RECEIVING:
             up = seg.seq + seg.urgent
             if up > self.tcb.rcv_up:
                 self.tcb.rcv_up = up
@@ -769,7 +771,7 @@ class Connection:
             return
         tcb = self.tcb
         rcvbuf = self._rcvbuf
-        data_seq = seg.seq + 1 if seg.flags & SYN else seg.seq
+        data_seq = seg.seq + 1 if int(seg.flags) & SYN else seg.seq
         rel = data_seq - tcb.rcv_nxt
         had_gaps = rcvbuf.has_gaps
         delivered = rcvbuf.insert(rel, payload, tcb.rcv_wnd)
@@ -795,8 +797,8 @@ class Connection:
             return
         tcb = self.tcb
         rcvbuf = self._rcvbuf
-        if seg.flags & FIN:
-            fin_seq = (seg.seq + 1 if seg.flags & SYN else seg.seq) + len(seg.payload)
+        if int(seg.flags) & FIN:
+            fin_seq = (seg.seq + 1 if int(seg.flags) & SYN else seg.seq) + len(seg.payload)
             rel = fin_seq - tcb.rcv_nxt
             if 0 < rel <= tcb.rcv_wnd:
                 rcvbuf.hold_fin(rel)
@@ -836,7 +838,7 @@ class Connection:
         return (
             seg.ack == tcb.snd_una
             and not seg.payload
-            and not seg.flags & (SYN | FIN)
+            and not int(seg.flags) & (SYN | FIN)
             and tcb.snd_nxt != tcb.snd_una
             and wnd == tcb.snd_wnd
             and wnd != 0
@@ -1120,7 +1122,7 @@ class Connection:
         return field
 
     def _emit(
-        self, seq: SeqNum, flags: TcpFlags, payload: bytes = b"", options: TcpOptions = NO_OPTIONS
+        self, seq: SeqNum, flags: int, payload: bytes = b"", options: TcpOptions = NO_OPTIONS
     ) -> None:
         """Queue one segment; once the peer's SYN is known it carries <ACK=RCV.NXT>."""
         tcb = self.tcb
@@ -1134,7 +1136,7 @@ class Connection:
             ack = _ZERO
         self._outgoing.append(
             TcpSegment(
-                self.local.port, self.remote.port, seq, ack, flags,
+                self.local.port, self.remote.port, seq, ack, _AS_FLAGS[flags],
                 self._window_field(bool(flags & SYN)), options, payload,
             )
         )
@@ -1142,7 +1144,7 @@ class Connection:
     def _emit_rst(self, seq: SeqNum) -> None:
         """<SEQ=seq><CTL=RST>. Never sent in reply to a RST (RFC 9293 3.5.2)."""
         self._outgoing.append(
-            TcpSegment(self.local.port, self.remote.port, seq, _ZERO, RST, 0)
+            TcpSegment(self.local.port, self.remote.port, seq, _ZERO, _AS_FLAGS[RST], 0)
         )
 
     def _reset_for(self, seg: TcpSegment) -> None:
@@ -1157,10 +1159,12 @@ def reset_for(seg: TcpSegment) -> list[TcpSegment]:
     <CTL=RST,ACK>. If the ACK bit is on, <SEQ=SEG.ACK><CTL=RST>." A RST gets no reply.
     The stack uses this for segments that match no connection.
     """
-    if seg.flags & RST:
+    if seg.flags & TcpFlags.RST:
         return []
-    if seg.flags & ACK:
-        return [TcpSegment(seg.dst_port, seg.src_port, seg.ack, _ZERO, RST, 0)]
+    if seg.flags & TcpFlags.ACK:
+        return [TcpSegment(seg.dst_port, seg.src_port, seg.ack, _ZERO, TcpFlags.RST, 0)]
     return [
-        TcpSegment(seg.dst_port, seg.src_port, _ZERO, seg.seq + seg.seg_len, RST | ACK, 0)
+        TcpSegment(
+            seg.dst_port, seg.src_port, _ZERO, seg.seq + seg.seg_len, TcpFlags.RST | TcpFlags.ACK, 0
+        )
     ]

@@ -166,11 +166,29 @@ def _layout(times: Sequence[float]) -> tuple[list[float], list[tuple[float, floa
 
 def _el(parent: ET.Element, tag: str, text: str | None = None, **attrs: object) -> ET.Element:
     """A child element; attribute names use _ for - (stroke_width -> stroke-width)."""
-    names = {k: k.rstrip("_").replace("_", "-") for k in attrs}
-    e = ET.SubElement(parent, tag, {names[k]: str(v) for k, v in attrs.items()})
+    e = ET.SubElement(
+        parent,
+        tag,
+        {k.rstrip("_").replace("_", "-"): _attr(v) for k, v in attrs.items()},
+    )
     if text is not None:
         e.text = text
     return e
+
+
+def _attr(v: object) -> str:
+    """Attribute text: floats to 0.1 px (no 472.0000000001 in the file)."""
+    return f"{v:.1f}".removesuffix(".0") if isinstance(v, float) else str(v)
+
+
+def _xy(x: float, y: float) -> str:
+    return f"{_attr(x)},{_attr(y)}"
+
+
+def _cross(parent: ET.Element, x: float, y: float) -> None:
+    """The X where a lost segment ends."""
+    _el(parent, "path", d=f"M{_xy(x - 7, y - 7)} l14,14 M{_xy(x - 7, y + 7)} l14,-14",
+        stroke=_RED, stroke_width=2.5)
 
 
 def _defs(svg: ET.Element) -> None:
@@ -226,7 +244,7 @@ def ladder_svg(
     _el(svg, "text", "#   time", x=_TIME_X, y=ys[0] - 22, class_="time")
 
     arrows = _el(svg, "g", class_="segments")
-    t0 = times[0] if times else 0.0
+    t0 = times[0]
     for i, p in enumerate(conv.segments):
         side = conv.side(p)
         label = segment_label(p.segment, isn[side], isn[side.other])
@@ -270,11 +288,11 @@ def _lines(svg: ET.Element, top: float, bottom: float, breaks: list[tuple[float,
         y = top
         for by, _ in breaks:
             _el(g, "line", x1=x, y1=y, x2=x, y2=by - 9)
-            _el(g, "path", d=f"M{x - 7},{by - 5} l14,-6 M{x - 7},{by + 5} l14,-6",
+            _el(g, "path", d=f"M{_xy(x - 7, by - 5)} l14,-6 M{_xy(x - 7, by + 5)} l14,-6",
                 stroke_width=1.5)
             y = by + 3
         _el(g, "line", x1=x, y1=y, x2=x, y2=bottom)
-        _el(g, "path", d=f"M{x},{bottom} l-5,-9 h10 z", fill=_INK, stroke="none")
+        _el(g, "path", d=f"M{_xy(x, bottom)} l-5,-9 h10 z", fill=_INK, stroke="none")
     for by, seconds in breaks:
         _el(svg, "text", f"\u2248 {_duration(seconds)} later", x=_TIME_X, y=by + 4,
             class_="brk")
@@ -315,10 +333,9 @@ def _arrow(
     mx, my = x1 + (x2 - x1) * at, y + _SLOPE * at
     text = label + ("  (retransmission)" if retransmitted else "")
     _el(g, "text", text, x=mx, y=my - 5, text_anchor=anchor, class_="label",
-        transform=f"rotate({angle:.2f} {mx} {my})")
+        transform=f"rotate({angle:.2f} {_attr(mx)} {_attr(my)})")
     if lost:  # over the label, so the X is never hidden by the label's halo
-        _el(g, "path", d=f"M{fx - 7},{fy - 7} l14,14 M{fx - 7},{fy + 7} l14,-14",
-            stroke=_RED, stroke_width=2.5)
+        _cross(g, fx, fy)
 
 
 @dataclass(frozen=True, slots=True)
@@ -356,8 +373,8 @@ def _draw_states(svg: ET.Element, boxes: list[_Box]) -> None:
         line_x = _CLIENT_X if side is Side.CLIENT else _SERVER_X
         edge = b.x + b.width if side is Side.CLIENT else b.x
         sg = _el(g, "g", class_=f"state-mark {side.value}", data_state=text)
-        _el(sg, "path", d=f"M{line_x},{b.y} L{edge},{b.top + _BOX_H / 2}", stroke=_STATE_EDGE,
-            stroke_width=1, fill="none")
+        _el(sg, "path", d=f"M{_xy(line_x, b.y)} L{_xy(edge, b.top + _BOX_H / 2)}",
+            stroke=_STATE_EDGE, stroke_width=1, fill="none")
         _el(sg, "rect", x=b.x, y=b.top, width=b.width, height=_BOX_H, rx=4, fill=_STATE_FILL,
             stroke=_STATE_EDGE, stroke_width=1)
         _el(sg, "text", text, x=b.x + b.width / 2, y=b.top + 13, text_anchor="middle",
@@ -391,8 +408,7 @@ def _legend(svg: ET.Element, y: float, notes: list[str]) -> None:
         _el(g, "text", text, x=x + 52, y=y + 4, class_="note")
         x += 60 + len(text) * _CHAR_W + 24
     _el(g, "line", x1=x, y1=y, x2=x + 30, y2=y, stroke=_RED, stroke_width=1.8)
-    _el(g, "path", d=f"M{x + 30},{y - 6} l12,12 M{x + 30},{y + 6} l12,-12", stroke=_RED,
-        stroke_width=2.5)
+    _cross(g, x + 36, y)
     _el(g, "text", "presumed lost", x=x + 52, y=y + 4, class_="note")
     _el(g, "rect", x=x + 170, y=y - _BOX_H / 2, width=60, height=_BOX_H, rx=4,
         fill=_STATE_FILL, stroke=_STATE_EDGE)

@@ -1,0 +1,93 @@
+"""Congestion control: RFC 5681 and NewReno (RFC 6582)."""
+
+from __future__ import annotations
+
+from tcp_harness import IRS, ISS, MSS, established, expect, out, seg, send
+
+from userstack.tcp.config import TcpConfig
+from userstack.tcp.congestion import NewReno, initial_window
+from userstack.tcp.connection import Connection
+from userstack.wire.seq import SeqNum
+
+CFG = TcpConfig(mss=MSS, recv_buffer=8000, send_buffer=64000, delayed_ack=0.0, nagle=False)
+BIG = 60000
+
+
+def test_initial_window_rfc_5681() -> None:
+    assert initial_window(1460) == 4380
+    assert initial_window(1000) == 4000
+    assert initial_window(2500) == 5000
+
+
+def test_slow_start_then_congestion_avoidance() -> None:
+    cc = NewReno(1000, SeqNum(0))
+    cc.ssthresh = 6000
+    cc.on_new_ack(SeqNum(1001), 1000, 0)
+    assert cc.cwnd == 5000  # +min(acked, SMSS) (RFC 5681 (2))
+    cc.on_new_ack(SeqNum(4001), 3000, 0)
+    assert cc.cwnd == 6000  # byte counting capped at one SMSS per ACK
+    cc.on_new_ack(SeqNum(5001), 1000, 0)
+    assert cc.cwnd == 6000 + 1000 * 1000 // 6000  # (3): SMSS*SMSS/cwnd
+
+
+def _flight(conn: Connection, n: int) -> list[int]:
+    conn.send(b"d" * n, 0.0)
+    return [s.seq - ISS for s in conn.take_outgoing()]
+
+
+def test_fast_retransmit_and_newreno_recovery() -> None:
+    conn = established(CFG, peer_window=BIG)
+    conn._cc.cwnd = 6000  # six segments in flight: 1, 1001, ..., 5001
+    assert _flight(conn, 6000) == [1, 1001, 2001, 3001, 4001, 5001]
+    # segments 1001 and 3001 are lost; the rest make duplicate ACKs for 1001
+    send(conn, seg(IRS + 1, ISS + 1001, window=BIG))
+    assert conn.take_outgoing() == []  # (cwnd grew, but nothing more is queued)
+    for _ in range(2):
+        send(conn, seg(IRS + 1, ISS + 1001, window=BIG))
+        assert conn.take_outgoing() == []
+    send(conn, seg(IRS + 1, ISS + 1001, window=BIG))  # the third duplicate
+    expect(conn, [out(ISS + 1001, IRS + 1, payload=b"d" * 1000)])  # fast retransmit
+    info = conn.info(0.0)
+    # FlightSize 5000 -> ssthresh 2500; cwnd = ssthresh + 3 SMSS (RFC 5681 3.2 (2)-(3))
+    assert (info.ssthresh, info.cwnd) == (2500, 5500)
+    assert conn._cc.in_recovery and conn._cc.recover == ISS + 6001
+    # a partial ACK (up to the second hole): retransmit it at once (RFC 6582 3.2 (5))
+    send(conn, seg(IRS + 1, ISS + 3001, window=BIG))
+    expect(conn, [out(ISS + 3001, IRS + 1, payload=b"d" * 1000)])
+    assert conn._cc.in_recovery
+    # the full ACK ends recovery: cwnd = min(ssthresh, FlightSize + SMSS)
+    send(conn, seg(IRS + 1, ISS + 6001, window=BIG))
+    assert not conn._cc.in_recovery
+    assert conn.info(0.0).cwnd == 2000  # min(2500, max(FlightSize 0, SMSS) + SMSS)
+
+
+def test_no_fast_retransmit_for_dupacks_below_recover() -> None:
+    """RFC 6582 3.2 (2): after a timeout, duplicate ACKs that do not cover `recover`
+    (the highest sequence sent before the timeout) do not start fast retransmit."""
+    cc = NewReno(1000, SeqNum(0))
+    cc.on_timeout(5000, SeqNum(5001), first=True)
+    for _ in range(3):
+        assert not cc.on_duplicate_ack(SeqNum(1001), 4000, SeqNum(5001))
+    cc.on_new_ack(SeqNum(5001), 4000, 4000)  # past recover now
+    assert [cc.on_duplicate_ack(SeqNum(5001), 4000, SeqNum(9001)) for _ in range(3)] == [
+        False, False, True
+    ]
+
+
+def test_timeout_resets_window_and_holds_ssthresh_on_repeat() -> None:
+    cc = NewReno(1000, SeqNum(0))
+    cc.on_timeout(8000, SeqNum(8001), first=True)
+    assert (cc.cwnd, cc.ssthresh) == (1000, 4000)
+    cc.on_timeout(8000, SeqNum(8001), first=False)
+    assert (cc.cwnd, cc.ssthresh) == (1000, 4000)
+    cc2 = NewReno(1000, SeqNum(0))
+    cc2.on_timeout(1000, SeqNum(1001), first=True)
+    assert cc2.ssthresh == 2000  # max(FlightSize/2, 2*SMSS)
+
+
+def test_window_update_is_not_a_duplicate_ack() -> None:
+    conn = established(CFG, peer_window=BIG)
+    _flight(conn, 3000)
+    for w in (BIG - 1, BIG - 2, BIG - 3):
+        send(conn, seg(IRS + 1, ISS + 1, window=w))
+    assert conn._cc.dupacks == 0

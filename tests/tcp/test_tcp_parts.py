@@ -1,0 +1,146 @@
+"""The core's parts on their own: ISN (RFC 6528), buffers, keep-alive, info()."""
+
+from __future__ import annotations
+
+from ipaddress import IPv4Address
+
+import pytest
+from tcp_harness import (
+    IRS,
+    ISS,
+    LOCAL,
+    MSS,
+    REMOTE,
+    RST,
+    established,
+    events_of,
+    expect,
+    out,
+    seg,
+    send,
+)
+
+from userstack.tcp.buffers import MAX_OUT_OF_ORDER_PIECES, ReceiveBuffer, SendBuffer
+from userstack.tcp.config import TcpConfig
+from userstack.tcp.connection import Connection, window_shift_for
+from userstack.tcp.events import Error, ErrorReason
+from userstack.tcp.info import TimerKind
+from userstack.tcp.isn import IsnGenerator
+from userstack.tcp.state import State
+from userstack.tcp.tcb import segment_acceptable
+from userstack.wire.addr import Endpoint
+from userstack.wire.seq import SeqNum
+
+
+def test_isn_is_deterministic_keyed_and_ticks_every_4_us() -> None:
+    gen = IsnGenerator(b"k" * 16)
+    a = gen.isn(LOCAL, REMOTE, 10.0)
+    assert gen.isn(LOCAL, REMOTE, 10.0) == a
+    assert gen.isn(LOCAL, REMOTE, 10.0 + 4e-6) == a + 1  # M: one tick per 4 us
+    assert gen.isn(LOCAL, REMOTE, 11.0) == a + 250_000
+    other_port = Endpoint(REMOTE.ip, REMOTE.port + 1)
+    assert gen.isn(LOCAL, other_port, 10.0) != a  # F depends on the 4-tuple
+    assert IsnGenerator(b"other key").isn(LOCAL, REMOTE, 10.0) != a  # ... and the key
+    assert IsnGenerator(b"x" * 100).isn(LOCAL, REMOTE, 0.0) == IsnGenerator(b"x" * 100).isn(
+        LOCAL, REMOTE, 0.0
+    )
+    with pytest.raises(ValueError):
+        IsnGenerator(b"")
+
+
+def test_isn_wraps() -> None:
+    gen = IsnGenerator(b"key")
+    far = gen.isn(LOCAL, Endpoint(IPv4Address("192.0.2.1"), 9), 20_000.0)  # > 2**32 ticks
+    assert 0 <= far.value < 2**32
+
+
+def test_acceptability_table() -> None:
+    """RFC 9293 3.10.7.4 first step, all four cases."""
+    nxt = SeqNum(100)
+    assert segment_acceptable(SeqNum(100), 0, nxt, 0)
+    assert not segment_acceptable(SeqNum(101), 0, nxt, 0)
+    assert segment_acceptable(SeqNum(149), 0, nxt, 50)
+    assert not segment_acceptable(SeqNum(150), 0, nxt, 50)
+    assert not segment_acceptable(SeqNum(100), 1, nxt, 0)
+    assert segment_acceptable(SeqNum(90), 20, nxt, 50)  # straddles the left edge
+    assert segment_acceptable(SeqNum(149), 20, nxt, 50)  # starts inside
+    assert not segment_acceptable(SeqNum(80), 20, nxt, 50)  # all old
+
+
+def test_send_buffer_bounded_and_slices() -> None:
+    buf = SendBuffer(10)
+    assert buf.write(b"0123456789abc") == 10
+    assert buf.write(b"x") == 0
+    assert buf.peek(3, 4) == b"3456"
+    buf.consume(5)
+    assert buf.peek(0, 100) == b"56789" and buf.space == 5
+
+
+def test_receive_buffer_reassembly_and_limits() -> None:
+    buf = ReceiveBuffer(100)
+    assert buf.insert(10, b"KLM", 100) == 0
+    assert buf.insert(5, b"FGHIJKLMNOP", 100) == 0  # overlaps, extends both sides
+    assert buf.insert(200, b"far", 100) == 0  # beyond the window: dropped
+    assert buf.insert(0, b"ABCDE", 100) == 16
+    assert buf.read(100) == b"ABCDEFGHIJKLMNOP"
+    assert not buf.has_gaps
+    for i in range(MAX_OUT_OF_ORDER_PIECES + 50):
+        buf.insert(2 + 2 * i, b"z", 1 << 20)
+    assert len(buf._starts) == MAX_OUT_OF_ORDER_PIECES  # a fragment flood stays bounded
+
+
+def test_receive_buffer_held_fin_trims_data_beyond() -> None:
+    buf = ReceiveBuffer(100)
+    buf.insert(5, b"0123456789", 100)
+    buf.hold_fin(8)
+    assert not buf.fin_reached
+    assert buf.insert(0, b"abcde", 100) == 8
+    assert buf.read(100) == b"abcde012"
+    assert buf.fin_reached
+
+
+def test_window_shift_choice() -> None:
+    assert window_shift_for(65535) == 0
+    assert window_shift_for(65536) == 1
+    assert window_shift_for(256 * 1024) == 3
+    assert window_shift_for(1 << 40) == 14
+
+
+def test_keepalive_probes_and_timeout() -> None:
+    cfg = TcpConfig(mss=MSS, delayed_ack=0.0, keepalive=100.0, keepalive_interval=10.0,
+                    keepalive_probes=2)
+    conn = established(cfg)
+    assert conn.next_deadline() == 100.0
+    assert conn.info(0.0).timer is TimerKind.KEEPALIVE
+    conn.on_timer(100.0)
+    expect(conn, [out(ISS, IRS + 1)])  # <SEQ=SND.NXT-1><ACK=RCV.NXT> (RFC 1122 4.2.3.6)
+    send(conn, seg(IRS + 1, ISS + 1), at=101.0)  # answered: idle again
+    assert conn.next_deadline() == 201.0
+    conn.on_timer(201.0)
+    conn.on_timer(211.0)
+    assert len(conn.take_outgoing()) == 2
+    conn.on_timer(221.0)
+    assert conn.state is State.CLOSED
+    expect(conn, [out(ISS + 1, None, RST)])
+    assert events_of(conn, Error) == [Error(ErrorReason.TIMED_OUT)]
+
+
+def test_info_snapshot() -> None:
+    conn = established(TcpConfig(mss=MSS, delayed_ack=0.0, nagle=False))
+    conn.send(b"abc", 2.0)
+    send(conn, seg(IRS + 1, ISS + 1, payload=b"xy"), at=2.5)
+    info = conn.info(2.5)
+    assert info.state is State.ESTABLISHED
+    assert (info.local, info.remote) == (LOCAL, REMOTE)
+    assert (info.recv_q, info.send_q) == (2, 3)
+    assert info.timer is TimerKind.RETRANSMIT and info.timer_left == pytest.approx(0.5)
+    assert (info.iss, info.irs) == (ISS.value, IRS.value)
+    assert (info.snd_una, info.snd_nxt) == (ISS.value + 1, ISS.value + 4)
+    assert info.rcv_nxt == IRS.value + 3
+    assert info.mss == MSS and info.cwnd == 4 * MSS
+
+
+def test_passive_connection_info_before_syn() -> None:
+    conn = Connection.open_passive(LOCAL, REMOTE, iss=ISS, now=0.0)
+    info = conn.info(0.0)
+    assert info.irs is None and info.rcv_nxt is None and info.timer is None

@@ -213,3 +213,11 @@ def test_data_with_syn_in_listen_is_not_delivered(listen: Connection) -> None:
     send(listen, seg(IRS + 1, ISS + 1))
     assert listen.state is State.ESTABLISHED and listen.readable == 0
     assert events_of(listen, Error) == []
+
+
+def test_bare_fin_accepted_in_zero_window(est: Connection) -> None:
+    send(est, seg(IRS + 1, ISS + 1, payload=b"f" * 8000))
+    est.take_outgoing()
+    send(est, seg(IRS + 8001, ISS + 1, FIN))
+    assert est.state is State.CLOSE_WAIT
+    expect(est, [out(ISS + 1, IRS + 8002, window=0)])

@@ -410,6 +410,8 @@ class Connection:
     def _on_persist_timeout(self) -> None:
         """Probe a zero window (RFC 9293 3.8.6.1), or the SWS override (3.8.6.2.1)."""
         self._persist_at = None
+        if self.state not in _SENDING:
+            return  # everything was acknowledged meanwhile (FIN-WAIT-2, TIME-WAIT)
         if self._probes_unanswered >= self.config.max_retries:
             # the peer stopped answering even our probes (RFC 1122 4.2.2.17 only forbids
             # giving up while it still answers)
@@ -597,6 +599,9 @@ class Connection:
             # "If the RCV.WND is zero, no segments will be acceptable, but special
             # allowance should be made to accept valid ACKs, URGs, and RSTs": keep the
             # control part, drop the text (and the FIN behind it), tell the peer.
+            # A bare FIN needs no buffer space, so it is taken too.
+            if not seg.payload:
+                return seg
             self._ack_now = True
             return TcpSegment(
                 seg.src_port, seg.dst_port, seg.seq, seg.ack, _AS_FLAGS[flags & ~FIN], seg.window,

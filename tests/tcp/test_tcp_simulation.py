@@ -7,6 +7,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tcp_sim import Faults, Result, run
 
+from userstack.tcp.config import TcpConfig
 from userstack.tcp.state import State
 
 
@@ -39,20 +40,26 @@ def test_slow_readers_and_zero_windows() -> None:
     check(run(7, Faults(loss=0.05, jitter=0.01), 100_000, 100_000, slow_reader=True))
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SMALL = TcpConfig(mss=536, recv_buffer=3000, send_buffer=5000, msl=1.0, delayed_ack=0.1)
+NO_SCALING = TcpConfig(msl=1.0, window_scale=False, nagle=False)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     seed=st.integers(0, 2**32 - 1),
     loss=st.floats(0.0, 0.2),
     duplicate=st.floats(0.0, 0.1),
     jitter=st.floats(0.0, 0.1),
-    a_bytes=st.integers(0, 40_000),
-    b_bytes=st.integers(0, 40_000),
+    a_bytes=st.integers(0, 150_000),
+    b_bytes=st.integers(0, 150_000),
     slow=st.booleans(),
+    config=st.sampled_from([None, SMALL, NO_SCALING]),
 )
 def test_random_faults_deliver_identical_bytes(
     seed: int, loss: float, duplicate: float, jitter: float, a_bytes: int, b_bytes: int,
-    slow: bool,
+    slow: bool, config: TcpConfig | None,
 ) -> None:
-    result = run(seed, Faults(loss, duplicate, 0.01, jitter), a_bytes, b_bytes, slow_reader=slow)
+    result = run(seed, Faults(loss, duplicate, 0.01, jitter), a_bytes, b_bytes,
+                 slow_reader=slow, config=config)
     check(result)
     assert result.now < 3000.0

@@ -47,7 +47,9 @@ if TYPE_CHECKING:  # the stack and the TUN load only for serve/connect (`ss` sta
 PROG = "userstack"
 CHUNK = 64 * 1024
 SHUTDOWN_GRACE = 5.0  # seconds `serve` waits for FIN exchanges after SIGINT/SIGTERM
-_CLOSING_DONE = frozenset({State.LISTEN, State.TIME_WAIT, State.CLOSED})
+# After SIGINT/SIGTERM `serve` waits until each of our FINs is acknowledged (the peer may
+# keep its own half open as long as it likes: FIN-WAIT-2 is done, for us).
+_CLOSING_DONE = frozenset({State.LISTEN, State.FIN_WAIT_2, State.TIME_WAIT, State.CLOSED})
 
 
 def say(message: str) -> None:

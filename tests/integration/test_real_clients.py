@@ -159,3 +159,34 @@ def test_kernel_socket_echo(serve: Callable[..., Served]) -> None:
         while data := sock.recv(65536):
             got += data
     assert got == b"hello, userstack"
+
+
+def test_connect_times_out_like_nc(workdir: Path, netns: object) -> None:
+    # 10.0.0.3 is routed into the TUN but nobody answers there: the SYN goes unanswered.
+    start = time.monotonic()
+    result = subprocess.run(
+        userstack_argv("connect", "10.0.0.3", "80", "-w", "1",
+                       "--control", str(workdir / "ctl.sock")),
+        stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 1
+    assert "connect to 10.0.0.3 port 80 (tcp) failed: Connection timed out" in result.stderr
+    assert 1 <= time.monotonic() - start < 5
+
+
+def test_sigterm_closes_connections_with_fin_and_removes_the_tun(
+    serve: Callable[..., Served],
+) -> None:
+    served = serve("echo", "--trace")
+    sock = socket.create_connection((STACK, 7), timeout=10)
+    sock.sendall(b"ping")
+    assert sock.recv(100) == b"ping"
+    assert served.stop() == 0
+    assert sock.recv(100) == b""  # an orderly FIN, not a reset
+    sock.close()
+    links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True, check=True)
+    assert "us0" not in links.stdout
+    trace = served.stdout  # --trace goes to stdout for serve
+    assert "ESTABLISHED -> CLOSE-WAIT" not in trace  # we closed first
+    assert "ESTABLISHED -> FIN-WAIT-1" in trace
+    assert re.search(r"IP 10\.0\.0\.2\.7 > 10\.0\.0\.1\.\d+: Flags \[F\.\]", trace)

@@ -149,7 +149,6 @@ class Connection:
         self._syn_retransmitted = False
         self._ack_now = False  # an ACK is owed and must go out with the next output
         self._unacked_segments = 0  # data segments received since our last ACK
-        self._last_received = now
         self._outgoing: list[TcpSegment] = []
         self._events: list[Event] = []
         self._now = now
@@ -499,7 +498,6 @@ class Connection:
         tcb.max_snd_wnd = seg.window
         tcb.snd_wl1 = seg.seq
         tcb.snd_wl2 = tcb.snd_una
-        self._last_received = self._now
         # "<SEQ=ISS><ACK=RCV.NXT><CTL=SYN,ACK> is sent ... SND.NXT is set to ISS+1 and
         # SND.UNA to ISS". Text and FIN on the SYN are not kept: the peer will resend
         # them once we have acknowledged its SYN.
@@ -530,7 +528,6 @@ class Connection:
             return  # fifth: "if neither of the SYN or RST bits is set, drop the segment"
         tcb.irs = seg.seq
         tcb.rcv_nxt = seg.seq + 1
-        self._last_received = self._now
         self._take_syn_options(seg.options)
         if flags & ACK:
             tcb.snd_una = seg.ack
@@ -568,7 +565,6 @@ class Connection:
         if checked is None:
             return
         seg = checked
-        self._last_received = self._now
         self._probes_unanswered = 0
         if self.config.keepalive is not None and self._keepalive_at is not None:
             self._keepalive_at = self._now + self.config.keepalive
@@ -907,11 +903,12 @@ class Connection:
         tcb = self.tcb
         # Scaling is used only when both SYNs carry the option: ours carries it whenever
         # it is configured (a SYN,ACK only in reply to a SYN that had it).
-        self._scaling = self._our_shift is not None and options.window_scale is not None
-        if self._scaling and self._our_shift is not None and options.window_scale is not None:
+        ours, theirs = self._our_shift, options.window_scale
+        self._scaling = ours is not None and theirs is not None
+        if ours is not None and theirs is not None:
             # RFC 7323 2.3: a shift above 14 is treated as 14
-            tcb.snd_wscale = min(options.window_scale, MAX_WINDOW_SHIFT)
-            tcb.rcv_wscale = self._our_shift
+            tcb.snd_wscale = min(theirs, MAX_WINDOW_SHIFT)
+            tcb.rcv_wscale = ours
         else:
             tcb.snd_wscale = 0
             tcb.rcv_wscale = 0

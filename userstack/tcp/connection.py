@@ -133,7 +133,6 @@ class Connection:
         self._nodelay = not config.nagle
         self._fin_queued = False  # CLOSE was called: our FIN follows the queued data
         self._eof = False  # the peer's FIN was reached in sequence
-        self._reading = True  # False after a full CLOSE: the user reads no more
         self._failure: ErrorReason | None = None
         # timers: absolute deadlines in `now` units, None when off
         self._rtx_at: float | None = None
@@ -266,7 +265,8 @@ class Connection:
         Idempotent once our FIN is queued (RFC 9293 3.10.4 allows "ok" in FIN-WAIT).
         Closing with unread received data aborts with RST instead (RFC 1122 4.2.2.13),
         unless `half`: the user only shuts down sending (shutdown(SHUT_WR), a stream's
-        send_eof) and will still read, so no data is lost.
+        send_eof) and will still read, so no data is lost. Data arriving after a full
+        CLOSE is still buffered (DataReadable); answering it with RST is the stack's call.
         """
         self._now = now
         self._raise_if_failed()
@@ -282,7 +282,6 @@ class Connection:
             self.abort(now)
             return
         self._fin_queued = True
-        self._reading = half
         if state is State.SYN_RECEIVED:
             # RFC 9293 3.10.4: with nothing queued, send the FIN now (FIN-WAIT-1);
             # otherwise queue it until ESTABLISHED (_enter_established moves on then)
@@ -765,10 +764,6 @@ class Connection:
         """
         payload = seg.payload
         if not payload or self.state not in _RECEIVING:
-            return
-        if not self._reading:
-            # RFC 1122 4.2.2.13: new data after a full CLOSE cannot be delivered: RST
-            self.abort(self._now)
             return
         tcb = self.tcb
         rcvbuf = self._rcvbuf

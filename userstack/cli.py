@@ -42,7 +42,7 @@ from .wire.pcap import PcapWriter
 
 if TYPE_CHECKING:  # the stack and the TUN load only for serve/connect (`ss` stays light)
     from .link.base import Link
-    from .streams import TcpStream, UserStack
+    from .streams import TcpListener, TcpStream, UserStack
 
 PROG = "userstack"
 CHUNK = 64 * 1024
@@ -167,7 +167,7 @@ async def serve(args: argparse.Namespace) -> int:
                 finally:
                     streams.discard(stream)
 
-            listeners = await stack.open_tcp_listeners(port)
+            listeners: list[TcpListener] = await stack.open_tcp_listeners(port)
             accepting = trio.CancelScope()
             async with trio.open_nursery() as handlers:
                 handlers.start_soon(_accept_until, accepting, handler, listeners, handlers)
@@ -188,7 +188,7 @@ async def serve(args: argparse.Namespace) -> int:
 async def _accept_until(
     scope: trio.CancelScope,
     handler: Callable[[TcpStream], object],
-    listeners: list,
+    listeners: list[TcpListener],
     handlers: trio.Nursery,
 ) -> None:
     with scope:
@@ -196,17 +196,26 @@ async def _accept_until(
 
 
 async def _wait_closed(stack: UserStack, signals: AsyncIterator[int]) -> None:
-    """Let the FIN exchanges finish (bounded; a second signal stops waiting)."""
+    """Let the FIN exchanges finish; a second signal stops waiting."""
     async with trio.open_nursery() as nursery:
         async def second_signal() -> None:
             async for _ in signals:
                 nursery.cancel_scope.cancel()
 
         nursery.start_soon(second_signal)
-        with trio.move_on_after(SHUTDOWN_GRACE):
-            while any(info.state not in _CLOSING_DONE for info in stack.connections()):
-                await trio.sleep(0.05)
+        await linger(stack)
         nursery.cancel_scope.cancel()
+
+
+async def linger(stack: UserStack) -> None:
+    """Wait (at most SHUTDOWN_GRACE) until every FIN we sent is acknowledged.
+
+    Leaving open_stack stops the stack dead, so a FIN still queued or unacknowledged
+    then would never reach the peer.
+    """
+    with trio.move_on_after(SHUTDOWN_GRACE):
+        while any(info.state not in _CLOSING_DONE for info in stack.connections()):
+            await trio.sleep(0.02)
 
 
 # ---- connect -------------------------------------------------------------------------------
@@ -240,28 +249,34 @@ async def connect(args: argparse.Namespace) -> int:
             reason = _FAILURES.get(code, str(exc))
             say(f"connect to {args.host} port {args.port} (tcp) failed: {reason}")
             return 1
+        failed: list[str] = []
         async with stream, trio.open_nursery() as nursery:
-            nursery.start_soon(_stdin_to_stream, stream)
-            nursery.start_soon(_stream_to_stdout, stream)
-    return 0
+            nursery.start_soon(_stdin_to_stream, stream, nursery.cancel_scope, failed)
+            nursery.start_soon(_stream_to_stdout, stream, nursery.cancel_scope, failed)
+        await linger(stack)
+    for message in failed:
+        say(message)
+    return 1 if failed else 0
 
 
-async def _stdin_to_stream(stream: TcpStream) -> None:
+async def _stdin_to_stream(stream: TcpStream, scope: trio.CancelScope, failed: list[str]) -> None:
     """Blocking reads in a worker thread: stdin may be a file, a pipe or a terminal."""
     try:
         while data := await trio.to_thread.run_sync(os.read, 0, CHUNK, abandon_on_cancel=True):
             await stream.send_all(data)
         await stream.send_eof()
     except trio.BrokenResourceError as exc:
-        say(f"write failed: {exc}")
+        failed.append(f"write failed: {exc}")
+        scope.cancel()  # the connection is gone: stop reading the other way too
 
 
-async def _stream_to_stdout(stream: TcpStream) -> None:
+async def _stream_to_stdout(stream: TcpStream, scope: trio.CancelScope, failed: list[str]) -> None:
     try:
         while data := await stream.receive_some(CHUNK):
             await trio.to_thread.run_sync(_write_all, 1, data)
     except trio.BrokenResourceError as exc:
-        say(f"read failed: {exc}")
+        failed.append(f"read failed: {exc}")
+        scope.cancel()  # do not wait for stdin's EOF on a dead connection
 
 
 def _write_all(fd: int, data: bytes) -> None:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from userstack.apps.simple import chargen_cycle
 
-from .helpers import HOST, STACK, Served, userstack_argv
+from .helpers import HOST, STACK, Served, userstack_argv, wait_until
 
 TEN_MB = 10_000_000
 
@@ -190,3 +190,32 @@ def test_sigterm_closes_connections_with_fin_and_removes_the_tun(
     assert "ESTABLISHED -> CLOSE-WAIT" not in trace  # we closed first
     assert "ESTABLISHED -> FIN-WAIT-1" in trace
     assert re.search(r"IP 10\.0\.0\.2\.7 > 10\.0\.0\.1\.\d+: Flags \[F\.\]", trace)
+
+
+def test_connect_half_close_peer_first(workdir: Path, netns: object) -> None:
+    """The kernel's side ends first; our data and FIN still get through before we exit."""
+    control = workdir / "ctl.sock"
+    with (workdir / "nc_out").open("wb") as nc_out:
+        listener = subprocess.Popen(["nc", "-l", "-N", "5555"], stdin=subprocess.DEVNULL,
+                                    stdout=nc_out)
+    client = subprocess.Popen(
+        userstack_argv("connect", HOST, "5555", "--control", str(control)),
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    try:
+        def close_wait() -> bool:
+            if not control.exists():
+                return False
+            ss = subprocess.run(userstack_argv("ss", "--control", str(control)),
+                                capture_output=True, text=True, timeout=30)
+            return "CLOSE-WAIT" in ss.stdout
+
+        wait_until(close_wait, 10, "userstack connect to see the kernel's FIN")
+        out, err = client.communicate(b"late words\n", timeout=30)
+        assert client.returncode == 0, err
+        assert out == b""
+        assert listener.wait(timeout=10) == 0
+    finally:
+        client.kill()
+        listener.kill()
+    assert (workdir / "nc_out").read_bytes() == b"late words\n"

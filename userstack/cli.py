@@ -66,6 +66,13 @@ def _probability(text: str) -> float:
     return value
 
 
+def _port(text: str) -> int:
+    value = int(text)
+    if not 0 < value < 65536:
+        raise argparse.ArgumentTypeError(f"{text} is not a TCP port (1-65535)")
+    return value
+
+
 def add_link_flags(parser: argparse.ArgumentParser) -> None:
     """The flags of every command that runs a stack on its own TUN."""
     parser.add_argument("--tun", default="us0", help="TUN device to create (default us0)")
@@ -119,7 +126,10 @@ async def running_stack(args: argparse.Namespace, trace_out: TextIO) -> AsyncIte
 
     config = tcp_config(args)
     async with AsyncExitStack() as exits:
-        tun = TunLink.create(args.tun, host_addr=args.host_addr, mtu=args.mtu)
+        try:
+            tun = TunLink.create(args.tun, host_addr=args.host_addr, mtu=args.mtu)
+        except Exception as exc:  # pytun.Error or OSError; pytun stays inside link/tun.py
+            raise SystemExit(f"{PROG}: cannot create TUN device {args.tun}: {exc}") from exc
         exits.push_async_callback(tun.aclose)
         link: Link = tun
         if args.pcap is not None:
@@ -146,7 +156,7 @@ async def running_stack(args: argparse.Namespace, trace_out: TextIO) -> AsyncIte
 def add_serve(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("serve", help="serve echo, discard, chargen or http on a TUN")
     p.add_argument("app", choices=sorted(APPS))
-    p.add_argument("--port", type=int,
+    p.add_argument("--port", type=_port,
                    help="port (default: echo 7, discard 9, chargen 19, http 80)")
     add_link_flags(p)
     p.set_defaults(run=lambda args: trio.run(serve, args))
@@ -224,7 +234,7 @@ async def linger(stack: UserStack) -> None:
 def add_connect(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("connect", help="netcat over the stack: stdin -> HOST:PORT -> stdout")
     p.add_argument("host", type=IPv4Address)
-    p.add_argument("port", type=int)
+    p.add_argument("port", type=_port)
     p.add_argument("-w", "--timeout", type=float, metavar="SECONDS",
                    help="give up connecting after SECONDS (default: the SYN retries)")
     add_link_flags(p)

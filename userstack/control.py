@@ -11,6 +11,7 @@ under $XDG_RUNTIME_DIR/userstack/, else /tmp/userstack-<uid>/.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 from collections.abc import Callable
@@ -98,6 +99,8 @@ async def serve_control(
 ) -> None:
     """Answer table requests on a Unix socket at `path` until cancelled; remove it after."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    if await _answers(path):
+        raise OSError(errno.EADDRINUSE, f"another userstack answers on {path}; pass --control")
     path.unlink(missing_ok=True)  # a stale socket from a process that died
     sock = trio.socket.socket(trio.socket.AF_UNIX, trio.socket.SOCK_STREAM)
     try:
@@ -124,6 +127,15 @@ async def serve_control(
     finally:
         sock.close()
         path.unlink(missing_ok=True)
+
+
+async def _answers(path: Path) -> bool:
+    try:
+        stream = await trio.open_unix_socket(str(path))
+    except OSError:
+        return False
+    await stream.aclose()
+    return True
 
 
 async def fetch_table(path: Path) -> list[TcbInfo]:

@@ -32,7 +32,11 @@ def test_connect_flags() -> None:
     assert (args.loss, args.delay, args.seed, args.timeout) == (0.1, 20.0, 3, 2.0)
 
 
-@pytest.mark.parametrize("argv", [["serve", "gopher"], ["serve", "echo", "--loss", "2"], []])
+@pytest.mark.parametrize(
+    "argv",
+    [["serve", "gopher"], ["serve", "echo", "--loss", "2"], ["serve", "echo", "--port", "0"],
+     ["connect", "10.0.0.1", "70000"], ["connect", "nohost", "80"], []],
+)
 def test_bad_arguments_exit_with_usage(argv: list[str]) -> None:
     with pytest.raises(SystemExit) as exc:
         build_parser().parse_args(argv)

@@ -47,3 +47,24 @@ async def test_serve_and_fetch(tmp_path: Path) -> None:
 async def test_fetch_without_server_is_oserror(tmp_path: Path) -> None:
     with pytest.raises(OSError):
         await fetch_table(tmp_path / "nobody.sock")
+
+
+async def test_a_live_socket_is_not_taken_over(tmp_path: Path) -> None:
+    path = tmp_path / "us0.sock"
+    async with trio.open_nursery() as nursery:
+        await nursery.start(serve_control, path, lambda: ALL)
+        with pytest.raises(OSError, match="another userstack"):
+            await serve_control(path, lambda: [])
+        assert await fetch_table(path) == ALL
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_stale_socket_is_replaced(tmp_path: Path) -> None:
+    path = tmp_path / "us0.sock"
+    stale = trio.socket.socket(trio.socket.AF_UNIX)
+    await stale.bind(str(path))
+    stale.close()  # the file stays, nobody listens
+    async with trio.open_nursery() as nursery:
+        await nursery.start(serve_control, path, lambda: ALL)
+        assert await fetch_table(path) == ALL
+        nursery.cancel_scope.cancel()

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, TextIO
 import trio
 
 from .apps import APPS
-from .control import default_path, fetch_table, serve_control
+from .control import answers, default_path, fetch_table, serve_control
 from .observe.ss import Show, format_table
 from .observe.trace import Tracer
 from .tcp.config import TcpConfig
@@ -125,6 +125,9 @@ async def running_stack(args: argparse.Namespace, trace_out: TextIO) -> AsyncIte
     from .streams import open_stack
 
     config = tcp_config(args)
+    control = control_path(args)
+    if await answers(control):
+        raise SystemExit(f"{PROG}: another userstack answers on {control}; pass --control PATH")
     async with AsyncExitStack() as exits:
         try:
             tun = TunLink.create(args.tun, host_addr=args.host_addr, mtu=args.mtu)
@@ -146,7 +149,7 @@ async def running_stack(args: argparse.Namespace, trace_out: TextIO) -> AsyncIte
         )
         nursery = await exits.enter_async_context(trio.open_nursery())
         exits.callback(nursery.cancel_scope.cancel)  # runs before the nursery's exit
-        await nursery.start(serve_control, control_path(args), stack.connections)
+        await nursery.start(serve_control, control, stack.connections)
         yield stack
 
 

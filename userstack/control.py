@@ -99,7 +99,7 @@ async def serve_control(
 ) -> None:
     """Answer table requests on a Unix socket at `path` until cancelled; remove it after."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    if await _answers(path):
+    if await answers(path):
         raise OSError(errno.EADDRINUSE, f"another userstack answers on {path}; pass --control")
     path.unlink(missing_ok=True)  # a stale socket from a process that died
     sock = trio.socket.socket(trio.socket.AF_UNIX, trio.socket.SOCK_STREAM)
@@ -129,7 +129,8 @@ async def serve_control(
         path.unlink(missing_ok=True)
 
 
-async def _answers(path: Path) -> bool:
+async def answers(path: Path) -> bool:
+    """Whether a live process answers on the Unix socket at `path`."""
     try:
         stream = await trio.open_unix_socket(str(path))
     except OSError:

@@ -64,7 +64,8 @@ class Client:
 
 async def serve(nursery: trio.Nursery, **kwargs: object) -> Client:
     client, server = trio.testing.memory_stream_pair()
-    nursery.start_soon(make_http_handler(lambda _s: INFO, **kwargs), server)  # type: ignore[arg-type]
+    handler = make_http_handler(lambda _s: INFO, **kwargs)  # type: ignore[arg-type]
+    nursery.start_soon(handler, server)
     return Client(client)
 
 

@@ -31,7 +31,8 @@ def test_trace_matches_tcpdump_on_the_tun(serve: Callable[..., Served], workdir:
     try:
         wait_until(lambda: "listening on" in (workdir / "dump.err").read_text(), 10, "tcpdump")
         for target in ("/", "/bytes/20000"):
-            result = subprocess.run(["curl", "-sS", "-o", "/dev/null", f"http://{STACK}:8080{target}"],
+            url = f"http://{STACK}:8080{target}"
+            result = subprocess.run(["curl", "-sS", "-o", "/dev/null", url],
                                     capture_output=True, timeout=30)
             assert result.returncode == 0, result.stderr
         subprocess.run(["ping", "-c", "1", STACK], capture_output=True, timeout=10, check=True)

@@ -1,0 +1,79 @@
+"""A private network namespace for the whole process: where `userstack demo` and the bench run.
+
+`enter_private_netns()` must be called before the process starts any thread (so before
+`trio.run`): it moves the process into a new network namespace holding only `lo`, so the
+TUN it creates, the sockets it opens and every process it starts (curl, nc, the bench's
+peers) see nothing of the host's network, and all of it vanishes when the process exits.
+
+As root this is `unshare(CLONE_NEWNET)`. Without root it tries an unprivileged user
+namespace first (`unshare(CLONE_NEWUSER | CLONE_NEWNET)`, mapping our uid to root inside
+it), which many kernels allow; where neither works it raises NamespaceError with a
+message that says why.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import subprocess
+import threading
+
+CLONE_NEWNET = 0x40000000
+CLONE_NEWUSER = 0x10000000
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+class NamespaceError(RuntimeError):
+    """No private network namespace could be made here."""
+
+
+def _unshare(flags: int) -> None:
+    if _libc.unshare(flags) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+
+
+def _map_to_root(uid: int, gid: int) -> None:
+    """Inside a fresh user namespace: our uid and gid become 0 (user_namespaces(7))."""
+    with open("/proc/self/setgroups", "w") as f:
+        f.write("deny")
+    with open("/proc/self/uid_map", "w") as f:
+        f.write(f"0 {uid} 1")
+    with open("/proc/self/gid_map", "w") as f:
+        f.write(f"0 {gid} 1")
+
+
+def enter_private_netns() -> str:
+    """Move this (single-threaded) process into a new network namespace with `lo` up.
+
+    Returns how ("root" or "user namespace"); raises NamespaceError if neither works.
+    """
+    if threading.active_count() > 1:
+        raise NamespaceError("enter_private_netns() must run before any thread starts")
+    if not os.path.exists("/dev/net/tun"):
+        raise NamespaceError("/dev/net/tun is missing: no TUN devices on this machine")
+    if os.geteuid() == 0:
+        try:
+            _unshare(CLONE_NEWNET)
+        except OSError as exc:
+            raise NamespaceError(f"unshare(CLONE_NEWNET) failed as root: {exc}") from exc
+        how = "root"
+    else:
+        uid, gid = os.geteuid(), os.getegid()
+        try:
+            _unshare(CLONE_NEWUSER | CLONE_NEWNET)
+            _map_to_root(uid, gid)
+        except OSError as exc:
+            raise NamespaceError(
+                f"not root, and this kernel refuses an unprivileged user namespace ({exc}); "
+                "run as root (sudo), or allow user namespaces "
+                "(sysctl kernel.unprivileged_userns_clone=1 / user.max_user_namespaces)"
+            ) from exc
+        how = "user namespace"
+    try:
+        subprocess.run(["ip", "link", "set", "lo", "up"], check=True, capture_output=True,
+                       timeout=10)
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise NamespaceError(f"cannot bring lo up in the new namespace: {exc}") from exc
+    return how

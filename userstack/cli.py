@@ -24,6 +24,7 @@ import math
 import os
 import signal
 import sys
+import traceback
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from ipaddress import IPv4Address, IPv4Interface
@@ -34,6 +35,8 @@ import trio
 
 from .apps import APPS
 from .control import answers, default_path, fetch_table, serve_control
+from .demo import add_demo
+from .observe.ladder import add_ladder_parser
 from .observe.ss import Show, format_table
 from .observe.trace import Tracer
 from .tcp.config import TcpConfig
@@ -177,6 +180,10 @@ async def serve(args: argparse.Namespace) -> int:
                 streams.add(stream)
                 try:
                     await app.handler(stream)
+                except Exception:  # one connection's bug must not take the server down
+                    say(f"{args.app} handler for {stream.remote_address} failed:")
+                    traceback.print_exc()
+                    await stream.aclose()
                 finally:
                     streams.discard(stream)
 
@@ -327,7 +334,9 @@ def ss(args: argparse.Namespace) -> int:
 
 # ---- main ----------------------------------------------------------------------------------
 
-SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [add_serve, add_connect, add_ss]
+SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
+    add_serve, add_connect, add_ss, add_ladder_parser, add_demo,
+]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,433 @@
+"""`scripts/bench`: userstack against the kernel's own TCP, measured the same way.
+
+Everything runs in private network namespaces the bench makes and removes:
+
+- userstack: this process moves into a new namespace (userstack.netns), creates a TUN
+  (kernel 10.0.0.1/24, stack 10.0.0.2, MTU 1500) and runs the stack here, under trio,
+  with the bench server on it;
+- kernel: the same bench server, on trio's kernel sockets, in a second namespace
+  (`unshare -n`), reached over a veth pair (MTU 1500): kernel TCP at both ends.
+
+The client is always a separate process on kernel sockets (so the stack under test has
+this process to itself), and it is the same program in both runs. It measures:
+
+- bulk in / bulk out: SIZE bytes to the server / from the server, MB/s (10^6 bytes/s)
+  from connect to the last byte; both ends hash what they sent and received (sha256)
+  and the run fails if the digests differ;
+- connections/s: connect, a small request, the answer, close; repeated;
+- 1-byte round trip: one connection (TCP_NODELAY), 1 byte there and 1 byte back,
+  repeated; median and p99 in microseconds.
+
+The bench protocol is one line per connection, then the exchange:
+  `sink N`   the client sends N bytes; the server answers their sha256 (hex, newline)
+  `source N` the server sends N bytes, then their sha256 (hex, newline)
+  `echo`     the server echoes until EOF
+  `hello`    the server answers `ok`, then waits for the client's FIN
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import os
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv4Interface
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from .netns import NamespaceError, enter_private_netns
+
+PORT = 5001
+MTU = 1500
+CHUNK = 64 * 1024
+TUN_HOST = IPv4Interface("10.0.0.1/24")
+STACK_ADDR = IPv4Address("10.0.0.2")
+VETH_CLIENT = IPv4Interface("10.1.0.1/24")
+VETH_SERVER = IPv4Interface("10.1.0.2/24")
+VETH_NAMES = ("usbench0", "usbench1")
+CLIENT_TIMEOUT = 30.0  # seconds a client socket waits for anything before giving up
+DIGEST_LINE = 65  # 64 hex digits and a newline
+
+# The bytes every sender sends: 1 MiB of fixed pseudo-random bytes, over and over.
+PATTERN = random.Random(0x05EB).randbytes(1 << 20)
+
+METRICS = (  # key, row label, better when higher
+    ("bulk_in_MBps", "bulk kernel -> server   MB/s", True),
+    ("bulk_out_MBps", "bulk server -> kernel   MB/s", True),
+    ("connections_per_s", "connections/s", True),
+    ("rtt_median_us", "1-byte round trip median us", False),
+    ("rtt_p99_us", "1-byte round trip p99    us", False),
+)
+
+
+class BenchError(RuntimeError):
+    """A measurement went wrong (digest mismatch, a peer failed): the run is void."""
+
+
+def pattern_chunks(n: int) -> list[memoryview]:
+    """n bytes of PATTERN as CHUNK-sized views (no copies)."""
+    view, chunks, offset = memoryview(PATTERN), [], 0
+    while n > 0:
+        size = min(n, CHUNK, len(PATTERN) - offset)
+        chunks.append(view[offset:offset + size])
+        offset = (offset + size) % len(PATTERN)
+        n -= size
+    return chunks
+
+
+# ---- the server: one trio handler, over userstack streams or kernel sockets -------------
+
+
+async def read_line(stream: trio.abc.ReceiveStream) -> tuple[bytes, bytes]:
+    """The first line (without its newline) and whatever arrived after it."""
+    data = b""
+    while b"\n" not in data:
+        chunk = await stream.receive_some(CHUNK)
+        if not chunk:
+            raise trio.BrokenResourceError("EOF before the request line")
+        data += chunk
+    line, rest = data.split(b"\n", 1)
+    return line, rest
+
+
+async def serve_one(stream: trio.abc.Stream) -> None:
+    """The bench server's side of one connection (see the module docstring)."""
+    set_nodelay = getattr(stream, "set_nodelay", None)  # trio's sockets have it on already
+    if set_nodelay is not None:
+        set_nodelay(True)
+    async with stream:
+        try:
+            line, rest = await read_line(stream)
+            command, _, arg = line.partition(b" ")
+            if command == b"sink":
+                digest, left = hashlib.sha256(rest), int(arg) - len(rest)
+                while left > 0:
+                    chunk = await stream.receive_some(CHUNK)
+                    if not chunk:
+                        break
+                    digest.update(chunk)
+                    left -= len(chunk)
+                await stream.send_all(digest.hexdigest().encode() + b"\n")
+            elif command == b"source":
+                digest = hashlib.sha256()
+                for chunk in pattern_chunks(int(arg)):
+                    digest.update(chunk)
+                    await stream.send_all(chunk)
+                await stream.send_all(digest.hexdigest().encode() + b"\n")
+            elif command == b"echo":
+                if rest:
+                    await stream.send_all(rest)
+                while data := await stream.receive_some(CHUNK):
+                    await stream.send_all(data)
+            elif command == b"hello":
+                await stream.send_all(b"ok\n")
+                while await stream.receive_some(CHUNK):
+                    pass
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            return
+
+
+async def kernel_server(port: int) -> None:
+    """`_server`: serve_one on kernel sockets; prints `ready` once listening."""
+    async with trio.open_nursery() as nursery:
+        await nursery.start(trio.serve_tcp, serve_one, port)
+        print("ready", flush=True)
+
+
+# ---- the client: blocking kernel sockets, its own process -----------------------------
+
+
+def _connect(host: str, port: int) -> socket.socket:
+    sock = socket.create_connection((host, port), timeout=CLIENT_TIMEOUT)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
+
+
+def _recv_exactly(sock: socket.socket, n: int, digest: Any = None) -> bytes:
+    """n bytes; with a digest, hash them and keep none (bulk data)."""
+    parts, left = [], n
+    buf = bytearray(min(n, 1 << 20))
+    view = memoryview(buf)
+    while left > 0:
+        got = sock.recv_into(view, min(left, len(buf)))
+        if not got:
+            raise BenchError(f"EOF after {n - left} of {n} bytes")
+        if digest is None:
+            parts.append(bytes(view[:got]))
+        else:
+            digest.update(view[:got])
+        left -= got
+    return b"".join(parts)
+
+
+def client_bulk_in(host: str, port: int, size: int) -> dict[str, Any]:
+    digest = hashlib.sha256()
+    start = time.perf_counter()
+    with _connect(host, port) as sock:
+        sock.sendall(b"sink %d\n" % size)
+        for chunk in pattern_chunks(size):
+            digest.update(chunk)
+            sock.sendall(chunk)
+        theirs = _recv_exactly(sock, DIGEST_LINE).strip().decode()
+        seconds = time.perf_counter() - start
+    return {"seconds": seconds, "bytes": size, "ok": theirs == digest.hexdigest()}
+
+
+def client_bulk_out(host: str, port: int, size: int) -> dict[str, Any]:
+    digest = hashlib.sha256()
+    start = time.perf_counter()
+    with _connect(host, port) as sock:
+        sock.sendall(b"source %d\n" % size)
+        _recv_exactly(sock, size, digest)
+        seconds = time.perf_counter() - start
+        theirs = _recv_exactly(sock, DIGEST_LINE).strip().decode()
+    return {"seconds": seconds, "bytes": size, "ok": theirs == digest.hexdigest()}
+
+
+def client_connections(host: str, port: int, count: int, limit: float) -> dict[str, Any]:
+    start = time.perf_counter()
+    done = 0
+    while done < count and time.perf_counter() - start < limit:
+        with _connect(host, port) as sock:
+            sock.sendall(b"hello\n")
+            if _recv_exactly(sock, 3) != b"ok\n":
+                raise BenchError("bad answer to hello")
+        done += 1
+    return {"seconds": time.perf_counter() - start, "connections": done, "ok": done > 0}
+
+
+def client_round_trips(host: str, port: int, count: int, limit: float) -> dict[str, Any]:
+    samples: list[int] = []
+    with _connect(host, port) as sock:
+        sock.sendall(b"echo\n")
+        clock = time.perf_counter_ns
+        end = clock() + int(limit * 1e9)
+        for _ in range(count):
+            t0 = clock()
+            sock.sendall(b"x")
+            if sock.recv(1) != b"x":
+                raise BenchError("echo lost its byte")
+            t1 = clock()
+            samples.append(t1 - t0)
+            if t1 > end:
+                break
+    samples.sort()
+    return {
+        "round_trips": len(samples),
+        "median_us": statistics.median(samples) / 1000,
+        "p99_us": samples[min(len(samples) - 1, math.ceil(0.99 * len(samples)) - 1)] / 1000,
+        "ok": bool(samples),
+    }
+
+
+CLIENTS: dict[str, Callable[..., dict[str, Any]]] = {
+    "bulk_in": client_bulk_in,
+    "bulk_out": client_bulk_out,
+    "connections": client_connections,
+    "round_trips": client_round_trips,
+}
+
+
+# ---- the orchestra ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Plan:
+    size: int  # bytes per bulk transfer
+    connections: int
+    round_trips: int
+    limit: float  # seconds for the connections and round-trip loops
+
+
+async def run_client(mode: str, host: str, *args: object) -> dict[str, Any]:
+    argv = [sys.executable, "-m", "userstack.bench", "_client", mode, host, str(PORT),
+            *map(str, args)]
+    with trio.fail_after(300):
+        result = await trio.run_process(argv, capture_stdout=True, capture_stderr=True,
+                                        check=False)
+    if result.returncode != 0:
+        raise BenchError(f"client {mode} against {host} failed:\n{result.stderr.decode()}")
+    answer: dict[str, Any] = json.loads(result.stdout)
+    if not answer["ok"]:
+        raise BenchError(f"client {mode} against {host}: check failed: {answer}")
+    return answer
+
+
+async def measure(host: str, plan: Plan) -> dict[str, float]:
+    """The four measurements against the server at `host` (the same client for both)."""
+    results: dict[str, float] = {}
+    for key, mode in (("bulk_in_MBps", "bulk_in"), ("bulk_out_MBps", "bulk_out")):
+        r = await run_client(mode, host, plan.size)
+        results[key] = r["bytes"] / r["seconds"] / 1e6
+    r = await run_client("connections", host, plan.connections, plan.limit)
+    results["connections_per_s"] = r["connections"] / r["seconds"]
+    r = await run_client("round_trips", host, plan.round_trips, plan.limit)
+    results["rtt_median_us"] = r["median_us"]
+    results["rtt_p99_us"] = r["p99_us"]
+    return results
+
+
+async def measure_userstack(plan: Plan, profile: Path | None) -> dict[str, float]:
+    from .link.tun import TunLink
+    from .streams import open_stack
+
+    tun = TunLink.create("usbench", host_addr=TUN_HOST, mtu=MTU)
+    try:
+        async with open_stack(tun, STACK_ADDR) as stack, trio.open_nursery() as nursery:
+            await nursery.start(stack.serve_tcp, serve_one, PORT)
+            profiler = None
+            if profile is not None:
+                import cProfile
+
+                profiler = cProfile.Profile()
+                profiler.enable()
+            try:
+                results = await measure(str(STACK_ADDR), plan)
+            finally:
+                if profiler is not None:
+                    profiler.disable()
+                    profiler.dump_stats(profile)
+            nursery.cancel_scope.cancel()
+    finally:
+        await tun.aclose()
+    return results
+
+
+async def _ip(*argv: str) -> None:
+    await trio.run_process(["ip", *argv], capture_stdout=True, capture_stderr=True)
+
+
+async def measure_kernel(plan: Plan) -> dict[str, float]:
+    """The same server on kernel sockets in a second namespace, over a veth pair."""
+    argv = ["unshare", "--net", sys.executable, "-m", "userstack.bench", "_server", str(PORT)]
+    client_end, server_end = VETH_NAMES
+    async with AsyncExitStack() as exits:
+        server = await trio.lowlevel.open_process(argv, stdout=subprocess.PIPE,
+                                                  stdin=subprocess.DEVNULL)
+        exits.push_async_callback(_stop, server)
+        with trio.fail_after(20):
+            ready = await server.stdout.receive_some(64)  # type: ignore[union-attr]
+        if not ready.startswith(b"ready"):
+            raise BenchError("the kernel bench server did not start")
+        netns = f"/proc/{server.pid}/ns/net"
+        await _ip("link", "add", client_end, "mtu", str(MTU), "type", "veth",
+                  "peer", "name", server_end, "mtu", str(MTU), "netns", str(server.pid))
+        exits.push_async_callback(_ip, "link", "del", client_end)
+        await _ip("addr", "add", str(VETH_CLIENT), "dev", client_end)
+        await _ip("link", "set", client_end, "up")
+        for cmd in (["addr", "add", str(VETH_SERVER), "dev", server_end],
+                    ["link", "set", server_end, "up"], ["link", "set", "lo", "up"]):
+            await trio.run_process(["nsenter", f"--net={netns}", "ip", *cmd],
+                                   capture_stdout=True, capture_stderr=True)
+        results = await measure(str(VETH_SERVER.ip), plan)
+    return results
+
+
+async def _stop(process: trio.Process) -> None:
+    process.terminate()
+    with trio.move_on_after(5):
+        await process.wait()
+        return
+    process.kill()
+    await process.wait()
+
+
+async def bench(plan: Plan, profile: Path | None) -> dict[str, Any]:
+    userstack = await measure_userstack(plan, profile)
+    kernel = await measure_kernel(plan)
+    return {
+        "config": {"size_bytes": plan.size, "mtu": MTU, "connections": plan.connections,
+                   "round_trips": plan.round_trips, "cpus": os.cpu_count()},
+        "userstack": userstack,
+        "kernel": kernel,
+        "ratio": {k: userstack[k] / kernel[k] if kernel[k] else None for k in userstack},
+    }
+
+
+def format_report(report: dict[str, Any]) -> str:
+    config = report["config"]
+    lines = [
+        f"bulk transfers of {config['size_bytes'] / 1e6:g} MB (sha256-checked), MTU "
+        f"{config['mtu']}; {config['connections']} connections; "
+        f"{config['round_trips']} round trips; {config['cpus']} CPUs",
+        f"{'':30} {'userstack':>12} {'kernel':>12} {'userstack/kernel':>17}",
+        f"{'':30} {'(TUN)':>12} {'(veth)':>12}",
+    ]
+    for key, label, _ in METRICS:
+        u, k, ratio = report["userstack"][key], report["kernel"][key], report["ratio"][key]
+        ratio_text = "-" if ratio is None else f"{ratio:.3f}"
+        lines.append(f"{label:30} {u:12.1f} {k:12.1f} {ratio_text:>17}")
+    return "\n".join(lines) + "\n"
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="scripts/bench", description=__doc__.split("\n\n")[0])
+    p.add_argument("--size", type=float, default=100.0, metavar="MB",
+                   help="bulk transfer size in MB (default 100)")
+    p.add_argument("--connections", type=int, default=2000, metavar="N",
+                   help="connections for connections/s (default 2000, at most --limit s)")
+    p.add_argument("--round-trips", type=int, default=10000, metavar="N",
+                   help="1-byte round trips (default 10000, at most --limit s)")
+    p.add_argument("--limit", type=float, default=10.0, metavar="SECONDS",
+                   help="time limit of the connections and round-trip loops (default 10)")
+    p.add_argument("--quick", action="store_true",
+                   help="a smoke test: 2 MB, 50 connections, 200 round trips")
+    p.add_argument("--json", nargs="?", const="-", metavar="FILE",
+                   help="write the results as JSON to FILE (to stdout without FILE; the "
+                        "table then goes to stderr)")
+    p.add_argument("--profile", type=Path, metavar="FILE",
+                   help="cProfile the stack's process during the userstack run into FILE")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["_client"]:
+        mode, host, port, *rest = argv[1:]
+        numbers = [float(a) if "." in a else int(a) for a in rest]
+        print(json.dumps(CLIENTS[mode](host, int(port), *numbers)))
+        return 0
+    if argv[:1] == ["_server"]:
+        trio.run(kernel_server, int(argv[1]))
+        return 0
+    args = _parser().parse_args(argv)
+    if args.quick:
+        plan = Plan(size=2_000_000, connections=50, round_trips=200, limit=5.0)
+    else:
+        plan = Plan(size=int(args.size * 1e6), connections=args.connections,
+                    round_trips=args.round_trips, limit=args.limit)
+    try:
+        how = enter_private_netns()
+    except NamespaceError as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        return 1
+    table_out = sys.stderr if args.json == "-" else sys.stdout
+    print(f"bench: in private network namespaces ({how})", file=table_out, flush=True)
+    try:
+        report = trio.run(bench, plan, args.profile)
+    except BenchError as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        return 1
+    table_out.write(format_report(report))
+    if args.json == "-":
+        print(json.dumps(report, indent=2))
+    elif args.json is not None:
+        Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+        print(f"bench: JSON in {args.json}", file=table_out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import shlex
+import shutil
 import socket
 import sys
 from collections.abc import Callable
@@ -331,6 +332,9 @@ async def demo(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    if shutil.which("curl") is None:
+        print("userstack demo: needs curl (apt-get install curl)", file=sys.stderr)
+        return 1
     try:
         how = enter_private_netns()
     except NamespaceError as exc:

@@ -60,6 +60,11 @@ def enter_private_netns() -> str:
             raise NamespaceError(f"unshare(CLONE_NEWNET) failed as root: {exc}") from exc
         how = "root"
     else:
+        if not os.access("/dev/net/tun", os.R_OK | os.W_OK):
+            raise NamespaceError(
+                "not root, and /dev/net/tun is not open to this user (a user namespace "
+                "cannot make a TUN then): run as root (sudo), or chmod 0666 /dev/net/tun"
+            )
         uid, gid = os.geteuid(), os.getegid()
         try:
             _unshare(CLONE_NEWUSER | CLONE_NEWNET)

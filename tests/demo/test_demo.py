@@ -61,8 +61,8 @@ def test_shows_time_wait_with_its_timer_then_without(demo: DemoRun) -> None:
 
 
 def _closes(pcap: Path) -> dict[int, list[tuple[str, TcpSegment]]]:
-    """Per kernel-side port: from the first FIN on, (sender, segment), where a segment
-    without FIN that repeats its sender's previous non-FIN segment's role is dropped."""
+    """Per kernel-side port: from the first FIN on, (sender, segment); of a run of
+    segments without FIN from one side, only the last is kept."""
     conns: dict[int, list[tuple[str, TcpSegment]]] = {}
     with pcap.open("rb") as f:
         for _, packet in PcapReader(f):
@@ -77,8 +77,9 @@ def _closes(pcap: Path) -> dict[int, list[tuple[str, TcpSegment]]]:
         for who, seg in segs[first:]:
             fin = bool(seg.flags & TcpFlags.FIN)
             if not fin and tail and tail[-1][0] == who and not tail[-1][1].flags & TcpFlags.FIN:
-                continue
-            tail.append((who, seg))
+                tail[-1] = (who, seg)  # a run of one side's ACKs: the last one counts
+            else:
+                tail.append((who, seg))
         tails[port] = tail
     return tails
 

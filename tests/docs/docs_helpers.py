@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ast
 import importlib
+import inspect
 import re
 import subprocess
 import sys
@@ -23,7 +24,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
 
-_CODE = re.compile(r"`([^`]+)`")
+_CODE = re.compile(r"`([^`\n]+)`")
+_FENCE = re.compile(r"^```.*?^```", re.MULTILINE | re.DOTALL)
 _DOTTED = re.compile(r"^userstack(\.[A-Za-z_]\w*)+$")
 _NODE = re.compile(r"^(tests/[\w/.-]+\.py)::([\w:]+)(\[.*\])?$")
 _LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)\)")
@@ -66,13 +68,66 @@ def tables(text: str) -> list[list[dict[str, str]]]:
     return out
 
 
-def code_spans(cell: str) -> list[str]:
-    return _CODE.findall(cell)
+def code_spans(text: str) -> list[str]:
+    """The inline code spans of `text` (fenced code blocks are skipped)."""
+    return _CODE.findall(_FENCE.sub("", text))
 
 
 def dotted_paths(text: str) -> list[str]:
     """Every `userstack.x.y` in backticks."""
     return [s for s in code_spans(text) if _DOTTED.match(s)]
+
+
+# Short names the docs use for the classes a reader meets most: `Connection._check_fin`.
+ALIASES = {
+    "Connection": "userstack.tcp.connection.Connection",
+    "Tcb": "userstack.tcp.tcb.Tcb",
+    "NewReno": "userstack.tcp.congestion.NewReno",
+    "RttEstimator": "userstack.tcp.rtt.RttEstimator",
+    "IsnGenerator": "userstack.tcp.isn.IsnGenerator",
+    "ReceiveBuffer": "userstack.tcp.buffers.ReceiveBuffer",
+    "SendBuffer": "userstack.tcp.buffers.SendBuffer",
+    "TcpConfig": "userstack.tcp.config.TcpConfig",
+    "Stack": "userstack.stack.stack.Stack",
+    "EphemeralPorts": "userstack.stack.ports.EphemeralPorts",
+    "Driver": "userstack.driver.Driver",
+    "UserStack": "userstack.streams.UserStack",
+    "TcpStream": "userstack.streams.TcpStream",
+    "TcpListener": "userstack.streams.TcpListener",
+    "TunLink": "userstack.link.tun.TunLink",
+    "Tracer": "userstack.observe.trace.Tracer",
+    "IPv4Packet": "userstack.wire.ipv4.IPv4Packet",
+    "TcpSegment": "userstack.wire.tcp.TcpSegment",
+    "TcpOptions": "userstack.wire.tcp.TcpOptions",
+    "IcmpEcho": "userstack.wire.icmp.IcmpEcho",
+}
+_SHORT = re.compile(r"^(" + "|".join(ALIASES) + r")\.([A-Za-z_]\w*)$")
+
+
+def short_names(text: str) -> list[str]:
+    """Every `Class.attribute` in backticks, for a class in ALIASES, as a full dotted path."""
+    out = []
+    for span in code_spans(text):
+        match = _SHORT.match(span)
+        if match:
+            out.append(f"{ALIASES[match.group(1)]}.{match.group(2)}")
+    return out
+
+
+def missing_attribute(dotted: str) -> str | None:
+    """None if `dotted` resolves at all: a method, a class attribute, a property, or an
+    instance attribute the class assigns (`self._passive = ...`)."""
+    try:
+        resolve(dotted)
+    except (LookupError, ImportError) as exc:
+        owner, _, attr = dotted.rpartition(".")
+        cls = resolve(owner)
+        if isinstance(cls, type) and re.search(
+            rf"\bself\.{attr}\b(\s*:[^=]+)?\s*=", inspect.getsource(cls)
+        ):
+            return None
+        return str(exc)
+    return None
 
 
 def node_ids(text: str) -> list[str]:

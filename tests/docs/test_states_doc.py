@@ -13,10 +13,12 @@ from docs_helpers import (
     code_spans,
     dotted_paths,
     learner_docs,
+    missing_attribute,
     missing_function,
     missing_test,
     node_ids,
     relative_links,
+    short_names,
     tables,
 )
 
@@ -94,9 +96,11 @@ def test_relative_links_point_at_files(doc: Path) -> None:
 
 @pytest.mark.parametrize("doc", learner_docs(), ids=lambda p: p.name)
 def test_code_references_resolve(doc: Path) -> None:
-    """Outside the tables too: every `userstack.x.y`, `tests/...::test` and repo path."""
+    """Outside the tables too: every `userstack.x.y`, `Connection.x`-style short name,
+    `tests/...::test` and repo path."""
     text = doc.read_text()
-    problems = [p for p in map(missing_function, dotted_paths(text)) if p]
+    problems = [p for p in map(missing_attribute, dotted_paths(text)) if p]
+    problems += [p for p in map(missing_attribute, short_names(text)) if p]
     problems += [p for p in map(missing_test, node_ids(text)) if p]
     for span in code_spans(text):
         is_path = re.fullmatch(r"(userstack|tests|scripts|docs)/[\w./-]*\w", span)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 from ipaddress import IPv4Address
 
 import pytest
@@ -25,13 +26,16 @@ from stack_helpers import (
 
 from userstack.stack import Stack
 from userstack.stack.ports import EPHEMERAL_HIGH, EPHEMERAL_LOW
+from userstack.tcp.connection import reset_for
 from userstack.tcp.events import Closed, DataReadable, Error
 from userstack.tcp.state import State
 from userstack.wire.addr import Endpoint
+from userstack.wire.checksum import internet_checksum
 from userstack.wire.icmp import IcmpEcho, IcmpType
-from userstack.wire.ipv4 import IPv4Packet, ipv4_header
+from userstack.wire.ipv4 import IPPROTO_ICMP, IPv4Packet, ipv4_header
 from userstack.wire.packet import build_icmp_packet, parse_icmp_packet
 from userstack.wire.seq import SeqNum
+from userstack.wire.tcp import TcpFlags
 
 # ---- RFC 9293 3.10.7.1: segments for no connection --------------------------------------
 
@@ -54,6 +58,14 @@ def test_ack_to_closed_port_gets_rst_from_its_ack() -> None:
     stack = make_stack()
     stack.receive_packet(packet(seg(40000, 80, ACK | PSH, seq=7, ack=5000, payload=b"x")), 0.0)
     assert replies(stack) == [seg(80, 40000, RST, seq=5000, ack=0, window=0)]
+
+
+def test_stray_segment_is_answered_by_the_cores_reset_for() -> None:
+    """The stack has no RST generator of its own: the core's `reset_for` answers."""
+    stray = seg(40000, 80, ACK, seq=3, ack=9)
+    stack = make_stack()
+    stack.receive_packet(packet(stray), 0.0)
+    assert replies(stack) == reset_for(stray)
 
 
 def test_no_rst_for_rst() -> None:
@@ -82,6 +94,31 @@ def test_icmp_echo_reply_is_dropped() -> None:
     stack = make_stack()
     stack.receive_packet(build_icmp_packet(PEER, US, IcmpEcho(IcmpType.ECHO_REPLY, 1, 1)), 0.0)
     assert stack.take_packets() == [] and stack.counters.icmp_ignored == 1
+
+
+def _icmp_message(icmp_type: int, code: int, rest: bytes) -> bytes:
+    body = bytes((icmp_type, code, 0, 0)) + rest
+    checksum = internet_checksum(body).to_bytes(2, "big")
+    body = body[:2] + checksum + body[4:]
+    return ipv4_header(PEER, US, IPPROTO_ICMP, len(body)) + body
+
+
+# Destination unreachable, port unreachable, quoting the start of a packet we sent.
+_UNREACHABLE = _icmp_message(3, 3, bytes(4) + packet(seg(80, 40000, SYN), US, PEER)[:28])
+
+
+def test_icmp_errors_are_ignored_not_malformed() -> None:
+    """A valid ICMP message we do not act on (RFC 9293 3.9.2.1 MUST-54 is not done) is
+    counted as ignored; only garbage is `malformed`."""
+    stack = make_stack()
+    stack.receive_packet(_UNREACHABLE, 0.0)
+    stack.receive_packet(_icmp_message(11, 0, bytes(4) + bytes(28)), 0.0)  # time exceeded
+    assert stack.take_packets() == []
+    assert (stack.counters.icmp_ignored, stack.counters.malformed) == (2, 0)
+    garbled = _UNREACHABLE[:-1] + bytes([_UNREACHABLE[-1] ^ 1])  # checksum now wrong
+    stack.receive_packet(garbled, 0.0)
+    stack.receive_packet(ipv4_header(PEER, US, IPPROTO_ICMP, 4) + bytes((3, 3, 0, 0)), 0.0)
+    assert (stack.counters.icmp_ignored, stack.counters.malformed) == (2, 2)
 
 
 _ECHO = build_icmp_packet(PEER, US, IcmpEcho(IcmpType.ECHO_REQUEST, 1, 1, b"abcd"))
@@ -123,6 +160,45 @@ def test_no_bytes_raise_out_of_receive(junk: bytes, cut: int) -> None:
     stack.receive_packet(junk, 0.0)
     stack.receive_packet(base[:cut] + junk, 0.0)  # a valid-looking header, garbage after
     stack.take_packets()
+
+
+# ---- RFC 1122 3.2.1.3, RFC 9293 MUST-46 / MUST-63: TCP is point to point -----------------
+
+_NOT_ONE_HOST = ["224.0.0.5", "239.1.2.3", "255.255.255.255", "10.0.0.255", "0.0.0.0"]
+
+
+@pytest.mark.parametrize("address", _NOT_ONE_HOST)
+def test_open_to_broadcast_or_multicast_is_refused(address: str) -> None:
+    """MUST-46 (RFC 9293 3.9.1): an OPEN to a broadcast/multicast address is an error."""
+    stack = Stack("10.0.0.2/24", key=KEY)  # knows its subnet: 10.0.0.255 is broadcast
+    with pytest.raises(OSError, match="not a single host") as info:
+        stack.connect(Endpoint(IPv4Address(address), 80), 0.0)
+    assert info.value.errno == errno.ENETUNREACH
+    assert stack.take_packets() == [] and stack.connections(0.0) == []
+
+
+@pytest.mark.parametrize("address", _NOT_ONE_HOST)
+@pytest.mark.parametrize("flags", [SYN, ACK, ACK | PSH])
+def test_segments_from_broadcast_or_multicast_are_dropped_unanswered(
+    address: str, flags: TcpFlags
+) -> None:
+    """MUST-63 (RFC 9293 3.10.7.2): a SYN from such a source gets no SYN,ACK; and no
+    segment from one is ever answered with a RST (RFC 1122 4.2.3.10)."""
+    stack = Stack("10.0.0.2/24", key=KEY)
+    stack.listen(80, 4)
+    src = IPv4Address(address)
+    stack.receive_packet(packet(seg(40000, 80, flags, seq=1, ack=1), src=src), 0.0)
+    stack.receive_packet(packet(seg(40000, 81, flags, seq=1, ack=1), src=src), 0.0)  # closed
+    assert stack.take_packets() == []
+    assert stack.counters.bad_source == 2 and stack.counters.rst_sent == 0
+    assert [r.state for r in stack.connections(0.0)] == [State.LISTEN]
+
+
+def test_without_a_prefix_the_subnet_broadcast_is_not_known() -> None:
+    stack = make_stack()  # 10.0.0.2, no prefix: 10.0.0.255 may be a host
+    stack.listen(80, 4)
+    stack.receive_packet(packet(seg(40000, 80, SYN, seq=1), src=IPv4Address("10.0.0.255")), 0.0)
+    assert [s.flags for s in replies(stack)] == [SYN | ACK]
 
 
 # ---- listeners ---------------------------------------------------------------------------

@@ -15,9 +15,10 @@ class StackCounters:
     packets_out: int = 0  # every packet handed out by take_packets()
     malformed: int = 0  # WireError: bad IPv4/TCP/ICMP header, checksum, length, fragment
     not_for_us: int = 0  # IPv4 destination is not our address
+    bad_source: int = 0  # source is broadcast, multicast or 0.0.0.0 (RFC 1122 3.2.1.3)
     unsupported_protocol: int = 0  # IPv4 payload is neither TCP nor ICMP
     icmp_echo_replies: int = 0  # echo requests answered (RFC 792, RFC 1122 3.2.2.6)
-    icmp_ignored: int = 0  # echo replies (we never ping) are dropped
+    icmp_ignored: int = 0  # other valid ICMP (echo replies, unreachables, ...): dropped
     rst_sent: int = 0  # RSTs for segments no connection owns (RFC 9293 3.10.7.1)
     rst_ignored: int = 0  # RSTs that arrived for no connection: dropped, never answered
     syn_backlog_drops: int = 0  # SYNs dropped because the listener's backlog was full

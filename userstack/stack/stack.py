@@ -10,6 +10,11 @@ through `take_events()` for the layer that wakes the application.
 A peer can send anything; nothing it sends raises out of `receive_packet()`. Bad
 packets are dropped and counted (`counters`), and an exception inside one
 connection's processing aborts that connection alone (also counted).
+
+TCP is point to point: a packet whose source is not one host (broadcast, multicast,
+0.0.0.0) is dropped, so no SYN from one is answered and no RST goes to one, and an
+OPEN to such an address is refused (RFC 1122 3.2.1.3 and 4.2.3.10; RFC 9293 3.9.1
+MUST-46, 3.10.7.2 MUST-63).
 """
 
 from __future__ import annotations
@@ -17,27 +22,26 @@ from __future__ import annotations
 import errno
 import heapq
 import itertools
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv4Interface
 
 from ..tcp.config import TcpConfig
-from ..tcp.connection import Connection
+from ..tcp.connection import Connection, reset_for
 from ..tcp.events import Closed, Connected, DataReadable, Error, ErrorReason, Event
 from ..tcp.info import TcbInfo
 from ..tcp.isn import IsnGenerator
 from ..tcp.state import State
 from ..wire.addr import Endpoint
 from ..wire.errors import WireError
-from ..wire.icmp import IcmpEcho, IcmpType
+from ..wire.icmp import IcmpEcho, IcmpType, icmp_type
 from ..wire.ipv4 import IPPROTO_ICMP, IPPROTO_TCP, IPv4Packet
 from ..wire.packet import build_icmp_packet, build_tcp_packet
-from ..wire.seq import SeqNum
 from ..wire.tcp import TcpFlags, TcpSegment
 from .counters import StackCounters
 from .listener import DemuxKey, Listener
 from .ports import EphemeralPorts
 
 _SYN, _ACK, _RST = TcpFlags.SYN, TcpFlags.ACK, TcpFlags.RST
-_ZERO = SeqNum(0)
+_LIMITED_BROADCAST = IPv4Address("255.255.255.255")
 _GONE = (State.CLOSED, State.LISTEN)  # a TCB in either is removed from the demux table
 
 ConnectionEvents = tuple[Connection, list[Event]]
@@ -48,14 +52,22 @@ class Stack:
 
     def __init__(
         self,
-        address: IPv4Address | str,
+        address: IPv4Address | IPv4Interface | str,
         *,
         key: bytes,
         config: TcpConfig | None = None,
         ephemeral_ports: tuple[int, int] | None = None,
     ) -> None:
-        """`key` is the secret behind ISNs (RFC 6528) and ephemeral ports (RFC 6056)."""
-        self.address = IPv4Address(address)
+        """`key` is the secret behind ISNs (RFC 6528) and ephemeral ports (RFC 6056).
+
+        `address` may carry its prefix ("10.0.0.2/24"): then the subnet's broadcast
+        address is known too, and treated like any other broadcast address.
+        """
+        interface = IPv4Interface(address)
+        self.address = interface.ip
+        self._broadcasts = {_LIMITED_BROADCAST}
+        if interface.network.prefixlen < 31:  # /31 and /32 have no broadcast (RFC 3021)
+            self._broadcasts.add(interface.network.broadcast_address)
         self.config = config or TcpConfig()
         self.counters = StackCounters()
         self._isn = IsnGenerator(key)
@@ -84,10 +96,13 @@ class Stack:
             if ip.dst != self.address:
                 counters.not_for_us += 1
                 return
+            if not self._is_one_host(ip.src):  # RFC 1122 3.2.1.3: silently discard
+                counters.bad_source += 1
+                return
             if ip.protocol == IPPROTO_TCP:
                 seg = TcpSegment.parse(ip.payload, ip.src, ip.dst)
             elif ip.protocol == IPPROTO_ICMP:
-                self._icmp_arrives(ip.src, IcmpEcho.parse(ip.payload))
+                self._icmp_arrives(ip.src, ip.payload)
                 return
             else:
                 counters.unsupported_protocol += 1
@@ -100,8 +115,18 @@ class Stack:
         except Exception:  # a bug in the stack itself: drop this packet, keep the host up
             counters.internal_errors += 1
 
-    def _icmp_arrives(self, src: IPv4Address, echo: IcmpEcho) -> None:
-        if echo.type is IcmpType.ECHO_REQUEST:  # RFC 1122 3.2.2.6: MUST answer
+    def _is_one_host(self, address: IPv4Address) -> bool:
+        """Whether `address` names a single host: not broadcast, multicast or 0.0.0.0."""
+        return not (
+            address.is_multicast or address in self._broadcasts or address.is_unspecified
+        )
+
+    def _icmp_arrives(self, src: IPv4Address, message: bytes) -> None:
+        """Echo requests are answered; every other valid ICMP message is counted and
+        dropped (RFC 1122 3.2.2: a host may discard types it does not implement; ICMP
+        errors are not acted on, RFC 9293 3.9.2.1 MUST-54). Garbage raises WireError."""
+        if icmp_type(message) == IcmpType.ECHO_REQUEST:  # RFC 1122 3.2.2.6: MUST answer
+            echo = IcmpEcho.parse(message)
             self.counters.icmp_echo_replies += 1
             self._packets.append(build_icmp_packet(self.address, src, echo.reply()))
         else:
@@ -117,21 +142,13 @@ class Stack:
         if listener is not None:
             self._listen_segment(listener, key, seg, now)
             return
-        self._reset_for_closed(src, seg)
-
-    def _reset_for_closed(self, src: IPv4Address, seg: TcpSegment) -> None:
-        """RFC 9293 3.10.7.1: a segment for a connection that does not exist (CLOSED)."""
-        flags = seg.flags
-        if flags & _RST:  # "An incoming segment containing a RST is discarded."
+        # No TCB: the reply of RFC 9293 3.10.7.1 for CLOSED (none to a RST).
+        replies = reset_for(seg)
+        if not replies:
             self.counters.rst_ignored += 1
             return
-        if flags & _ACK:  # <SEQ=SEG.ACK><CTL=RST>
-            rst = TcpSegment(seg.dst_port, seg.src_port, seg.ack, _ZERO, _RST, 0)
-        else:  # <SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK>
-            ack = seg.seq + seg.seg_len
-            rst = TcpSegment(seg.dst_port, seg.src_port, _ZERO, ack, _RST | _ACK, 0)
-        self.counters.rst_sent += 1
-        self._packets.append(build_tcp_packet(self.address, src, rst))
+        self.counters.rst_sent += len(replies)
+        self._packets.extend(build_tcp_packet(self.address, src, rst) for rst in replies)
 
     def _listen_segment(
         self, listener: Listener, key: DemuxKey, seg: TcpSegment, now: float
@@ -288,7 +305,17 @@ class Stack:
     def connect(
         self, remote: Endpoint, now: float, *, config: TcpConfig | None = None
     ) -> Connection:
-        """Active OPEN (RFC 9293 3.10.1) from an ephemeral port (RFC 6056)."""
+        """Active OPEN (RFC 9293 3.10.1) from an ephemeral port (RFC 6056).
+
+        An OPEN to an address that is not one host (broadcast, multicast, 0.0.0.0) is
+        refused with ENETUNREACH, as Linux does (RFC 9293 3.9.1 MUST-46).
+        """
+        if not self._is_one_host(remote.ip):
+            raise OSError(
+                errno.ENETUNREACH,
+                f"cannot connect to {remote.ip}: not a single host (broadcast, multicast "
+                "or unspecified); TCP is point to point (RFC 9293 3.9.1)",
+            )
         conns, listeners, rip, rport = self._conns, self._listeners, remote.ip, remote.port
         port = self._ports.pick(
             self.address,

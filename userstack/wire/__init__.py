@@ -7,7 +7,7 @@ for fields that do not fit. See each module's docstring for what is accepted.
 from .addr import Endpoint
 from .checksum import internet_checksum, ones_complement_sum, pseudo_header_sum
 from .errors import WireError
-from .icmp import IcmpEcho, IcmpType
+from .icmp import IcmpEcho, IcmpType, icmp_type
 from .ipv4 import IPPROTO_ICMP, IPPROTO_TCP, IPv4Flags, IPv4Packet, ipv4_header
 from .packet import (
     build_icmp_packet,
@@ -39,6 +39,7 @@ __all__ = [
     "WireError",
     "build_icmp_packet",
     "build_tcp_packet",
+    "icmp_type",
     "internet_checksum",
     "ipv4_header",
     "ones_complement_sum",

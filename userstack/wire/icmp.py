@@ -1,7 +1,9 @@
 """ICMPv4 echo request and reply (RFC 792), the only ICMP this stack answers.
 
-Any other ICMP type is refused by ``IcmpEcho.parse`` with WireError: the stack drops
-and counts it (RFC 1122 3.2.2 lets a host silently discard types it does not use).
+``icmp_type`` checks any ICMP message (length, checksum) and says which type it is, so
+the stack can tell a message it does not use (destination unreachable, ...; RFC 1122
+3.2.2 lets a host silently discard those) from garbage. ``IcmpEcho.parse`` refuses
+anything but an echo request or reply with WireError.
 """
 
 from __future__ import annotations
@@ -28,6 +30,17 @@ ICMP_ECHO_HEADER = Layout(
 _HDR = ICMP_ECHO_HEADER.fast
 
 
+def icmp_type(data: bytes | bytearray | memoryview) -> int:
+    """The type of a valid ICMP message (the IP payload); raises WireError for one that is
+    shorter than the 8-byte header every type has, or whose checksum is wrong (RFC 792)."""
+    n = len(data)
+    if n < 8:
+        raise WireError(f"ICMP message too short for a header: {n} bytes")
+    if ones_complement_sum(data) != 0xFFFF:
+        raise WireError("bad ICMP checksum")
+    return data[0]
+
+
 class IcmpType(IntEnum):
     ECHO_REPLY = 0
     ECHO_REQUEST = 8
@@ -44,19 +57,11 @@ class IcmpEcho:
     @classmethod
     def parse(cls, data: bytes | bytearray | memoryview) -> IcmpEcho:
         """Validate and decode an echo request or reply (the IP payload); raises WireError."""
-        n = len(data)
-        if n < 8:
-            raise WireError(f"ICMP message too short for an echo header: {n} bytes")
-        icmp_type, code, _, identifier, sequence = _HDR.unpack_from(data)
-        if ones_complement_sum(data) != 0xFFFF:
-            raise WireError("bad ICMP checksum")
-        if icmp_type == IcmpType.ECHO_REQUEST:
-            kind = IcmpType.ECHO_REQUEST
-        elif icmp_type == IcmpType.ECHO_REPLY:
-            kind = IcmpType.ECHO_REPLY
-        else:
-            raise WireError(f"ICMP type {icmp_type} is not an echo request or reply")
-        return cls(kind, identifier, sequence, bytes(data[8:]), code)
+        kind = icmp_type(data)
+        if kind not in (IcmpType.ECHO_REQUEST, IcmpType.ECHO_REPLY):
+            raise WireError(f"ICMP type {kind} is not an echo request or reply")
+        _, code, _, identifier, sequence = _HDR.unpack_from(data)
+        return cls(IcmpType(kind), identifier, sequence, bytes(data[8:]), code)
 
     def build(self) -> bytes:
         """Header (checksum over header and data filled in) followed by the data."""

@@ -15,9 +15,10 @@ from __future__ import annotations
 import errno
 import operator
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from ipaddress import IPv4Address
+from typing import TypeVar
 
 import trio
 from trio.lowlevel import ParkingLot, cancel_shielded_checkpoint, checkpoint_if_cancelled
@@ -33,6 +34,8 @@ from .tcp.events import DataReadable, Eof, Error, ErrorReason, Event, SendSpace
 from .tcp.info import TcbInfo
 from .tcp.state import State
 from .wire.addr import Endpoint
+
+_T = TypeVar("_T")
 
 DEFAULT_RECEIVE_SIZE = 64 * 1024
 DEFAULT_BACKLOG = 128
@@ -171,10 +174,11 @@ class TcpStream(trio.abc.HalfCloseableStream):
     """One TCP connection as a trio stream. Make one with `UserStack.open_tcp_stream`
     or accept one from a `TcpListener`.
 
-    aclose() closes like a kernel socket: our FIN goes out after the queued data (RST
-    instead if unread data is pending, RFC 1122 4.2.2.13) and the call returns at once;
-    the TCB lives on in the stack through FIN-WAIT and TIME-WAIT. A cancelled aclose()
-    aborts (RST).
+    aclose() closes like trio's SocketStream over a kernel socket: the CLOSE goes to the
+    stack at once (our FIN after the queued data; RST instead if unread data is pending,
+    RFC 1122 4.2.2.13), then the call checkpoints. Cancellation cannot turn that into an
+    ABORT, so `trio.aclose_forcefully` (what `serve_tcp` does when a handler returns)
+    closes with a FIN too. The TCB lives on in the stack through FIN-WAIT and TIME-WAIT.
     """
 
     def __init__(self, owner: UserStack, conn: Connection) -> None:
@@ -245,6 +249,10 @@ class TcpStream(trio.abc.HalfCloseableStream):
         if wake_writers:
             self._writers.unpark_all()
 
+    def _wake_all(self) -> None:
+        self._readers.unpark_all()
+        self._writers.unpark_all()
+
     def _broken(self, cause: BaseException | None = None) -> trio.BrokenResourceError:
         reason = self._failure
         text = reason.value if reason is not None else f"connection is {self._conn.state}"
@@ -254,84 +262,82 @@ class TcpStream(trio.abc.HalfCloseableStream):
         error.__cause__ = cause
         return error
 
-    async def _park(self, lot: ParkingLot) -> None:
-        await lot.park()
-        if self._closed:
-            raise trio.ClosedResourceError("the stream was closed while waiting")
+    def _call(self, user_call: Callable[..., _T], *args: object, **kwargs: object) -> _T:
+        """A user call on the stack for this connection, at `now`; the core's refusals
+        (the connection failed, or cannot do that in its state) become trio's
+        BrokenResourceError."""
+        try:
+            return user_call(self._conn, *args, trio.current_time(), **kwargs)
+        except (ConnectionFailed, ConnectionStateError) as e:
+            raise self._broken(e) from e
+
+    def _closed_meanwhile(self) -> bool:
+        return self._closed
 
     # ---- sending -----------------------------------------------------------------------
 
-    def _claim_send(self) -> None:
+    @contextmanager
+    def _send_slot(self) -> Iterator[None]:
+        """One sender at a time (trio's rule for send_all, send_eof and
+        wait_send_all_might_not_block), and none after aclose()."""
         if self._sending:
             raise trio.BusyResourceError("another task is already sending on this stream")
         if self._closed:
             raise trio.ClosedResourceError("the stream is closed")
-
-    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
-        self._claim_send()
         self._sending = True
         try:
-            if self._eof_sent:
-                raise trio.ClosedResourceError("send_eof() was called: cannot send any more")
-            await checkpoint_if_cancelled()
-            view = memoryview(data).cast("B")
-            conn, stack, blocked = self._conn, self._stack, False
-            while True:
-                if self._failure is not None:
-                    raise self._broken()
-                if view:
-                    try:
-                        taken = stack.send(conn, view, trio.current_time())
-                    except (ConnectionFailed, ConnectionStateError) as e:
-                        raise self._broken(e) from e
-                    if taken:
-                        self._wake_driver()
-                        view = view[taken:]
-                if not view:
-                    break
-                await self._park(self._writers)
-                blocked = True
-            if not blocked:
-                await cancel_shielded_checkpoint()
+            yield
         finally:
             self._sending = False
 
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        with self._send_slot():
+            if self._eof_sent:
+                raise trio.ClosedResourceError("send_eof() was called: cannot send any more")
+            view = memoryview(data).cast("B")
+
+            def push() -> bool | None:
+                """Hand the stack what fits; True once every byte is taken."""
+                nonlocal view
+                if self._failure is not None:
+                    raise self._broken()
+                if view:
+                    taken = self._call(self._stack.send, view)
+                    if taken:
+                        self._wake_driver()
+                        view = view[taken:]
+                return None if view else True
+
+            await _wait_until(self._writers, push, self._closed_meanwhile)
+
     async def wait_send_all_might_not_block(self) -> None:
-        self._claim_send()
-        self._sending = True
-        try:
-            await checkpoint_if_cancelled()
-            conn, blocked = self._conn, False
-            while (
+        conn = self._conn
+
+        def might_not_block() -> bool | None:
+            blocked = (
                 conn.send_space == 0
                 and self._failure is None
                 and conn.state.can_send
                 and not self._eof_sent
-            ):
-                await self._park(self._writers)
-                blocked = True
-            if not blocked:
-                await cancel_shielded_checkpoint()
-        finally:
-            self._sending = False
+            )
+            return None if blocked else True
+
+        with self._send_slot():
+            await _wait_until(self._writers, might_not_block, self._closed_meanwhile)
 
     async def send_eof(self) -> None:
         """Half-close: our FIN goes out after the queued data; we can still receive."""
-        self._claim_send()
-        self._sending = True
-        try:
-            await checkpoint_if_cancelled()
+
+        def half_close() -> bool:
             if not self._eof_sent:
                 self._eof_sent = True
                 if self._conn.state.can_send:
-                    try:
-                        self._stack.close(self._conn, trio.current_time(), half=True)
-                    except (ConnectionFailed, ConnectionStateError) as e:
-                        raise self._broken(e) from e
+                    self._call(self._stack.close, half=True)
                     self._wake_driver()
-            await cancel_shielded_checkpoint()
-        finally:
-            self._sending = False
+            return True
+
+        with self._send_slot():
+            await _wait_until(self._writers, half_close, self._closed_meanwhile)
 
     # ---- receiving ---------------------------------------------------------------------
 
@@ -346,27 +352,23 @@ class TcpStream(trio.abc.HalfCloseableStream):
             raise trio.BusyResourceError("another task is already receiving on this stream")
         if self._closed:
             raise trio.ClosedResourceError("the stream is closed")
+        conn = self._conn
+
+        def pull() -> bytes | None:
+            """In-order bytes, or b"" at the peer's FIN; None while there is nothing yet."""
+            data = self._call(self._stack.receive, max_bytes)
+            if data:
+                self._wake_driver()  # reading may have opened the window: an update to send
+                return data
+            if conn.eof_received:
+                return data
+            if self._failure is not None or conn.state is State.CLOSED:
+                raise self._broken()
+            return None
+
         self._receiving = True
         try:
-            await checkpoint_if_cancelled()
-            conn, stack, blocked = self._conn, self._stack, False
-            while True:
-                try:
-                    data = stack.receive(conn, max_bytes, trio.current_time())
-                except (ConnectionFailed, ConnectionStateError) as e:
-                    raise self._broken(e) from e
-                if data:
-                    self._wake_driver()  # reading may have opened the window: an update to send
-                    break
-                if conn.eof_received:
-                    break
-                if self._failure is not None or conn.state is State.CLOSED:
-                    raise self._broken()
-                await self._park(self._readers)
-                blocked = True
-            if not blocked:
-                await cancel_shielded_checkpoint()
-            return data
+            return await _wait_until(self._readers, pull, self._closed_meanwhile)
         finally:
             self._receiving = False
 
@@ -382,24 +384,16 @@ class TcpStream(trio.abc.HalfCloseableStream):
             raise exc_type(code, f"{reason.value}: {conn.remote}") from ConnectionFailed(reason)
 
     def _abort(self) -> None:
-        """ABORT: RST now, and the stream is closed."""
+        """ABORT (a cancelled connect): RST now, and the stream is closed."""
         self._closed = True
         self._owner._forget(self._conn)
         if self._conn.state is not State.CLOSED:
             self._stack.abort(self._conn, trio.current_time())
             self._wake_driver()
-        self._readers.unpark_all()
-        self._writers.unpark_all()
+        self._wake_all()
 
-    async def aclose(self) -> None:
-        if self._closed:
-            await trio.lowlevel.checkpoint()
-            return
-        try:
-            await checkpoint_if_cancelled()
-        except trio.Cancelled:  # a cancelled aclose still closes, abruptly
-            self._abort()
-            raise
+    def _close(self) -> None:
+        """CLOSE, at once: FIN after the queued data, or RST if unread data is pending."""
         self._closed = True
         conn, stack = self._conn, self._stack
         self._owner._forget(conn)
@@ -413,9 +407,30 @@ class TcpStream(trio.abc.HalfCloseableStream):
             pass  # already failed or gone: nothing left to close
         stack.release(conn)
         self._wake_driver()
-        self._readers.unpark_all()
-        self._writers.unpark_all()
+        self._wake_all()
+
+    async def aclose(self) -> None:
+        if not self._closed:
+            self._close()  # before the checkpoint: a cancelled aclose still closes, gracefully
+        await trio.lowlevel.checkpoint()
+
+
+async def _wait_until(
+    lot: ParkingLot, attempt: Callable[[], _T | None], closed: Callable[[], bool]
+) -> _T:
+    """A level-triggered wait with trio's checkpoint rules: a cancel point first; then
+    `attempt()` until it gives a result (not None), parked on `lot` in between, and
+    ClosedResourceError if `closed()` after a wake-up; a schedule point if it never parked."""
+    await checkpoint_if_cancelled()
+    parked = False
+    while (result := attempt()) is None:
+        await lot.park()
+        parked = True
+        if closed():
+            raise trio.ClosedResourceError("closed while waiting")
+    if not parked:
         await cancel_shielded_checkpoint()
+    return result
 
 
 class TcpListener(trio.abc.Listener[TcpStream]):
@@ -437,17 +452,9 @@ class TcpListener(trio.abc.Listener[TcpStream]):
     async def accept(self) -> TcpStream:
         if self._closed:
             raise trio.ClosedResourceError("the listener is closed")
-        await checkpoint_if_cancelled()
-        stack, blocked = self._owner._stack, False
-        while (conn := stack.accept(self.port)) is None:
-            await self._lot.park()
-            blocked = True
-            if self._closed:
-                raise trio.ClosedResourceError("the listener was closed while accepting")
-        stream = TcpStream(self._owner, conn)
-        if not blocked:
-            await cancel_shielded_checkpoint()
-        return stream
+        stack, port = self._owner._stack, self.port
+        conn = await _wait_until(self._lot, lambda: stack.accept(port), lambda: self._closed)
+        return TcpStream(self._owner, conn)
 
     async def aclose(self) -> None:
         if not self._closed:

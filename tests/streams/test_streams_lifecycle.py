@@ -9,7 +9,7 @@ import trio
 import trio.testing
 from streams_helpers import SERVER_ADDR, connect_pair, start_stacks
 
-from userstack import TcpConfig
+from userstack import TcpConfig, TcpStream
 from userstack.observe.hooks import Direction
 from userstack.tcp.errors import ConnectionFailed
 from userstack.tcp.events import ErrorReason
@@ -147,15 +147,44 @@ async def test_aclose_with_unread_data_resets(autojump_clock: trio.testing.MockC
         nursery.cancel_scope.cancel()
 
 
-async def test_cancelled_aclose_aborts(autojump_clock: trio.testing.MockClock) -> None:
+async def test_aclose_forcefully_still_closes_with_a_fin(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """As trio's SocketStream: the CLOSE happens before the (cancelled) checkpoint, so a
+    cancelled aclose is a graceful close, not an ABORT."""
     async with trio.open_nursery() as nursery:
         client, server, _, _ = await start_stacks(nursery)
         a, b = await connect_pair(client, server)
+        await a.send_all(b"last words")
         await trio.aclose_forcefully(a)
-        with pytest.raises(trio.BrokenResourceError):
-            await b.receive_some()
+        assert a.state in (State.FIN_WAIT_1, State.FIN_WAIT_2)
+        assert await b.receive_some() == b"last words"
+        assert await b.receive_some() == b""  # EOF: a FIN, not a reset
         with pytest.raises(trio.ClosedResourceError):
             await a.send_all(b"x")
+        nursery.cancel_scope.cancel()
+
+
+async def test_serve_tcp_handler_that_returns_without_closing_sends_fin(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """serve_tcp closes a returning handler's stream with trio.aclose_forcefully: the
+    peer sees the handler's data and then EOF, not a reset."""
+
+    async def handler(stream: TcpStream) -> None:
+        await stream.send_all(b"hello and goodbye")  # and return, without closing
+
+    async with trio.open_nursery() as nursery:
+        client, server, _, _ = await start_stacks(nursery)
+        await nursery.start(server.serve_tcp, handler, 7)
+        stream = await client.open_tcp_stream(SERVER_ADDR, 7)
+        received = b""
+        while chunk := await stream.receive_some():
+            received += chunk
+        assert received == b"hello and goodbye"
+        assert stream.state is State.CLOSE_WAIT
+        assert client.counters.rst_ignored == 0
+        await stream.aclose()
         nursery.cancel_scope.cancel()
 
 

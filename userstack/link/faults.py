@@ -29,7 +29,7 @@ import heapq
 import itertools
 import math
 import random
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, fields
 from typing import Any
@@ -163,6 +163,29 @@ class FaultPath:
         heapq.heappush(self._heap, (due, next(self._arrival), packet))
 
 
+async def receive_due(
+    link: LinkBase, path: FaultPath, wait: Callable[[float | None], Awaitable[None]]
+) -> list[bytes]:
+    """A link's `_receive_batch` over a FaultPath: every packet due now, in order.
+
+    Until one is due it calls `wait(next_due)` (None: nothing in flight), which returns
+    when something may have changed (that due time passed, or a packet was offered) or
+    raises EndOfChannel when nothing more will come. Closing the link meanwhile raises
+    ClosedResourceError. A call that did not wait still checkpoints.
+    """
+    waited = False
+    while True:
+        if link.closed:
+            raise trio.ClosedResourceError("link is closed")
+        ready = path.take_due(trio.current_time())
+        if ready:
+            if not waited:
+                await trio.lowlevel.checkpoint()
+            return ready
+        await wait(path.next_due())
+        waited = True
+
+
 def rng_for(seed: int | str | None, label: str) -> random.Random:
     """One generator per direction, so the directions' decisions do not depend on each other."""
     return random.Random() if seed is None else random.Random(f"{seed}/{label}")
@@ -182,18 +205,13 @@ class FaultyLink(LinkBase):
         self,
         inner: Link,
         *,
-        loss: float = 0.0,
-        duplicate: float = 0.0,
-        reorder: float = 0.0,
-        corrupt: float = 0.0,
-        delay: float = 0.0,
-        jitter: float = 0.0,
-        reorder_hold: float = 0.05,
         seed: int | str | None = None,
         nursery: trio.Nursery | None = None,
+        **options: float,
     ) -> None:
+        """`options` are the fields of `Faults`, by name: `FaultyLink(tun, loss=0.01)`."""
         super().__init__()
-        faults = Faults(loss, duplicate, reorder, corrupt, delay, jitter, reorder_hold)
+        faults = Faults(**options)
         self.inner = inner
         self._tx = FaultPath(faults, rng_for(seed, "send"))
         self._rx = FaultPath(faults, rng_for(seed, "receive"))
@@ -251,33 +269,26 @@ class FaultyLink(LinkBase):
                     await self._pump_waiting.park()
 
     async def _receive_batch(self) -> list[bytes]:
-        path = self._rx
-        waited = False
-        while True:
-            if self._closed:
-                raise trio.ClosedResourceError("link is closed")
-            ready = path.take_due(trio.current_time())
-            if ready:
-                if not waited:
-                    await trio.lowlevel.checkpoint()
-                return ready
-            deadline = path.next_due()
-            waited = True
-            if self._inner_ended:  # deliver what is still in flight, then end too
-                if deadline is None:
-                    raise trio.EndOfChannel
-                with trio.move_on_at(deadline):
-                    await self._closing.wait()
-                continue
-            with trio.move_on_at(math.inf if deadline is None else deadline):
-                try:
-                    batch = await self.inner.receive_batch()
-                except trio.EndOfChannel:
-                    self._inner_ended = True
-                    continue
-                now = trio.current_time()
-                for packet in batch:
-                    path.offer(packet, now)
+        return await receive_due(self, self._rx, self._wait_for_inner)
+
+    async def _wait_for_inner(self, deadline: float | None) -> None:
+        """Until `deadline`: offer what the inner link delivers to the receive path; once
+        the inner link has ended, deliver what is still in flight, then end too."""
+        if self._inner_ended:
+            if deadline is None:
+                raise trio.EndOfChannel
+            with trio.move_on_at(deadline):
+                await self._closing.wait()
+            return
+        with trio.move_on_at(math.inf if deadline is None else deadline):
+            try:
+                batch = await self.inner.receive_batch()
+            except trio.EndOfChannel:
+                self._inner_ended = True
+                return
+            path, now = self._rx, trio.current_time()
+            for packet in batch:
+                path.offer(packet, now)
 
     async def _aclose(self) -> None:
         self._closing.set()

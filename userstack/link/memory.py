@@ -21,7 +21,7 @@ from collections.abc import Sequence
 import trio
 
 from userstack.link.base import LinkBase
-from userstack.link.faults import FaultCounters, FaultPath, Faults, rng_for
+from userstack.link.faults import FaultCounters, FaultPath, Faults, receive_due, rng_for
 
 DEFAULT_CAPACITY = 4096
 
@@ -71,23 +71,15 @@ class MemoryLink(LinkBase):
         await trio.lowlevel.checkpoint()
 
     async def _receive_batch(self) -> list[bytes]:
+        return await receive_due(self, self._in.path, self._wait_for_sender)
+
+    async def _wait_for_sender(self, deadline: float | None) -> None:
+        """Until `deadline`, or until the sender offers more or goes away."""
         incoming = self._in
-        path = incoming.path
-        waited = False
-        while True:
-            if self._closed:
-                raise trio.ClosedResourceError("link is closed")
-            ready = path.take_due(trio.current_time())
-            if ready:
-                if not waited:
-                    await trio.lowlevel.checkpoint()
-                return ready
-            deadline = path.next_due()
-            if deadline is None and incoming.sender_closed:
-                raise trio.EndOfChannel
-            with trio.move_on_at(math.inf if deadline is None else deadline):
-                await incoming.waiting.park()
-            waited = True
+        if deadline is None and incoming.sender_closed:
+            raise trio.EndOfChannel
+        with trio.move_on_at(math.inf if deadline is None else deadline):
+            await incoming.waiting.park()
 
     async def _aclose(self) -> None:
         self._out.sender_closed = True
@@ -99,18 +91,11 @@ class MemoryLink(LinkBase):
 
 
 def memory_link_pair(
-    *,
-    loss: float = 0.0,
-    duplicate: float = 0.0,
-    reorder: float = 0.0,
-    corrupt: float = 0.0,
-    delay: float = 0.0,
-    jitter: float = 0.0,
-    seed: int | str | None = None,
-    capacity: int = DEFAULT_CAPACITY,
+    *, seed: int | str | None = None, capacity: int = DEFAULT_CAPACITY, **options: float
 ) -> tuple[MemoryLink, MemoryLink]:
-    """Two joined links; the faults apply to each direction independently, seeded from `seed`."""
-    faults = Faults(loss, duplicate, reorder, corrupt, delay, jitter)
+    """Two joined links. `options` are the fields of `Faults`, by name (`loss=0.05,
+    delay=0.02`); they apply to each direction independently, seeded from `seed`."""
+    faults = Faults(**options)
     a_to_b = _Direction(FaultPath(faults, rng_for(seed, "a->b")), capacity)
     b_to_a = _Direction(FaultPath(faults, rng_for(seed, "b->a")), capacity)
     return MemoryLink(a_to_b, b_to_a), MemoryLink(b_to_a, a_to_b)

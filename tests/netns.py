@@ -19,12 +19,8 @@ instead when CI=true, so a broken CI environment cannot pass by skipping everyth
 
 from __future__ import annotations
 
-import ctypes
-import fcntl
 import functools
 import os
-import socket
-import struct
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -34,13 +30,9 @@ from typing import Any, NoReturn
 
 import pytest
 
-CLONE_NEWNET = 0x40000000
-_SIOCGIFFLAGS = 0x8913
-_SIOCSIFFLAGS = 0x8914
-_IFF_UP = 0x1
-_THIS_THREAD = "/proc/thread-self/ns/net"
+from userstack.netns import CLONE_NEWNET, set_up, setns, unshare
 
-_libc = ctypes.CDLL(None, use_errno=True)
+_THIS_THREAD = "/proc/thread-self/ns/net"
 
 
 @dataclass(frozen=True)
@@ -59,29 +51,8 @@ def current_inode() -> int:
     return os.stat(_THIS_THREAD).st_ino
 
 
-def _setns(fd: int) -> None:
-    if _libc.setns(fd, CLONE_NEWNET) != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"setns(CLONE_NEWNET): {os.strerror(err)}")
-
-
-def _unshare() -> None:
-    if _libc.unshare(CLONE_NEWNET) != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"unshare(CLONE_NEWNET): {os.strerror(err)}")
-
-
 def _open_ns() -> int:
     return os.open(_THIS_THREAD, os.O_RDONLY | os.O_CLOEXEC)
-
-
-def set_up(interface: str) -> None:
-    """`ip link set INTERFACE up`, without a subprocess."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        name = interface.encode()
-        reply = fcntl.ioctl(sock, _SIOCGIFFLAGS, struct.pack("16sH22x", name, 0))
-        (flags,) = struct.unpack_from("16xH", reply)
-        fcntl.ioctl(sock, _SIOCSIFFLAGS, struct.pack("16sH22x", name, flags | _IFF_UP))
 
 
 @contextmanager
@@ -89,7 +60,7 @@ def private_netns() -> Iterator[NetNs]:
     """Run the calling thread, and the children anyone forks meanwhile, in a new namespace."""
     outer = _open_ns()
     try:
-        _unshare()
+        unshare(CLONE_NEWNET)
         try:
             inner = _open_ns()
             try:
@@ -100,7 +71,7 @@ def private_netns() -> Iterator[NetNs]:
                 os.close(inner)
         finally:
             try:
-                _setns(outer)
+                setns(outer)
             except OSError as exc:  # every later test would run in the wrong namespace
                 raise RuntimeError("cannot return to the original network namespace") from exc
     finally:
@@ -118,11 +89,11 @@ def _children_start_in(ns_fd: int) -> Iterator[None]:
             return original(self, *args, **kwargs)
         back = _open_ns()
         try:
-            _setns(ns_fd)
+            setns(ns_fd)
             try:
                 return original(self, *args, **kwargs)
             finally:
-                _setns(back)
+                setns(back)
         finally:
             os.close(back)
 
@@ -144,7 +115,7 @@ def unavailable_reason() -> str | None:
 
     def probe() -> None:  # in a throwaway thread: its namespace dies with it
         try:
-            _unshare()
+            unshare(CLONE_NEWNET)
         except OSError as exc:
             errors.append(exc)
 

@@ -9,17 +9,25 @@ As root this is `unshare(CLONE_NEWNET)`. Without root it tries an unprivileged u
 namespace first (`unshare(CLONE_NEWUSER | CLONE_NEWNET)`, mapping our uid to root inside
 it), which many kernels allow; where neither works it raises NamespaceError with a
 message that says why.
+
+The system calls underneath (`unshare`, `setns`) and `set_up` (bring an interface up)
+are here for anything else that moves between namespaces, such as the tests' fixture.
 """
 
 from __future__ import annotations
 
 import ctypes
+import fcntl
 import os
-import subprocess
+import socket
+import struct
 import threading
 
 CLONE_NEWNET = 0x40000000
 CLONE_NEWUSER = 0x10000000
+_SIOCGIFFLAGS = 0x8913
+_SIOCSIFFLAGS = 0x8914
+_IFF_UP = 0x1
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -28,10 +36,27 @@ class NamespaceError(RuntimeError):
     """No private network namespace could be made here."""
 
 
-def _unshare(flags: int) -> None:
+def unshare(flags: int) -> None:
+    """unshare(2) for the calling thread (Python 3.11 has no os.unshare)."""
     if _libc.unshare(flags) != 0:
         err = ctypes.get_errno()
-        raise OSError(err, os.strerror(err))
+        raise OSError(err, f"unshare({flags:#x}): {os.strerror(err)}")
+
+
+def setns(fd: int, nstype: int = CLONE_NEWNET) -> None:
+    """setns(2): move the calling thread into the namespace open on `fd`."""
+    if _libc.setns(fd, nstype) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"setns({nstype:#x}): {os.strerror(err)}")
+
+
+def set_up(interface: str) -> None:
+    """`ip link set INTERFACE up`, without a subprocess (SIOCGIFFLAGS, SIOCSIFFLAGS)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        name = interface.encode()
+        reply = fcntl.ioctl(sock, _SIOCGIFFLAGS, struct.pack("16sH22x", name, 0))
+        (flags,) = struct.unpack_from("16xH", reply)
+        fcntl.ioctl(sock, _SIOCSIFFLAGS, struct.pack("16sH22x", name, flags | _IFF_UP))
 
 
 def _map_to_root(uid: int, gid: int) -> None:
@@ -55,7 +80,7 @@ def enter_private_netns() -> str:
         raise NamespaceError("/dev/net/tun is missing: no TUN devices on this machine")
     if os.geteuid() == 0:
         try:
-            _unshare(CLONE_NEWNET)
+            unshare(CLONE_NEWNET)
         except OSError as exc:
             raise NamespaceError(f"unshare(CLONE_NEWNET) failed as root: {exc}") from exc
         how = "root"
@@ -67,7 +92,7 @@ def enter_private_netns() -> str:
             )
         uid, gid = os.geteuid(), os.getegid()
         try:
-            _unshare(CLONE_NEWUSER | CLONE_NEWNET)
+            unshare(CLONE_NEWUSER | CLONE_NEWNET)
             _map_to_root(uid, gid)
         except OSError as exc:
             raise NamespaceError(
@@ -77,8 +102,7 @@ def enter_private_netns() -> str:
             ) from exc
         how = "user namespace"
     try:
-        subprocess.run(["ip", "link", "set", "lo", "up"], check=True, capture_output=True,
-                       timeout=10)
-    except (OSError, subprocess.SubprocessError) as exc:
+        set_up("lo")
+    except OSError as exc:
         raise NamespaceError(f"cannot bring lo up in the new namespace: {exc}") from exc
     return how

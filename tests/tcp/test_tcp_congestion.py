@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tcp_harness import IRS, ISS, MSS, established, expect, out, seg, send
+from tcp_harness import ACK, IRS, ISS, MSS, PSH, established, expect, out, seg, send
 
 from userstack.tcp.config import TcpConfig
 from userstack.tcp.congestion import NewReno, initial_window
@@ -91,3 +91,21 @@ def test_window_update_is_not_a_duplicate_ack() -> None:
     for w in (BIG - 1, BIG - 2, BIG - 3):
         send(conn, seg(IRS + 1, ISS + 1, window=w))
     assert conn._cc.dupacks == 0
+
+
+def test_limited_transmit_sends_new_data_on_first_two_dupacks() -> None:
+    """RFC 3042: with a small window, two duplicate ACKs each release one new segment."""
+    conn = established(CFG, peer_window=BIG)
+    conn._cc.cwnd = 2000
+    assert _flight(conn, 5000) == [1, 1001]
+    send(conn, seg(IRS + 1, ISS + 1, window=BIG))  # first duplicate
+    expect(conn, [out(ISS + 2001, IRS + 1, payload=b"d" * 1000)])
+    send(conn, seg(IRS + 1, ISS + 1, window=BIG))  # second
+    expect(conn, [out(ISS + 3001, IRS + 1, payload=b"d" * 1000)])
+    assert conn.info(0.0).cwnd == 2000  # cwnd itself is unchanged
+    send(conn, seg(IRS + 1, ISS + 1, window=BIG))  # third: fast retransmit
+    # then cwnd = ssthresh + 3*SMSS = 2000 + 3000 lets the last new segment go too
+    expect(conn, [
+        out(ISS + 1, IRS + 1, payload=b"d" * 1000),
+        out(ISS + 4001, IRS + 1, PSH | ACK, payload=b"d" * 1000),
+    ])

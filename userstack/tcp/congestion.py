@@ -35,6 +35,15 @@ class NewReno:
         # "highest sequence number transmitted", so "covers recover" is `ack >= recover`.
         self.recover = iss + 1
 
+    @property
+    def send_limit(self) -> int:
+        """How far past SND.UNA we may send: cwnd, plus RFC 3042 Limited Transmit (one
+        new segment for each of the first two duplicate ACKs, cwnd itself unchanged),
+        so a small window still gets the three duplicates fast retransmit needs."""
+        if not self.in_recovery and self.dupacks < DUPACK_THRESHOLD:
+            return self.cwnd + self.dupacks * self.smss
+        return self.cwnd
+
     def on_new_ack(self, ack: SeqNum, acked: int, flight_after: int) -> bool:
         """New data acknowledged. True on a partial ACK in fast recovery: the caller must
         retransmit the first unacknowledged segment (RFC 6582 3.2 (5))."""

@@ -1011,7 +1011,9 @@ class Connection:
         mss = self._mss
         end = self._buf_seq + len(self._sndbuf)  # sequence number after the queued data
         fin = self._fin_queued
-        edge = tcb.snd_una + min(tcb.snd_wnd, self._cc.cwnd)
+        # Limited Transmit (RFC 3042) is for new data only, not for going back after a timeout
+        cwnd = self._cc.send_limit if self._tx_nxt >= tcb.snd_nxt else self._cc.cwnd
+        edge = tcb.snd_una + min(tcb.snd_wnd, cwnd)
         held = False
         nxt = self._tx_nxt
         while True:

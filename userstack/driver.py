@@ -2,7 +2,7 @@
 
 Two tasks share one Stack:
 
-- the receiver waits for a batch from the link, feeds every packet to the stack,
+- the receiver waits for a batch from the link, feeds it to the stack in one call,
   hands the connections' events to the stream layer, and wakes the pump;
 - the pump fires due timers, hands out events, writes every queued packet to the
   link in one `send_batch`, then sleeps until it is woken (a packet arrived, the
@@ -87,9 +87,7 @@ class Driver:
             if observer is not None:
                 for packet in batch:
                     observer.packet(Direction.IN, packet, now)
-            receive = stack.receive_packet
-            for packet in batch:
-                receive(packet, now)
+            stack.receive_packets(batch, now)
             self._dispatch(now)
             self._wakeup.set()
 

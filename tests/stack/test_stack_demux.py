@@ -204,12 +204,14 @@ def test_without_a_prefix_the_subnet_broadcast_is_not_known() -> None:
 # ---- listeners ---------------------------------------------------------------------------
 
 
-def _handshake(stack: Stack, sport: int, iss: int = 1000, port: int = 80) -> None:
+def _handshake(stack: Stack, sport: int, iss: int = 1000, port: int = 80) -> int:
+    """Complete a handshake from PEER:sport; returns the stack's SND.NXT."""
     stack.receive_packet(packet(seg(sport, port, SYN, seq=iss)), 0.0)
     [synack] = replies(stack)
     assert synack.flags == SYN | ACK and synack.ack == SeqNum(iss + 1)
     stack.receive_packet(packet(seg(sport, port, ACK, seq=iss + 1, ack=int(synack.seq) + 1)), 0.0)
     assert replies(stack) == []
+    return int(synack.seq) + 1
 
 
 def test_listener_completes_a_handshake_and_accepts() -> None:
@@ -222,6 +224,37 @@ def test_listener_completes_a_handshake_and_accepts() -> None:
     assert conn is not None and conn.state is State.ESTABLISHED
     assert conn.remote == Endpoint(PEER, 40000) and conn.local == Endpoint(US, 80)
     assert stack.accept(80) is None
+
+
+def test_a_batch_is_collected_once_per_connection() -> None:
+    stack = make_stack()
+    stack.listen(80, 8)
+    acks = {sport: _handshake(stack, sport, iss=1000) for sport in (40000, 40001)}
+    stack.take_events()
+    data = [
+        packet(seg(sport, 80, ACK | PSH, seq=1001 + 10 * i, ack=ack, payload=bytes(10)))
+        for i in range(3)
+        for sport, ack in acks.items()
+    ]
+    stack.receive_packets(data, 0.0)
+    events = stack.take_events()
+    assert sorted(conn.remote.port for conn, _ in events) == [40000, 40001]  # one entry each
+    for conn, conn_events in events:
+        assert conn.readable == 30 and any(type(e) is DataReadable for e in conn_events)
+
+
+def test_a_connection_gone_mid_batch_leaves_the_table_at_once() -> None:
+    """A RST and then a new SYN on the same four-tuple in one batch: the SYN finds the
+    listener, not the dead TCB waiting to be collected."""
+    stack = make_stack()
+    stack.listen(80, 8)
+    _handshake(stack, 40000, iss=1000)
+    stack.receive_packets(
+        [packet(seg(40000, 80, RST, seq=1001)), packet(seg(40000, 80, SYN, seq=5000))], 0.0
+    )
+    [synack] = replies(stack)
+    assert synack.flags == SYN | ACK and synack.ack == SeqNum(5001)
+    assert sorted(r.state.value for r in stack.connections(0.0)) == ["LISTEN", "SYN-RECEIVED"]
 
 
 def test_listener_backlog_bounds_half_open_and_accept_queue() -> None:

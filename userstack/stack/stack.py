@@ -7,7 +7,11 @@ into IPv4 packets. It never reads a clock and never blocks: time comes in as `no
 packets leave through `take_packets()`, and what happened to each connection leaves
 through `take_events()` for the layer that wakes the application.
 
-A peer can send anything; nothing it sends raises out of `receive_packet()`. Bad
+Packets arrive in batches (`receive_packets`, one per link wake-up): each connection
+a batch touched is collected once, after the batch (its segments become packets, its
+events are queued, its next deadline goes on the timer heap), not once per segment.
+
+A peer can send anything; nothing it sends raises out of `receive_packets()`. Bad
 packets are dropped and counted (`counters`), and an exception inside one
 connection's processing aborts that connection alone (also counted).
 
@@ -22,6 +26,7 @@ from __future__ import annotations
 import errno
 import heapq
 import itertools
+from collections.abc import Iterable
 from ipaddress import IPv4Address, IPv4Interface
 
 from ..tcp.config import TcpConfig
@@ -41,7 +46,8 @@ from .listener import DemuxKey, Listener
 from .ports import EphemeralPorts
 
 _SYN, _ACK, _RST = TcpFlags.SYN, TcpFlags.ACK, TcpFlags.RST
-_LIMITED_BROADCAST = IPv4Address("255.255.255.255")
+_LIMITED_BROADCAST = 0xFFFFFFFF  # 255.255.255.255
+_MULTICAST, _MULTICAST_MASK = 0xE0000000, 0xF0000000  # 224.0.0.0/4
 _GONE = (State.CLOSED, State.LISTEN)  # a TCB in either is removed from the demux table
 
 ConnectionEvents = tuple[Connection, list[Event]]
@@ -65,9 +71,10 @@ class Stack:
         """
         interface = IPv4Interface(address)
         self.address = interface.ip
+        self._address = int(interface.ip)  # the demux works on addresses as ints
         self._broadcasts = {_LIMITED_BROADCAST}
         if interface.network.prefixlen < 31:  # /31 and /32 have no broadcast (RFC 3021)
-            self._broadcasts.add(interface.network.broadcast_address)
+            self._broadcasts.add(int(interface.network.broadcast_address))
         self.config = config or TcpConfig()
         self.counters = StackCounters()
         self._isn = IsnGenerator(key)
@@ -76,6 +83,7 @@ class Stack:
         self._listeners: dict[int, Listener] = {}
         self._half_open: dict[DemuxKey, Listener] = {}  # SYN-RECEIVED TCBs of listeners
         self._orphans: set[DemuxKey] = set()  # the application closed and forgot these
+        self._touched: dict[DemuxKey, Connection] = {}  # by this batch, not yet collected
         self._packets: list[bytes] = []
         self._events: list[ConnectionEvents] = []
         self._accept_ready: set[int] = set()
@@ -87,20 +95,32 @@ class Stack:
 
     # ---- packets in ----------------------------------------------------------------
 
+    def receive_packets(self, packets: Iterable[bytes], now: float) -> None:
+        """A batch of IPv4 packets from the link. Never raises for anything a peer sent."""
+        receive = self._packet_arrives
+        for data in packets:
+            receive(data, now)
+        self._collect_touched(now)
+
     def receive_packet(self, data: bytes, now: float) -> None:
-        """One IPv4 packet from the link. Never raises for anything the peer sent."""
+        """One IPv4 packet: a batch of one."""
+        self._packet_arrives(data, now)
+        self._collect_touched(now)
+
+    def _packet_arrives(self, data: bytes, now: float) -> None:
         counters = self.counters
         counters.packets_in += 1
         try:
             ip = IPv4Packet.parse(data)
-            if ip.dst != self.address:
+            if int(ip.dst) != self._address:
                 counters.not_for_us += 1
                 return
-            if not self._is_one_host(ip.src):  # RFC 1122 3.2.1.3: silently discard
+            src = int(ip.src)
+            if not self._is_one_host(src):  # RFC 1122 3.2.1.3: silently discard
                 counters.bad_source += 1
                 return
             if ip.protocol == IPPROTO_TCP:
-                seg = TcpSegment.parse(ip.payload, ip.src, ip.dst)
+                seg = TcpSegment.parse(ip.payload, src, self._address)
             elif ip.protocol == IPPROTO_ICMP:
                 self._icmp_arrives(ip.src, ip.payload)
                 return
@@ -111,14 +131,14 @@ class Stack:
             counters.malformed += 1
             return
         try:
-            self._segment_arrives(ip.src, seg, now)
+            self._segment_arrives(src, seg, now)
         except Exception:  # a bug in the stack itself: drop this packet, keep the host up
             counters.internal_errors += 1
 
-    def _is_one_host(self, address: IPv4Address) -> bool:
+    def _is_one_host(self, address: int) -> bool:
         """Whether `address` names a single host: not broadcast, multicast or 0.0.0.0."""
         return not (
-            address.is_multicast or address in self._broadcasts or address.is_unspecified
+            address & _MULTICAST_MASK == _MULTICAST or address in self._broadcasts or not address
         )
 
     def _icmp_arrives(self, src: IPv4Address, message: bytes) -> None:
@@ -132,7 +152,7 @@ class Stack:
         else:
             self.counters.icmp_ignored += 1
 
-    def _segment_arrives(self, src: IPv4Address, seg: TcpSegment, now: float) -> None:
+    def _segment_arrives(self, src: int, seg: TcpSegment, now: float) -> None:
         key = (src, seg.src_port, seg.dst_port)
         conn = self._conns.get(key)
         if conn is not None:
@@ -148,7 +168,7 @@ class Stack:
             self.counters.rst_ignored += 1
             return
         self.counters.rst_sent += len(replies)
-        self._packets.extend(build_tcp_packet(self.address, src, rst) for rst in replies)
+        self._packets.extend(build_tcp_packet(self._address, src, rst) for rst in replies)
 
     def _listen_segment(
         self, listener: Listener, key: DemuxKey, seg: TcpSegment, now: float
@@ -159,7 +179,7 @@ class Stack:
         if seg.flags & (_SYN | _ACK | _RST) == _SYN and listener.full:
             self.counters.syn_backlog_drops += 1
             return
-        remote = Endpoint(key[0], key[1])
+        remote = Endpoint(IPv4Address(key[0]), key[1])
         conn = Connection.open_passive(
             listener.local,
             remote,
@@ -177,8 +197,26 @@ class Stack:
     def _drive_segment(self, key: DemuxKey, conn: Connection, seg: TcpSegment, now: float) -> None:
         try:
             conn.on_segment(seg, now)
-            self._collect(key, conn, now)
         except Exception:  # a bug in one connection must not take the others down
+            self._contain(key, conn, now)
+            return
+        if conn.state in _GONE:  # out of the table now: the batch's next segment may be a new SYN
+            self._collect_guarded(key, conn, now)
+        else:
+            self._touched[key] = conn
+
+    def _collect_touched(self, now: float) -> None:
+        """After a batch: collect every connection it touched, once."""
+        touched = self._touched
+        if touched:
+            self._touched = {}
+            for key, conn in touched.items():
+                self._collect_guarded(key, conn, now)
+
+    def _collect_guarded(self, key: DemuxKey, conn: Connection, now: float) -> None:
+        try:
+            self._collect(key, conn, now)
+        except Exception:
             self._contain(key, conn, now)
 
     def _drive_timer(self, key: DemuxKey, conn: Connection, now: float) -> None:
@@ -204,7 +242,7 @@ class Stack:
         queued for the application layer, and its place in the tables is updated."""
         out = conn.take_outgoing()
         if out:
-            local, remote = self.address, key[0]
+            local, remote = self._address, key[0]
             self._packets.extend(build_tcp_packet(local, remote, seg) for seg in out)
         events = conn.take_events()
         if events:
@@ -246,6 +284,7 @@ class Stack:
         if self._conns.get(key) is not conn:
             return
         del self._conns[key]
+        self._touched.pop(key, None)
         self._deadlines.pop(key, None)
         self._orphans.discard(key)
         listener = self._half_open.pop(key, None)
@@ -310,13 +349,13 @@ class Stack:
         An OPEN to an address that is not one host (broadcast, multicast, 0.0.0.0) is
         refused with ENETUNREACH, as Linux does (RFC 9293 3.9.1 MUST-46).
         """
-        if not self._is_one_host(remote.ip):
+        if not self._is_one_host(int(remote.ip)):
             raise OSError(
                 errno.ENETUNREACH,
                 f"cannot connect to {remote.ip}: not a single host (broadcast, multicast "
                 "or unspecified); TCP is point to point (RFC 9293 3.9.1)",
             )
-        conns, listeners, rip, rport = self._conns, self._listeners, remote.ip, remote.port
+        conns, listeners, rip, rport = self._conns, self._listeners, int(remote.ip), remote.port
         port = self._ports.pick(
             self.address,
             remote,
@@ -364,8 +403,7 @@ class Stack:
         for key in list(listener.half_open):
             self._reset_pending(key, now)
         while listener.accept_queue:
-            conn = listener.accept_queue.popleft()
-            self._reset_pending((conn.remote.ip, conn.remote.port, port), now)
+            self._reset_pending(self._key(listener.accept_queue.popleft()), now)
 
     def _reset_pending(self, key: DemuxKey, now: float) -> None:
         conn = self._conns.get(key)
@@ -415,7 +453,7 @@ class Stack:
             self._collect(key, conn, now)
         else:  # already removed: still send what it queued (e.g. an ABORT's RST)
             out = conn.take_outgoing()
-            self._packets.extend(build_tcp_packet(self.address, key[0], seg) for seg in out)
+            self._packets.extend(build_tcp_packet(self._address, key[0], seg) for seg in out)
             events = conn.take_events()
             if events:
                 self._events.append((conn, events))
@@ -423,7 +461,7 @@ class Stack:
     @staticmethod
     def _key(conn: Connection) -> DemuxKey:
         remote = conn.remote
-        return (remote.ip, remote.port, conn.local.port)
+        return (int(remote.ip), remote.port, conn.local.port)
 
     # ---- looking in ------------------------------------------------------------------
 

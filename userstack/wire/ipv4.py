@@ -21,7 +21,7 @@ from ipaddress import IPv4Address
 from construct import Int8ub, Int16ub, Int32ub, Struct
 
 from ._layout import Layout
-from .checksum import internet_checksum, ones_complement_sum
+from .checksum import Address, internet_checksum
 from .errors import WireError
 
 IPPROTO_ICMP = 1
@@ -57,8 +57,8 @@ _FLAGS = tuple(IPv4Flags(i) for i in range(8))
 
 
 def ipv4_header(
-    src: IPv4Address,
-    dst: IPv4Address,
+    src: Address,
+    dst: Address,
     protocol: int,
     payload_length: int,
     *,
@@ -75,23 +75,20 @@ def ipv4_header(
     if not 0 <= fragment_offset < 0x2000 or not 0 <= flags < 8:
         raise ValueError(f"bad IPv4 flags/fragment offset: {flags!r}, {fragment_offset}")
     hlen = 20 + len(options)
+    vihl, total, flags_fragment = 0x40 | hlen >> 2, hlen + payload_length, int(flags) << 13
+    flags_fragment |= fragment_offset
+    src, dst = int(src), int(dst)
+    # The header's words, summed from the fields (see checksum.py), then the options.
+    words = (vihl << 8) + tos + total + identification + flags_fragment
+    words += (ttl << 8) + protocol + src + dst
+    checksum = internet_checksum(options, words)
     try:
         raw = _HDR.pack(
-            0x40 | hlen >> 2,
-            tos,
-            hlen + payload_length,
-            identification,
-            int(flags) << 13 | fragment_offset,
-            ttl,
-            protocol,
-            0,
-            int(src),
-            int(dst),
+            vihl, tos, total, identification, flags_fragment, ttl, protocol, checksum, src, dst
         )
     except struct.error as e:  # a field out of range is local misuse
         raise ValueError(f"cannot build IPv4 header: {e}") from e
-    checksum = internet_checksum(raw + options if options else raw)
-    return raw[:10] + checksum.to_bytes(2, "big") + raw[12:] + options
+    return raw + options if options else raw
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,7 +110,7 @@ class IPv4Packet:
         n = len(data)
         if n < 20:
             raise WireError(f"IPv4 packet too short for a header: {n} bytes")
-        vihl, tos, total, ident, flags_frag, ttl, proto, _, src, dst = _HDR.unpack_from(data)
+        vihl, tos, total, ident, flags_frag, ttl, proto, checksum, src, dst = _HDR.unpack_from(data)
         if vihl >> 4 != 4:
             raise WireError(f"not IPv4: version {vihl >> 4}")
         hlen = (vihl & 0xF) << 2
@@ -123,7 +120,13 @@ class IPv4Packet:
             raise WireError(f"IPv4 header length {hlen} runs past the {n} bytes received")
         if total != n:
             raise WireError(f"IPv4 total length {total} does not match the {n} bytes received")
-        if ones_complement_sum(data[:hlen]) != 0xFFFF:
+        # The words of the header, checksum included, from the fields (see checksum.py);
+        # valid when their one's complement sum is 0xFFFF, i.e. a multiple of 0xFFFF here.
+        words = (vihl << 8) + tos + total + ident + flags_frag + (ttl << 8) + proto
+        words += checksum + src + dst
+        if hlen > 20:
+            words += int.from_bytes(data[20:hlen], "big")
+        if words % 0xFFFF:
             raise WireError("bad IPv4 header checksum")
         if flags_frag & 0x3FFF:  # MF or a fragment offset
             raise WireError("fragments not supported (we send DF; our MSS avoids fragmentation)")

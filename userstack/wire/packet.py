@@ -7,8 +7,7 @@ failures are WireError, which the stack drops and counts.
 
 from __future__ import annotations
 
-from ipaddress import IPv4Address
-
+from .checksum import Address
 from .errors import WireError
 from .icmp import IcmpEcho
 from .ipv4 import IPPROTO_ICMP, IPPROTO_TCP, IPv4Packet, ipv4_header
@@ -16,16 +15,16 @@ from .tcp import TcpSegment
 
 
 def build_tcp_packet(
-    src: IPv4Address, dst: IPv4Address, seg: TcpSegment, *, ttl: int = 64, identification: int = 0
+    src: Address, dst: Address, seg: TcpSegment, *, ttl: int = 64, identification: int = 0
 ) -> bytes:
-    """An IPv4 packet (DF set) carrying ``seg`` from ``src`` to ``dst``."""
+    """An IPv4 packet (DF set) carrying ``seg`` from ``src`` to ``dst`` (addresses or ints)."""
     body = seg.build(src, dst)
     header = ipv4_header(src, dst, IPPROTO_TCP, len(body), ttl=ttl, identification=identification)
     return header + body
 
 
 def build_icmp_packet(
-    src: IPv4Address, dst: IPv4Address, echo: IcmpEcho, *, ttl: int = 64, identification: int = 0
+    src: Address, dst: Address, echo: IcmpEcho, *, ttl: int = 64, identification: int = 0
 ) -> bytes:
     """An IPv4 packet (DF set) carrying an ICMP echo request or reply."""
     body = echo.build()

@@ -25,7 +25,7 @@ class SeqNum:
     def __add__(self, n: int) -> SeqNum:
         if not isinstance(n, int):
             return NotImplemented
-        return SeqNum((self.value + n) % MODULUS)
+        return _seqnum((self.value + n) % MODULUS)
 
     @overload
     def __sub__(self, other: SeqNum) -> int: ...
@@ -36,7 +36,7 @@ class SeqNum:
         if isinstance(other, SeqNum):
             return self.distance(other)
         if isinstance(other, int):
-            return SeqNum((self.value - other) % MODULUS)
+            return _seqnum((self.value - other) % MODULUS)
         return NotImplemented
 
     def distance(self, other: SeqNum) -> int:
@@ -49,17 +49,21 @@ class SeqNum:
         d = (self.value - other.value) % MODULUS
         return d - MODULUS if d >= _HALF else d
 
+    # The comparisons are distance() < 0 etc., written out on (a - b) mod 2**32 because
+    # the core compares sequence numbers on every segment: d >= 2**31 is a negative distance.
+
     def __lt__(self, other: SeqNum) -> bool:
-        return self.distance(other) < 0
+        return (self.value - other.value) % MODULUS >= _HALF
 
     def __le__(self, other: SeqNum) -> bool:
-        return self.distance(other) <= 0
+        d = (self.value - other.value) % MODULUS
+        return d == 0 or d >= _HALF
 
     def __gt__(self, other: SeqNum) -> bool:
-        return self.distance(other) > 0
+        return 0 < (self.value - other.value) % MODULUS < _HALF
 
     def __ge__(self, other: SeqNum) -> bool:
-        return self.distance(other) >= 0
+        return (self.value - other.value) % MODULUS < _HALF
 
     def in_window(self, start: SeqNum, size: int) -> bool:
         """start <= self < start + size, modulo 2**32 (RFC 9293 3.4)."""
@@ -73,3 +77,15 @@ class SeqNum:
 
     def __str__(self) -> str:
         return str(self.value)
+
+
+_new = object.__new__
+_set_value = SeqNum.value.__set__  # type: ignore[attr-defined]  # the slot, past frozen
+
+
+def _seqnum(value: int) -> SeqNum:
+    """SeqNum(value) for a value already in [0, 2**32): the arithmetic's result, built
+    without the frozen dataclass's __setattr__ detour and range check (half the time)."""
+    seq = _new(SeqNum)
+    _set_value(seq, value)
+    return seq

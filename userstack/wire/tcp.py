@@ -22,12 +22,11 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 from enum import IntFlag
-from ipaddress import IPv4Address
 
 from construct import Int8ub, Int16ub, Int32ub, Struct
 
 from ._layout import Layout
-from .checksum import internet_checksum, ones_complement_sum, pseudo_header_sum
+from .checksum import Address, internet_checksum, ones_complement_sum, pseudo_header_sum
 from .errors import WireError
 from .seq import SeqNum
 
@@ -207,7 +206,7 @@ class TcpSegment:
 
     @classmethod
     def parse(
-        cls, data: bytes | bytearray | memoryview, src: IPv4Address, dst: IPv4Address
+        cls, data: bytes | bytearray | memoryview, src: Address, dst: Address
     ) -> TcpSegment:
         """Validate and decode a segment (the IP payload) sent from ``src`` to ``dst``.
 
@@ -237,30 +236,27 @@ class TcpSegment:
             urgent,
         )
 
-    def build(self, src: IPv4Address, dst: IPv4Address) -> bytes:
+    def build(self, src: Address, dst: Address) -> bytes:
         """Header + options + payload from ``src`` to ``dst``, checksum filled in.
 
         Raises ValueError if a field does not fit its header field.
         """
         options = b"" if self.options is NO_OPTIONS else self.options.build()
+        payload = self.payload
         hlen = 20 + len(options)
+        sport, dport, seq, ack = self.src_port, self.dst_port, self.seq.value, self.ack.value
+        flags, window, urgent = self.flags, self.window, self.urgent
+        # The checksum over the pseudo-header and the header summed from its fields (see
+        # checksum.py), the options, then the payload: no second pass over packed bytes.
+        words = pseudo_header_sum(src, dst, _IPPROTO_TCP, hlen + len(payload))
+        words += sport + dport + seq + ack + (hlen << 10) + flags + window + urgent
+        if options:
+            words += int.from_bytes(options, "big")
+        checksum = internet_checksum(payload, words)
         try:
             header = _HDR.pack(
-                self.src_port,
-                self.dst_port,
-                self.seq.value,
-                self.ack.value,
-                hlen << 2,  # (hlen // 4) << 4
-                self.flags,
-                self.window,
-                0,
-                self.urgent,
-            )
+                sport, dport, seq, ack, hlen << 2, flags, window, checksum, urgent
+            )  # hlen << 2: the data offset in words, in the top 4 bits of its byte
         except struct.error as e:
             raise ValueError(f"cannot build TCP segment {self!r}: {e}") from e
-        length = hlen + len(self.payload)
-        partial = ones_complement_sum(
-            header + options, pseudo_header_sum(src, dst, _IPPROTO_TCP, length)
-        )
-        checksum = internet_checksum(self.payload, partial)
-        return header[:16] + checksum.to_bytes(2, "big") + header[18:] + options + self.payload
+        return header + options + payload

@@ -43,6 +43,17 @@ def test_segment_round_trip(seg: TcpSegment, src: IPv4Address, dst: IPv4Address)
 
 
 @EXAMPLES
+@given(tcp_segments, addresses, addresses)
+def test_addresses_may_be_given_as_ints(
+    seg: TcpSegment, src: IPv4Address, dst: IPv4Address
+) -> None:
+    """The stack's hot path passes addresses as ints: the same bytes come out."""
+    packet = build_tcp_packet(src, dst, seg)
+    assert build_tcp_packet(int(src), int(dst), seg) == packet
+    assert TcpSegment.parse(packet[20:], int(src), int(dst)) == seg
+
+
+@EXAMPLES
 @given(ipv4_packets)
 def test_ipv4_round_trip(packet: IPv4Packet) -> None:
     assert IPv4Packet.parse(packet.build()) == packet

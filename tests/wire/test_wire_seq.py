@@ -62,6 +62,17 @@ def test_distance_range_and_antisymmetry(a: int, b: int) -> None:
         assert SeqNum(b).distance(SeqNum(a)) == -d
 
 
+@settings(max_examples=300)
+@given(values, values | values.map(lambda v: (v + 2**31) % M))
+def test_comparisons_are_the_sign_of_distance(a: int, b: int) -> None:
+    """The comparisons are written out for speed; they must mean exactly distance()'s sign."""
+    s, t = SeqNum(a), SeqNum(b)
+    d = s.distance(t)
+    assert (s < t, s <= t, s > t, s >= t) == (d < 0, d <= 0, d > 0, d >= 0)
+    assert (s + 7) == SeqNum((a + 7) % M) and (s - 7) == SeqNum((a - 7) % M)
+    assert hash(s + 0) == hash(SeqNum(a)) and repr(s - 0) == f"SeqNum({a})"
+
+
 def test_half_the_space_apart_is_ambiguous() -> None:
     a, b = SeqNum(5), SeqNum(5 + 2**31)
     assert a.distance(b) == b.distance(a) == -(2**31)

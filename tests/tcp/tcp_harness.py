@@ -141,10 +141,11 @@ def events_of(conn: Connection, *kinds: type) -> list[Event]:
 
 def established(
     config: TcpConfig = CFG, iss: SeqNum = ISS, irs: SeqNum = IRS, peer_window: int = PEER_WINDOW,
-    peer_options: TcpOptions | None = None,
+    peer_options: TcpOptions | None = None, rtt: float = 0.0,
 ) -> Connection:
-    """An actively opened connection in ESTABLISHED, outgoing and events drained."""
-    conn = Connection.open_active(LOCAL, REMOTE, iss=iss, now=0.0, config=config)
+    """An actively opened connection in ESTABLISHED at time 0, outgoing and events
+    drained. Its SYN went out at -rtt: the handshake's RTT sample is `rtt`."""
+    conn = Connection.open_active(LOCAL, REMOTE, iss=iss, now=-rtt, config=config)
     conn.take_outgoing()
     opts = peer_options if peer_options is not None else TcpOptions(mss=MSS)
     conn.on_segment(seg(irs, iss + 1, SYN, window=peer_window, options=opts), 0.0)

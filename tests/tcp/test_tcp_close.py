@@ -39,7 +39,29 @@ def test_fin_wait_1_ack_of_fin_to_fin_wait_2(fin_wait_1: Connection) -> None:
     send(fin_wait_1, seg(IRS + 1, ISS + 2))
     assert fin_wait_1.state is State.FIN_WAIT_2
     expect_nothing(fin_wait_1)
-    assert fin_wait_1.next_deadline() is None
+    # fully closed: the peer's FIN is awaited for fin_wait_2_timeout, no longer
+    assert fin_wait_1.next_deadline() == CFG.fin_wait_2_timeout == 60.0
+
+
+def test_fin_wait_2_times_out_after_a_full_close(fin_wait_2: Connection) -> None:
+    expect_nothing(fin_wait_2, at=59.9)
+    assert fin_wait_2.state is State.FIN_WAIT_2
+    events_of(fin_wait_2)
+    fin_wait_2.on_timer(60.0)
+    assert fin_wait_2.state is State.CLOSED
+    assert events_of(fin_wait_2) == [StateChanged(State.FIN_WAIT_2, State.CLOSED), Closed()]
+    expect_nothing(fin_wait_2)  # the peer is not told (Linux sends nothing either)
+
+
+def test_fin_wait_2_after_a_half_close_waits_for_the_peer(est: Connection) -> None:
+    est.close(0.0, half=True)
+    send(est, seg(IRS + 1, ISS + 2))
+    assert est.state is State.FIN_WAIT_2
+    assert est.next_deadline() is None  # the application still reads: no timeout
+    est.close(5.0)  # now it lets go too
+    assert est.next_deadline() == 65.0
+    est.on_timer(65.0)
+    assert est.state is State.CLOSED
 
 
 def test_fin_wait_2_fin_to_time_wait(fin_wait_2: Connection) -> None:

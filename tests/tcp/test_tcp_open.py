@@ -29,7 +29,8 @@ from userstack.tcp.state import State
 from userstack.wire.seq import SeqNum
 from userstack.wire.tcp import TcpFlags, TcpOptions
 
-SYN_OPTS = TcpOptions(mss=MSS, window_scale=0)  # CFG's 8000-byte buffer needs no shift
+# CFG's 8000-byte buffer needs no shift; SACK is offered (RFC 2018 2)
+SYN_OPTS = TcpOptions(mss=MSS, window_scale=0, sack_permitted=True)
 
 
 def test_active_open_sends_syn_and_enters_syn_sent() -> None:

@@ -54,7 +54,7 @@ class ReceiveBuffer:
     of RCV.NXT. The connection converts sequence numbers to offsets relative to RCV.NXT.
     """
 
-    __slots__ = ("_pieces", "_ready", "_starts", "capacity", "fin_at", "next")
+    __slots__ = ("_pieces", "_ready", "_recent", "_starts", "capacity", "fin_at", "next")
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
@@ -63,6 +63,9 @@ class ReceiveBuffer:
         self._starts: list[int] = []  # sorted starts of held out-of-order pieces
         self._pieces: dict[int, bytes] = {}  # start -> bytes; pieces never overlap
         self.fin_at: int | None = None  # stream offset of a FIN seen ahead of RCV.NXT
+        # left edges of the SACK blocks to report first: the block of the latest
+        # out-of-order segment, then those reported most recently (RFC 2018 4)
+        self._recent: list[int] = []
 
     def __len__(self) -> int:
         return len(self._ready)
@@ -119,6 +122,8 @@ class ReceiveBuffer:
         view = view[: end - start]
         if start != self.next:
             self._hold(start, end, view)
+            self._recent.insert(0, start)
+            del self._recent[8:]
             return 0
         before = self.next
         self._ready += view
@@ -133,6 +138,52 @@ class ReceiveBuffer:
                 self._ready += memoryview(piece)[self.next - s :]
                 self.next = e
         return self.next - before
+
+    def sack_blocks(self, limit: int) -> list[tuple[int, int]]:
+        """Up to `limit` [left, right) blocks of held data for a SACK option (RFC 2018 4):
+        first the block holding the most recently received segment, then the blocks
+        reported most recently, then any others, lowest first."""
+        blocks: list[tuple[int, int]] = []
+        for off in self._recent:
+            block = self._block_around(off)
+            if block is not None and block not in blocks:
+                blocks.append(block)
+                if len(blocks) == limit:
+                    break
+        if len(blocks) < limit:
+            for block in self._all_blocks():
+                if block not in blocks:
+                    blocks.append(block)
+                    if len(blocks) == limit:
+                        break
+        self._recent = [left for left, _ in blocks]
+        return blocks
+
+    def _block_around(self, off: int) -> tuple[int, int] | None:
+        """The contiguous run of held pieces that contains stream offset `off`."""
+        starts = self._starts
+        pieces = self._pieces
+        i = bisect_right(starts, off) - 1
+        if i < 0 or starts[i] + len(pieces[starts[i]]) <= off:
+            return None
+        j = i
+        while i > 0 and starts[i - 1] + len(pieces[starts[i - 1]]) == starts[i]:
+            i -= 1
+        right = starts[j] + len(pieces[starts[j]])
+        while j + 1 < len(starts) and starts[j + 1] == right:
+            j += 1
+            right = starts[j] + len(pieces[starts[j]])
+        return starts[i], right
+
+    def _all_blocks(self) -> list[tuple[int, int]]:
+        blocks: list[tuple[int, int]] = []
+        for start in self._starts:
+            end = start + len(self._pieces[start])
+            if blocks and blocks[-1][1] == start:
+                blocks[-1] = (blocks[-1][0], end)
+            else:
+                blocks.append((start, end))
+        return blocks
 
     def _hold(self, start: int, end: int, view: memoryview) -> None:
         """Keep the parts of [start, end) that no held piece already covers."""

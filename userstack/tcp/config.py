@@ -1,8 +1,11 @@
-"""Tunables of one connection, with the RFCs' defaults."""
+"""Tunables of one connection, with the RFCs' defaults; checked when made."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+MIN_MSS = 88  # the smallest MSS that still leaves room for data beside 40 bytes of options
+MAX_DELAYED_ACK = 0.5  # RFC 1122 4.2.3.2: "the delay MUST be less than 0.5 seconds"
 
 
 @dataclass(frozen=True, slots=True)
@@ -14,14 +17,50 @@ class TcpConfig:
     rto_initial: float = 1.0  # RFC 6298 (2.1)
     rto_min: float = 1.0  # RFC 6298 (2.4)
     rto_max: float = 60.0  # RFC 6298 (2.5)
-    # SYN / SYN-ACK retransmissions before giving up (R2 for SYN, RFC 1122 4.2.3.5)
-    syn_retries: int = 6
+    # SYN / SYN-ACK retransmissions before giving up (R2 for SYN, RFC 1122 4.2.3.5). MUST-23
+    # (RFC 9293 3.8.3) wants at least 3 minutes: with the RTO doubling from 1 s to the 60 s
+    # cap, the 7th retransmission goes out at 1+2+4+8+16+32+60 = 123 s and the connection
+    # gives up 60 s later, at 183 s (Linux's default of 6 gives up at 127 s).
+    syn_retries: int = 7
     max_retries: int = 15  # data / FIN retransmissions before giving up (R2, RFC 1122 4.2.3.5)
     delayed_ack: float = 0.2  # RFC 1122 4.2.3.2 / RFC 5681 4.2: at most 0.5 s; 0 = ACK at once
     nagle: bool = True  # RFC 9293 3.7.4 (RFC 896)
     window_scale: bool = True  # offer RFC 7323 window scaling in our SYN
+    sack: bool = True  # offer SACK (RFC 2018); recovery by RACK-TLP (RFC 8985) when agreed
     persist_min: float = 1.0  # first zero-window probe; backs off like the RTO up to rto_max
     # idle seconds before keep-alive probes (RFC 1122 4.2.3.6); None = off
     keepalive: float | None = None
     keepalive_interval: float = 75.0  # between unanswered keep-alive probes
     keepalive_probes: int = 9  # unanswered probes before the connection times out
+    # FIN-WAIT-2 after the application closed completely (not a half-close): give up on the
+    # peer's FIN after this long (Linux's tcp_fin_timeout). RFC 9293 does not ask for it, but
+    # a peer that never closes would otherwise pin the TCB forever. None = wait forever.
+    fin_wait_2_timeout: float | None = 60.0
+
+    def __post_init__(self) -> None:
+        """Refuse settings that break an RFC rule or cannot work, with the reason."""
+        if self.mss < MIN_MSS or self.mss > 0xFFFF:
+            raise ValueError(f"mss must be in {MIN_MSS}..65535, not {self.mss}")
+        for name in ("recv_buffer", "send_buffer"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive, not {getattr(self, name)}")
+        if not 0 <= self.delayed_ack <= MAX_DELAYED_ACK:
+            raise ValueError(
+                f"delayed_ack must be in 0..{MAX_DELAYED_ACK} s (RFC 1122 4.2.3.2), "
+                f"not {self.delayed_ack}"
+            )
+        if not 0 < self.rto_min <= self.rto_initial <= self.rto_max:
+            raise ValueError(
+                "need 0 < rto_min <= rto_initial <= rto_max, not "
+                f"{self.rto_min}, {self.rto_initial}, {self.rto_max}"
+            )
+        for name in ("msl", "persist_min", "keepalive_interval"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive, not {getattr(self, name)}")
+        for name in ("syn_retries", "max_retries", "keepalive_probes"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must not be negative, not {getattr(self, name)}")
+        for name in ("keepalive", "fin_wait_2_timeout"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise ValueError(f"{name} must be positive or None, not {value}")

@@ -73,7 +73,9 @@ from .events import (
     StateChanged,
 )
 from .info import TcbInfo, TimerKind
+from .rack import Rack, probe_timeout, sent_after
 from .rtt import RttEstimator
+from .sack import Scoreboard, SentSegment
 from .state import State
 from .tcb import Tcb, segment_acceptable
 
@@ -91,6 +93,9 @@ _ZERO = SeqNum(0)
 DEFAULT_MSS = 536  # RFC 9293 3.7.1: assumed when the peer's SYN carries no MSS option
 MAX_WINDOW_SHIFT = 14  # RFC 7323 2.3
 SYN_RTO_AFTER_LOSS = 3.0  # RFC 6298 (5.7)
+# RFC 2018 3: a SACK option of n blocks takes 8n + 2 bytes; with two NOPs, 4 fit in 40.
+# They ride on pure ACKs only, so a full-sized data segment never outgrows the MTU.
+MAX_SACK_BLOCKS = 4
 
 # States in which we may (re)transmit data or our FIN.
 _SENDING = frozenset(
@@ -128,6 +133,11 @@ class Connection:
         self._mss = min(config.mss, DEFAULT_MSS)  # Eff.snd.MSS, fixed by the peer's SYN
         self._our_shift = window_shift_for(config.recv_buffer) if config.window_scale else None
         self._scaling = False  # both SYNs carried the window scale option
+        self._sack = False  # both SYNs carried SACK-permitted (RFC 2018 2)
+        self._board = Scoreboard()  # what is in flight, segment by segment (sack.py)
+        self._rack = Rack(iss)  # RFC 8985 loss detection (used with SACK)
+        self._tlp_end: SeqNum | None = None  # TLP.end_seq: a tail loss probe episode
+        self._tlp_is_retrans = False  # TLP.is_retrans: the probe resent old data
         self._rtt = RttEstimator(config.rto_initial, config.rto_min, config.rto_max)
         self._cc = NewReno(self._mss, iss)
         self._nodelay = not config.nagle
@@ -140,6 +150,10 @@ class Connection:
         self._delack_at: float | None = None
         self._timewait_at: float | None = None
         self._keepalive_at: float | None = None
+        self._pto_at: float | None = None  # RFC 8985 7.2 tail loss probe timeout
+        self._reo_at: float | None = None  # RFC 8985 6.3 RACK reordering timer
+        self._fin_wait_2_at: float | None = None  # FIN-WAIT-2 timeout (config.fin_wait_2_timeout)
+        self._fully_closed = False  # CLOSE without half: nobody will read any more
         self._retries = 0  # consecutive retransmission timeouts (RFC 1122 4.2.3.5 R2)
         self._persist_backoff = 0
         self._probes_unanswered = 0  # zero-window or keep-alive probes without any reply
@@ -271,6 +285,10 @@ class Connection:
         self._now = now
         self._raise_if_failed()
         state = self.state
+        if not half:
+            self._fully_closed = True
+            if state is State.FIN_WAIT_2:
+                self._arm_fin_wait_2()
         if self._fin_queued or state in (State.CLOSED, State.TIME_WAIT):
             return
         if state in (State.LISTEN, State.SYN_SENT):
@@ -346,7 +364,10 @@ class Connection:
         best: tuple[TimerKind | None, float | None] = (None, None)
         for kind, at in (
             (TimerKind.TIME_WAIT, self._timewait_at),
+            (TimerKind.TIME_WAIT, self._fin_wait_2_at),  # as Linux's ss shows it
             (TimerKind.RETRANSMIT, self._rtx_at),
+            (TimerKind.RETRANSMIT, self._pto_at),  # loss probe and RACK timers: "on" too
+            (TimerKind.RETRANSMIT, self._reo_at),
             (TimerKind.PERSIST, self._persist_at),
             (TimerKind.DELAYED_ACK, self._delack_at),
             (TimerKind.KEEPALIVE, self._keepalive_at),
@@ -364,10 +385,18 @@ class Connection:
             # RFC 9293 3.10.8 time-wait timeout: delete the TCB
             self._set_state(State.CLOSED)
             return
+        if self._fin_wait_2_at is not None and now >= self._fin_wait_2_at:
+            # the application is gone and the peer never sent its FIN: delete the TCB
+            self._set_state(State.CLOSED)
+            return
         if self._rtx_at is not None and now >= self._rtx_at:
             self._on_retransmit_timeout()
             if self.state is State.CLOSED:
                 return
+        if self._reo_at is not None and now >= self._reo_at:
+            self._on_reorder_timeout()
+        if self._pto_at is not None and now >= self._pto_at:
+            self._on_probe_timeout()
         if self._persist_at is not None and now >= self._persist_at:
             self._on_persist_timeout()
             if self.state is State.CLOSED:
@@ -399,11 +428,48 @@ class Connection:
             self._syn_retransmitted = True
             self._send_syn()  # (5.4) the earliest unacknowledged segment is our SYN
             return
-        # RFC 5681 3.1 eq. (4) and the loss window; then go back to SND.UNA and resend
-        # in slow start. _output() retransmits the first segment (5.4) and restarts the
-        # timer with the doubled RTO (5.6).
+        # RFC 5681 3.1 eq. (4) and the loss window; then resend from SND.UNA in slow
+        # start. _output() retransmits the first segment (5.4) and restarts the timer
+        # with the doubled RTO (5.6).
         self._cc.on_timeout(tcb.snd_nxt - tcb.snd_una, tcb.snd_nxt, first=self._retries == 1)
-        self._tx_nxt = tcb.snd_una
+        self._pto_at = self._reo_at = None
+        self._tlp_end = None
+        if self._sack:
+            # RFC 6675 5.1, RFC 8985 6.3: everything not SACKed is lost, resent in order
+            # by _retransmit_lost(); what the peer SACKed is not sent again (the scoreboard
+            # is kept, not cleared as RFC 2018 8 once suggested; see sack.py on reneging)
+            self._board.mark_all_lost()
+        else:
+            self._tx_nxt = tcb.snd_una  # go back N
+
+    def _on_reorder_timeout(self) -> None:
+        """RFC 8985 6.3: the RACK reordering window ran out: look for losses again."""
+        self._reo_at = None
+        if self.state in _SENDING:
+            self._detect_losses()
+
+    def _on_probe_timeout(self) -> None:
+        """RFC 8985 7.3: no ACK for a PTO: send a tail loss probe, new data if the peer's
+        window allows (regardless of cwnd), else the last segment again; re-arm the RTO."""
+        self._pto_at = None
+        tcb = self.tcb
+        if self.state not in _SENDING or tcb.snd_nxt == tcb.snd_una:
+            return
+        end = self._buf_seq + len(self._sndbuf)
+        nxt = tcb.snd_nxt
+        n = max(0, min(self._mss, end - nxt, tcb.snd_una + tcb.snd_wnd - nxt))
+        fin = self._fin_queued and nxt + n == end
+        if n or fin:
+            self._tx_nxt = self._transmit(nxt, n, fin)
+            self._tlp_is_retrans = False
+        else:
+            last = self._board.last()
+            if last is None:
+                return
+            self._resend(last.start, last.end)
+            self._tlp_is_retrans = True
+        self._tlp_end = tcb.snd_nxt
+        self._rtx_at = self._now + self._rtt.rto
 
     def _on_persist_timeout(self) -> None:
         """Probe a zero window (RFC 9293 3.8.6.1), or the SWS override (3.8.6.2.1)."""
@@ -709,7 +775,10 @@ class Connection:
             self._ack_now = True
             return False
         wnd = seg.window << tcb.snd_wscale
-        if ack > tcb.snd_una:
+        if self._sack:
+            if ack >= tcb.snd_una:
+                self._on_sack_ack(seg, self._on_new_ack(ack) if ack > tcb.snd_una else [])
+        elif ack > tcb.snd_una:
             self._on_new_ack(ack)
         elif self._is_duplicate_ack(seg, wnd) and self._cc.on_duplicate_ack(
             ack, tcb.snd_nxt - tcb.snd_una, tcb.snd_nxt
@@ -840,9 +909,10 @@ class Connection:
             and wnd != 0
         )
 
-    def _on_new_ack(self, ack: SeqNum) -> None:
+    def _on_new_ack(self, ack: SeqNum) -> list[SentSegment]:
         """SND.UNA < SEG.ACK =< SND.NXT: "set SND.UNA <- SEG.ACK", drop acknowledged
-        data, take an RTT sample, manage the timer and the congestion window."""
+        data, take an RTT sample, manage the timer and the congestion window. Returns
+        the segments this ACK delivered (for RACK)."""
         tcb = self.tcb
         flight = tcb.snd_nxt - tcb.snd_una
         acked = ack - tcb.snd_una
@@ -854,13 +924,93 @@ class Connection:
         tcb.snd_una = ack
         if self._tx_nxt < ack:
             self._tx_nxt = ack
+        delivered = self._board.acked(ack)
         self._take_rtt_sample(ack)
         self._retries = 0
         self._persist_backoff = 0
-        # RFC 6298 (5.2) all data acknowledged: stop the timer; (5.3) otherwise restart it
-        self._rtx_at = None if ack == tcb.snd_nxt else self._now + self._rtt.rto
-        if self._cc.on_new_ack(ack, acked, flight - acked):
+        cc = self._cc
+        partial = cc.on_new_ack(ack, acked, flight - acked)
+        if ack == tcb.snd_nxt:
+            self._rtx_at = None  # RFC 6298 (5.2): all data acknowledged, stop the timer
+        elif self._sack or not cc.in_recovery or cc.partial_acks <= 1:
+            # RFC 6298 (5.3): restart it. In NewReno recovery only on the first partial
+            # ACK (RFC 6582 3.2 (5), the "Impatient" variant): a long recovery that needs
+            # many partial ACKs gives way to the RTO rather than crawl one hole per RTT.
+            self._rtx_at = self._now + self._rtt.rto
+        if partial:
             self._retransmit_first()  # RFC 6582 3.2 (5): partial ACK
+        return delivered
+
+    def _on_sack_ack(self, seg: TcpSegment, delivered: list[SentSegment]) -> None:
+        """An acceptable ACK on a SACK connection (RFC 6675, RFC 8985 6.2 and 7.4):
+        update the scoreboard from the SACK blocks, let RACK see what was delivered,
+        close a tail loss probe episode, and look for losses."""
+        tcb = self.tcb
+        board = self._board
+        blocks = seg.options.sack_blocks
+        if blocks:
+            delivered += board.sack(blocks, tcb.snd_una)
+        # RFC 2018 8: the receiver dropped data it had SACKed; the marks go, and RACK or
+        # the RTO will find the data lost and resend it
+        board.reneged()
+        self._rack.delivered(delivered, self._now)
+        if self._tlp_end is not None and tcb.snd_una >= self._tlp_end:
+            # RFC 8985 7.4: the probe's episode is over. Had it resent old data that the
+            # peer did not report as a duplicate (D-SACK, RFC 2883: a first block below
+            # SEG.ACK), the probe repaired a loss: react to it
+            dsack = bool(blocks) and blocks[0][1] <= seg.ack
+            if self._tlp_is_retrans and not dsack:
+                self._cc.on_loss_repaired(tcb.snd_nxt - tcb.snd_una)
+            self._tlp_end = None
+        if tcb.snd_nxt == tcb.snd_una:
+            self._reo_at = self._pto_at = None
+            return
+        self._detect_losses()
+        self._schedule_loss_probe()
+
+    def _detect_losses(self) -> None:
+        """RFC 8985 6.2 steps 4-5 and 6.3: mark what RACK deems lost, arm the reordering
+        timer for what it may soon deem lost, and begin recovery (RFC 6675 5 (4))."""
+        board = self._board
+        rack = self._rack
+        segments = board.segments
+        self._reo_at = None
+        if not segments:
+            return
+        first = segments[0]
+        if not board.sacked and sent_after(first.xmit_ts, first.end, rack.xmit_ts, rack.end_seq):
+            return  # nothing outstanding was sent before the latest delivered segment
+        tcb = self.tcb
+        cc = self._cc
+        reo_wnd = rack.reo_wnd(board, cc.in_recovery, self._rtt.srtt)
+        timeout = rack.detect_loss(board, self._now, reo_wnd)
+        if timeout:
+            self._reo_at = self._now + timeout
+        if board.lost and not cc.recovering(tcb.snd_una):
+            cc.enter_recovery(tcb.snd_nxt - tcb.snd_una, tcb.snd_nxt)
+            self._pto_at = None
+            self._tlp_end = None  # the recovery deals with the loss a probe found
+            first = board.first_lost(tcb.snd_una + tcb.snd_wnd)
+            if first is not None:
+                # RFC 6675 5 (4.3): the first segment presumed lost goes out at once,
+                # whatever pipe says; (C) in _retransmit_lost() sends the rest
+                self._resend(first.start, first.end)
+
+    def _schedule_loss_probe(self) -> None:
+        """RFC 8985 7.2: arm the PTO when data is outstanding, nothing is SACKed, we are
+        not recovering and no probe is out; it fires no later than the RTO would."""
+        tcb = self.tcb
+        board = self._board
+        if (
+            self._rtx_at is None
+            or board.sacked
+            or self._tlp_end is not None
+            or self._cc.recovering(tcb.snd_una)
+        ):
+            self._pto_at = None
+            return
+        at = self._now + probe_timeout(self._rtt.srtt, len(board.segments))
+        self._pto_at = min(at, self._rtx_at)
 
     def _take_rtt_sample(self, ack: SeqNum) -> None:
         """RFC 6298 (2.2)/(2.3) for the one timed segment, if this ACK covers it."""
@@ -900,6 +1050,8 @@ class Connection:
         # it is configured (a SYN,ACK only in reply to a SYN that had it).
         ours, theirs = self._our_shift, options.window_scale
         self._scaling = ours is not None and theirs is not None
+        # RFC 2018 2: SACK only if both SYNs carried SACK-permitted
+        self._sack = self.config.sack and options.sack_permitted
         if ours is not None and theirs is not None:
             # RFC 7323 2.3: a shift above 14 is treated as 14
             tcb.snd_wscale = min(theirs, MAX_WINDOW_SHIFT)
@@ -909,11 +1061,13 @@ class Connection:
             tcb.rcv_wscale = 0
 
     def _syn_options(self) -> TcpOptions:
-        """MSS always; window scale in our SYN if configured, in a SYN,ACK only if the
-        peer's SYN offered it (RFC 7323 2.2)."""
-        if self._our_shift is None or (self.tcb.irs is not None and not self._scaling):
-            return TcpOptions(mss=self.config.mss)
-        return TcpOptions(mss=self.config.mss, window_scale=self._our_shift)
+        """MSS always; window scale and SACK-permitted in our SYN if configured, in a
+        SYN,ACK only if the peer's SYN offered them (RFC 7323 2.2, RFC 2018 2)."""
+        reply = self.tcb.irs is not None
+        scale = self._our_shift if self._our_shift is not None and (
+            self._scaling or not reply) else None
+        sack = self._sack if reply else self.config.sack
+        return TcpOptions(mss=self.config.mss, window_scale=scale, sack_permitted=sack)
 
     def _send_syn(self) -> None:
         """<SEQ=ISS><CTL=SYN> (or SYN,ACK once the peer's SYN is known); arms the timer."""
@@ -935,7 +1089,8 @@ class Connection:
         iw = self._mss if self._syn_retransmitted else None
         if self._syn_retransmitted:
             self._rtt.at_least(SYN_RTO_AFTER_LOSS)
-        self._cc = NewReno(self._mss, tcb.iss, iw=iw)
+        self._cc = NewReno(self._mss, tcb.iss, iw=iw, sack=self._sack)
+        self._rack = Rack(tcb.snd_una)
         self._retries = 0
         if self.config.keepalive is not None:
             self._keepalive_at = self._now + self.config.keepalive
@@ -947,9 +1102,10 @@ class Connection:
     def _enter_time_wait(self) -> None:
         """TIME-WAIT: only the 2 MSL timer runs (RFC 9293 3.10.7.4, 3.10.8)."""
         self._set_state(State.TIME_WAIT)
-        self._rtx_at = None
+        self._rtx_at = self._pto_at = self._reo_at = None
         self._persist_at = None
         self._keepalive_at = None
+        self._fin_wait_2_at = None
         self._timewait_at = self._now + 2 * self.config.msl
 
     def _return_to_listen(self) -> None:
@@ -957,7 +1113,8 @@ class Connection:
         tcb = self.tcb
         self.tcb = Tcb(iss=tcb.iss, snd_una=tcb.iss, snd_nxt=tcb.iss, snd_up=tcb.iss)
         self._tx_nxt = tcb.iss
-        self._rtx_at = None
+        self._board.clear()
+        self._rtx_at = self._pto_at = self._reo_at = None
         self._delack_at = None
         self._ack_now = False
         self._retries = 0
@@ -970,14 +1127,27 @@ class Connection:
         self._events.append(StateChanged(old, new))
         if new is State.ESTABLISHED:
             self._events.append(Connected())
+        elif new is State.FIN_WAIT_2:
+            if self._fully_closed:
+                self._arm_fin_wait_2()
         elif new is State.CLOSED:
-            self._rtx_at = None
+            self._rtx_at = self._pto_at = self._reo_at = None
+            self._fin_wait_2_at = None
             self._persist_at = None
             self._delack_at = None
             self._timewait_at = None
             self._keepalive_at = None
             self._ack_now = False
             self._events.append(Closed())
+
+    def _arm_fin_wait_2(self) -> None:
+        """The application closed completely and our FIN is acknowledged: wait for the
+        peer's FIN at most config.fin_wait_2_timeout (as Linux's tcp_fin_timeout).
+        RFC 9293 does not require this, but a peer that never closes would otherwise
+        keep the TCB forever; 3.6 lets the closing side go once it has nothing to send."""
+        timeout = self.config.fin_wait_2_timeout
+        if timeout is not None and self._fin_wait_2_at is None:
+            self._fin_wait_2_at = self._now + timeout
 
     def _fail(self, reason: ErrorReason, *, send_rst: bool) -> None:
         """Error(reason), then CLOSED (and Closed)."""
@@ -995,13 +1165,31 @@ class Connection:
 
     def _output(self) -> None:
         """Send what the windows allow, then any ACK still owed."""
+        sack_blocks = self._sack and self._rcvbuf.has_gaps
+        if self._ack_now and sack_blocks:
+            self._send_ack(sack_blocks)  # before any data, which carries no SACK option
         if self.state in _SENDING:
             if self.tcb.snd_wnd == 0:
                 self._zero_window()
             else:
+                if self._sack:
+                    self._retransmit_lost()
                 self._send_queued()
         if self._ack_now:
-            self._emit(self._tx_nxt if self.tcb.snd_wnd == 0 else self.tcb.snd_nxt, ACK)
+            self._send_ack(sack_blocks)
+
+    def _send_ack(self, sack_blocks: bool) -> None:
+        """<SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>, with the SACK blocks of the out-of-order
+        data we hold (RFC 2018 4: the block of the latest segment first)."""
+        options = NO_OPTIONS
+        if sack_blocks:
+            rcvbuf = self._rcvbuf
+            base = self.tcb.rcv_nxt - rcvbuf.next  # the sequence number of stream offset 0
+            options = TcpOptions(sack_blocks=tuple(
+                (base + left, base + right) for left, right in rcvbuf.sack_blocks(MAX_SACK_BLOCKS)
+            ))
+        self._emit(self._tx_nxt if self.tcb.snd_wnd == 0 else self.tcb.snd_nxt, ACK,
+                   options=options)
 
     def _send_queued(self) -> None:
         """Segment the queued data by MSS within min(SND.WND, cwnd), with sender SWS
@@ -1011,11 +1199,18 @@ class Connection:
         mss = self._mss
         end = self._buf_seq + len(self._sndbuf)  # sequence number after the queued data
         fin = self._fin_queued
-        # Limited Transmit (RFC 3042) is for new data only, not for going back after a timeout
-        cwnd = self._cc.send_limit if self._tx_nxt >= tcb.snd_nxt else self._cc.cwnd
-        edge = tcb.snd_una + min(tcb.snd_wnd, cwnd)
-        held = False
         nxt = self._tx_nxt
+        cc = self._cc
+        if self._sack:
+            # RFC 6675 (C): send while pipe < cwnd; SACKed and lost octets have left
+            # the pipe, which also does what Limited Transmit does without SACK
+            room = cc.cwnd - self._board.pipe(tcb.snd_nxt - tcb.snd_una)
+            edge = min(tcb.snd_una + tcb.snd_wnd, nxt + max(room, 0))
+        else:
+            # Limited Transmit (RFC 3042) is for new data only, not for going back N
+            cwnd = cc.send_limit if nxt >= tcb.snd_nxt else cc.cwnd
+            edge = tcb.snd_una + min(tcb.snd_wnd, cwnd)
+        held = False
         while True:
             unsent = end - nxt
             usable = edge - nxt
@@ -1040,6 +1235,8 @@ class Connection:
             if fin and unsent == 0 and usable > 0:
                 nxt = self._transmit(nxt, 0, True)  # the FIN alone
             break
+        if nxt != self._tx_nxt and self._sack:
+            self._schedule_loss_probe()  # RFC 8985 7.2: after sending new data
         self._tx_nxt = nxt
         if held and tcb.snd_nxt == tcb.snd_una:
             # data waits but no ACK will come to release it: the SWS override timer
@@ -1056,8 +1253,12 @@ class Connection:
         if pending <= 0:
             self._persist_at = None
             return
-        self._tx_nxt = tcb.snd_una  # nothing beyond a zero window can be delivered
-        self._rtx_at = None
+        # nothing beyond a zero window can be delivered: send it again once it opens
+        if self._sack:
+            self._board.mark_all_lost()
+        else:
+            self._tx_nxt = tcb.snd_una
+        self._rtx_at = self._pto_at = self._reo_at = None
         if self._persist_at is None:
             self._persist_at = self._now + self._persist_interval()
 
@@ -1072,6 +1273,25 @@ class Connection:
             self._rtt_seq = None  # Karn's algorithm
             self._transmit(una, n, fin)
 
+    def _retransmit_lost(self) -> None:
+        """RFC 6675 4 NextSeg (1) and 5 (C): while cwnd - pipe allows, resend the
+        segments RACK deemed lost, lowest first, before any new data; never the
+        SACKed ones. (RACK's lost marks stand in for RFC 6675's IsLost and HighRxt.)"""
+        tcb = self.tcb
+        board = self._board
+        edge = tcb.snd_una + tcb.snd_wnd
+        cwnd = self._cc.cwnd
+        while board.lost:
+            s = board.first_lost(edge)
+            if s is None or cwnd - board.pipe(tcb.snd_nxt - tcb.snd_una) < s.length:
+                return
+            self._resend(s.start, s.end)
+
+    def _resend(self, start: SeqNum, end: SeqNum) -> None:
+        """Send [start, end) of what was sent before again (our FIN if it lies inside)."""
+        data_end = self._buf_seq + len(self._sndbuf)
+        self._transmit(start, min(end, data_end) - start, end > data_end)
+
     def _transmit(self, seq: SeqNum, n: int, fin: bool, *, probe: bool = False) -> SeqNum:
         """Send n bytes of queued data starting at `seq` (plus our FIN); return the
         sequence number after it. New data advances SND.NXT and may be timed."""
@@ -1084,7 +1304,11 @@ class Connection:
         self._emit(seq, flags, payload)
         end = seq + (n + fin)
         tcb = self.tcb
+        board = self._board
+        if seq < tcb.snd_nxt:
+            board.resent(seq, end, self._now)
         if end > tcb.snd_nxt:
+            board.sent(max(seq, tcb.snd_nxt), end, self._now)
             if self._rtt_seq is None and seq >= tcb.snd_nxt and not probe:
                 self._rtt_seq = end
                 self._rtt_sent_at = self._now

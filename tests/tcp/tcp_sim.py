@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import heapq
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 
@@ -83,7 +84,9 @@ def run(
     slow_reader: bool = False,
     time_limit: float = 3000.0,
     tick: float = 0.02,
+    tap: Callable[[TcpSegment], None] | None = None,
 ) -> Result:
+    """Run both applications to the end (or `time_limit`); `tap` sees every segment sent."""
     rng = random.Random(seed)
     cfg = config or TcpConfig(msl=1.0, recv_buffer=64 * 1024, send_buffer=64 * 1024)
     data_a = rng.randbytes(a_bytes)
@@ -104,6 +107,8 @@ def run(
         nonlocal order, segments
         for s in src.conn.take_outgoing():
             segments += 1
+            if tap is not None:
+                tap(s)
             copies = 2 if rng.random() < faults.duplicate else 1
             for _ in range(copies):
                 if rng.random() < faults.loss:

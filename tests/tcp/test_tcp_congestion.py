@@ -109,3 +109,23 @@ def test_limited_transmit_sends_new_data_on_first_two_dupacks() -> None:
         out(ISS + 1, IRS + 1, payload=b"d" * 1000),
         out(ISS + 4001, IRS + 1, PSH | ACK, payload=b"d" * 1000),
     ])
+
+
+def test_only_the_first_partial_ack_restarts_the_timer() -> None:
+    """RFC 6582 3.2 (5), the "Impatient" variant: with many holes, later partial ACKs
+    leave the retransmission timer alone, so the RTO ends a slow recovery."""
+    conn = established(CFG, peer_window=BIG)
+    conn._cc.cwnd = 6000
+    assert _flight(conn, 6000) == [1, 1001, 2001, 3001, 4001, 5001]
+    assert conn.next_deadline() == 1.0
+    for _ in range(4):  # 1001, 3001 and 5001 were lost: an ACK, three duplicates
+        send(conn, seg(IRS + 1, ISS + 1001, window=BIG), at=0.1)
+    expect(conn, [out(ISS + 1001, IRS + 1, payload=b"d" * 1000)])  # fast retransmit
+    send(conn, seg(IRS + 1, ISS + 3001, window=BIG), at=0.2)  # the first partial ACK
+    expect(conn, [out(ISS + 3001, IRS + 1, payload=b"d" * 1000)])
+    assert conn.next_deadline() == 1.2  # restarted: 0.2 + RTO
+    send(conn, seg(IRS + 1, ISS + 5001, window=BIG), at=0.3)  # the second
+    expect(conn, [out(ISS + 5001, IRS + 1, PSH | ACK, payload=b"d" * 1000)])
+    assert conn.next_deadline() == 1.2  # not restarted
+    send(conn, seg(IRS + 1, ISS + 6001, window=BIG), at=0.4)
+    assert conn.next_deadline() is None and not conn._cc.in_recovery

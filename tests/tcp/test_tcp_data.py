@@ -10,6 +10,7 @@ from tcp_harness import (
     ISS,
     MSS,
     PSH,
+    RST,
     established,
     events_of,
     expect,
@@ -21,8 +22,9 @@ from tcp_harness import (
 
 from userstack.tcp.config import TcpConfig
 from userstack.tcp.connection import Connection
-from userstack.tcp.events import DataReadable, SendSpace
+from userstack.tcp.events import DataReadable, Error, ErrorReason, SendSpace
 from userstack.tcp.info import TimerKind
+from userstack.tcp.state import State
 
 NODELAY = TcpConfig(mss=MSS, recv_buffer=8000, send_buffer=16000, delayed_ack=0.0, nagle=False)
 
@@ -141,6 +143,26 @@ def test_zero_window_probes_with_backoff() -> None:
     send(conn, seg(IRS + 1, ISS + 1, window=5000), at=t + 0.5)
     expect(conn, [out(ISS + 1, IRS + 1, PSH | ACK, payload=b"abc")])
     assert conn.info(t + 0.5).timer is TimerKind.RETRANSMIT
+
+
+def test_zero_window_probes_unanswered_time_out() -> None:
+    """Probes that draw no reply at all: after max_retries of them the connection is
+    given up like any other retransmission (R2, RFC 1122 4.2.3.5); MUST-37 only forbids
+    it while the probes are answered (test above)."""
+    cfg = TcpConfig(mss=MSS, delayed_ack=0.0, nagle=False, max_retries=3)
+    conn = established(cfg, peer_window=0)
+    conn.send(b"abc", 0.0)
+    t = 0.0
+    for interval in (1.0, 2.0, 4.0):
+        t += interval
+        assert conn.next_deadline() == t
+        conn.on_timer(t)
+        expect(conn, [out(ISS + 1, IRS + 1, ACK, payload=b"a")])
+    assert conn.next_deadline() == t + 8.0
+    conn.on_timer(t + 8.0)
+    assert conn.state is State.CLOSED
+    expect(conn, [out(ISS + 2, None, RST)])  # <SEQ=SND.NXT>: past the probe's octet
+    assert events_of(conn, Error) == [Error(ErrorReason.TIMED_OUT)]
 
 
 def test_zero_window_probe_accepted_by_peer() -> None:

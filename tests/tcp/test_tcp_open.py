@@ -254,3 +254,22 @@ def test_half_open_recovery() -> None:
     assert peer.state is State.CLOSED
     assert Error(ErrorReason.CONNECTION_RESET) in peer.take_events()
     assert us.state is State.SYN_SENT  # its SYN retransmission will find a new listener
+
+
+def test_default_syn_retries_last_at_least_three_minutes() -> None:
+    """MUST-23 (RFC 9293 3.8.3, RFC 1122 4.2.3.5): R2 for a SYN is at least 3 minutes.
+    The RTO doubles from 1 s to the 60 s cap: SYNs at 0, 1, 3, 7, 15, 31, 63, 123."""
+    conn = Connection.open_active(LOCAL, REMOTE, iss=ISS, now=0.0, config=TcpConfig())
+    conn.take_outgoing()
+    sent_at = [0.0]
+    deadline = 0.0
+    while conn.state is State.SYN_SENT:
+        next_deadline = conn.next_deadline()
+        assert next_deadline is not None
+        deadline = next_deadline
+        conn.on_timer(deadline)
+        if conn.take_outgoing():
+            sent_at.append(deadline)
+    assert sent_at == [0.0, 1.0, 3.0, 7.0, 15.0, 31.0, 63.0, 123.0]
+    assert deadline == 183.0  # given up only then: >= 180 s
+    assert events_of(conn, Error) == [Error(ErrorReason.TIMED_OUT)]

@@ -144,3 +144,24 @@ def test_passive_connection_info_before_syn() -> None:
     conn = Connection.open_passive(LOCAL, REMOTE, iss=ISS, now=0.0)
     info = conn.info(0.0)
     assert info.irs is None and info.rcv_nxt is None and info.timer is None
+
+
+@pytest.mark.parametrize(("bad", "says"), [
+    ({"delayed_ack": 0.6}, "RFC 1122 4.2.3.2"),
+    ({"delayed_ack": -1.0}, "delayed_ack"),
+    ({"mss": 87}, "mss"),
+    ({"recv_buffer": 0}, "recv_buffer"),
+    ({"send_buffer": -1}, "send_buffer"),
+    ({"rto_min": 2.0, "rto_initial": 1.0}, "rto_min"),
+    ({"msl": 0.0}, "msl"),
+    ({"syn_retries": -1}, "syn_retries"),
+    ({"keepalive": 0.0}, "keepalive"),
+    ({"fin_wait_2_timeout": -5.0}, "fin_wait_2_timeout"),
+])
+def test_config_is_validated(bad: dict[str, float], says: str) -> None:
+    with pytest.raises(ValueError, match=says):
+        TcpConfig(**bad)  # type: ignore[arg-type]
+
+
+def test_config_limits_are_allowed() -> None:
+    TcpConfig(delayed_ack=0.5, mss=88, keepalive=None, fin_wait_2_timeout=None)

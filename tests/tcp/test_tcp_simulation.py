@@ -9,6 +9,7 @@ from tcp_sim import Faults, Result, run
 
 from userstack.tcp.config import TcpConfig
 from userstack.tcp.state import State
+from userstack.wire.tcp import TcpFlags, TcpSegment
 
 
 def check(result: Result) -> None:
@@ -38,6 +39,20 @@ def test_lossy_channel_fixed_seeds(seed: int) -> None:
 
 def test_slow_readers_and_zero_windows() -> None:
     check(run(7, Faults(loss=0.05, jitter=0.01), 100_000, 100_000, slow_reader=True))
+
+
+def test_options_mss_only_on_syn_sack_only_on_pure_acks() -> None:
+    """MUST-65 (RFC 9293 3.2): the MSS option never appears outside a SYN. SACK blocks
+    (RFC 2018) go on pure ACKs only, so they never push a full segment past the MTU."""
+    sent: list[TcpSegment] = []
+    check(run(3, Faults(loss=0.1, duplicate=0.05, jitter=0.03), 60_000, 30_000, tap=sent.append))
+    syns = [s for s in sent if s.flags & TcpFlags.SYN]
+    assert len(syns) >= 2 and all(s.options.mss for s in syns)
+    assert all(s.options.sack_permitted for s in syns)
+    assert all(s.options.mss is None for s in sent if not s.flags & TcpFlags.SYN)
+    with_blocks = [s for s in sent if s.options.sack_blocks]
+    assert with_blocks, "10% loss must leave holes to report"
+    assert all(not s.payload and len(s.options.sack_blocks) <= 4 for s in with_blocks)
 
 
 SMALL = TcpConfig(mss=536, recv_buffer=3000, send_buffer=5000, msl=1.0, delayed_ack=0.1)

@@ -9,6 +9,7 @@ from tcp_harness import (
     ISS,
     RST,
     SYN,
+    established,
     events_of,
     expect,
     expect_nothing,
@@ -64,3 +65,21 @@ def test_time_wait_acks_old_duplicate_data(time_wait: Connection) -> None:
     send(time_wait, seg(IRS - 10, ISS + 2, payload=b"old"))
     expect(time_wait, [out(ISS + 2, IRS + 2)])
     assert time_wait.next_deadline() == TWO_MSL  # only a FIN restarts it
+
+
+def test_accepts_new_syn_only_above_rcv_nxt_in_time_wait(time_wait: Connection) -> None:
+    """RFC 1122 4.2.2.13 / RFC 9293 MAY-2: a SYN beyond RCV.NXT may reopen the four-tuple;
+    anything else in TIME-WAIT stays a challenge ACK (test above)."""
+    rcv_nxt = time_wait.tcb.rcv_nxt
+    assert rcv_nxt == IRS + 2  # past the peer's FIN
+    assert time_wait.accepts_new_syn(seg(rcv_nxt + 1000, None, SYN))
+    assert not time_wait.accepts_new_syn(seg(rcv_nxt, None, SYN))  # not above it
+    assert not time_wait.accepts_new_syn(seg(rcv_nxt - 1000, None, SYN))
+    assert not time_wait.accepts_new_syn(seg(rcv_nxt + 1000, ISS + 2, SYN))  # SYN,ACK
+    assert not time_wait.accepts_new_syn(seg(rcv_nxt + 1000, None, SYN | FIN))
+    est = established()
+    assert not est.accepts_new_syn(seg(est.tcb.rcv_nxt + 1000, None, SYN))
+    # (a): the new ISS is above every sequence number this incarnation used
+    snd_nxt = time_wait.tcb.snd_nxt
+    assert time_wait.new_incarnation_iss(snd_nxt + 5) == snd_nxt + 5
+    assert time_wait.new_incarnation_iss(snd_nxt - 5) == snd_nxt + 1

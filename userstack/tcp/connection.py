@@ -326,6 +326,30 @@ class Connection:
             self._emit_rst(self.tcb.snd_nxt)
         self._set_state(State.CLOSED)
 
+    # ------------------------------------------------------------------ TIME-WAIT reuse
+
+    def accepts_new_syn(self, seg: TcpSegment) -> bool:
+        """May this SYN, arriving for our four-tuple, start a new incarnation of it?
+
+        RFC 9293 3.6.1 (MAY-2) after RFC 1122 4.2.2.13: in TIME-WAIT, a bare SYN whose
+        SEG.SEQ is beyond RCV.NXT cannot be mistaken for an old duplicate of this
+        connection. (RFC 6191 decides by timestamps instead; we keep none.) If True, the
+        stack deletes this TCB and gives the SYN to its listener, with an ISS from
+        new_incarnation_iss(); otherwise the SYN goes to on_segment(), which answers it
+        with a challenge ACK (RFC 5961 4).
+        """
+        return (
+            self.state is State.TIME_WAIT
+            and int(seg.flags) & (SYN | ACK | RST | FIN) == SYN
+            and seg.seq > self.tcb.rcv_nxt
+        )
+
+    def new_incarnation_iss(self, isn: SeqNum) -> SeqNum:
+        """RFC 1122 4.2.2.13 (a): the new incarnation's ISS must be larger than any
+        sequence number this one used; `isn` is the generator's choice (RFC 6528)."""
+        snd_nxt = self.tcb.snd_nxt
+        return isn if isn > snd_nxt else snd_nxt + 1
+
     # ------------------------------------------------------------------ STATUS (3.10.6)
 
     def info(self, now: float) -> TcbInfo:
@@ -733,8 +757,8 @@ class Connection:
             return False
         # "irrespective of the sequence number, TCP endpoints MUST send a 'challenge ACK'
         # <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK> ... and stop processing". In TIME-WAIT too:
-        # we keep no timestamps, so RFC 6191's exception does not apply. (The stack may
-        # still reuse a TIME-WAIT 4-tuple for a new SYN per RFC 1122 4.2.2.13.)
+        # a SYN that may start a new incarnation (accepts_new_syn(), RFC 1122 4.2.2.13)
+        # is the stack's to hand to its listener before it ever gets here.
         self._ack_now = True
         return False
 
@@ -1380,7 +1404,9 @@ def reset_for(seg: TcpSegment) -> list[TcpSegment]:
 
     "If the ACK bit is off, sequence number zero is used, <SEQ=0><ACK=SEG.SEQ+SEG.LEN>
     <CTL=RST,ACK>. If the ACK bit is on, <SEQ=SEG.ACK><CTL=RST>." A RST gets no reply.
-    The stack uses this for segments that match no connection.
+    Used by `Stack._segment_arrives` for a segment that matches no connection and no
+    listener, and by `Connection._segment_arrives_closed` for one that finds a TCB
+    already CLOSED.
     """
     if seg.flags & TcpFlags.RST:
         return []

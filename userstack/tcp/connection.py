@@ -800,8 +800,10 @@ class Connection:
             return False
         wnd = seg.window << tcb.snd_wscale
         if self._sack:
-            if ack >= tcb.snd_una:
-                self._on_sack_ack(seg, self._on_new_ack(ack) if ack > tcb.snd_una else [])
+            if ack > tcb.snd_una:
+                self._on_sack_ack(seg, self._on_new_ack(ack))
+            elif ack == tcb.snd_una and tcb.snd_nxt != ack:
+                self._on_sack_ack(seg, [])  # a duplicate ACK: its SACK blocks matter
         elif ack > tcb.snd_una:
             self._on_new_ack(ack)
         elif self._is_duplicate_ack(seg, wnd) and self._cc.on_duplicate_ack(
@@ -1002,7 +1004,9 @@ class Connection:
         if not segments:
             return
         first = segments[0]
-        if not board.sacked and sent_after(first.xmit_ts, first.end, rack.xmit_ts, rack.end_seq):
+        if not (board.sacked or board.lost) and sent_after(
+            first.xmit_ts, first.end, rack.xmit_ts, rack.end_seq
+        ):
             return  # nothing outstanding was sent before the latest delivered segment
         tcb = self.tcb
         cc = self._cc
@@ -1191,27 +1195,28 @@ class Connection:
         """Send what the windows allow, then any ACK still owed."""
         sack_blocks = self._sack and self._rcvbuf.has_gaps
         if self._ack_now and sack_blocks:
-            self._send_ack(sack_blocks)  # before any data, which carries no SACK option
+            self._send_sack()  # before any data, which carries no SACK option
         if self.state in _SENDING:
             if self.tcb.snd_wnd == 0:
                 self._zero_window()
             else:
-                if self._sack:
+                if self._board.lost:
                     self._retransmit_lost()
                 self._send_queued()
         if self._ack_now:
-            self._send_ack(sack_blocks)
+            if sack_blocks:
+                self._send_sack()
+            else:
+                self._emit(self._tx_nxt if self.tcb.snd_wnd == 0 else self.tcb.snd_nxt, ACK)
 
-    def _send_ack(self, sack_blocks: bool) -> None:
-        """<SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>, with the SACK blocks of the out-of-order
-        data we hold (RFC 2018 4: the block of the latest segment first)."""
-        options = NO_OPTIONS
-        if sack_blocks:
-            rcvbuf = self._rcvbuf
-            base = self.tcb.rcv_nxt - rcvbuf.next  # the sequence number of stream offset 0
-            options = TcpOptions(sack_blocks=tuple(
-                (base + left, base + right) for left, right in rcvbuf.sack_blocks(MAX_SACK_BLOCKS)
-            ))
+    def _send_sack(self) -> None:
+        """An ACK with the SACK blocks of the out-of-order data we hold (RFC 2018 4:
+        the block of the latest segment first)."""
+        rcvbuf = self._rcvbuf
+        base = self.tcb.rcv_nxt - rcvbuf.next  # the sequence number of stream offset 0
+        options = TcpOptions(sack_blocks=tuple(
+            (base + left, base + right) for left, right in rcvbuf.sack_blocks(MAX_SACK_BLOCKS)
+        ))
         self._emit(self._tx_nxt if self.tcb.snd_wnd == 0 else self.tcb.snd_nxt, ACK,
                    options=options)
 
@@ -1224,6 +1229,9 @@ class Connection:
         end = self._buf_seq + len(self._sndbuf)  # sequence number after the queued data
         fin = self._fin_queued
         nxt = self._tx_nxt
+        if end - nxt <= 0 and not (fin and nxt == end):
+            self._persist_at = None  # all sent (the FIN too, if any)
+            return
         cc = self._cc
         if self._sack:
             # RFC 6675 (C): send while pipe < cwnd; SACKed and lost octets have left
@@ -1259,8 +1267,10 @@ class Connection:
             if fin and unsent == 0 and usable > 0:
                 nxt = self._transmit(nxt, 0, True)  # the FIN alone
             break
-        if nxt != self._tx_nxt and self._sack:
-            self._schedule_loss_probe()  # RFC 8985 7.2: after sending new data
+        if nxt != self._tx_nxt and self._sack and self._pto_at is None:
+            # RFC 8985 7.2: after sending new data. (If an ACK armed it, leave it: the
+            # ACK that released this data restarted it a moment ago.)
+            self._schedule_loss_probe()
         self._tx_nxt = nxt
         if held and tcb.snd_nxt == tcb.snd_una:
             # data waits but no ACK will come to release it: the SWS override timer
@@ -1329,16 +1339,21 @@ class Connection:
         end = seq + (n + fin)
         tcb = self.tcb
         board = self._board
-        if seq < tcb.snd_nxt:
-            board.resent(seq, end, self._now)
-        if end > tcb.snd_nxt:
-            board.sent(max(seq, tcb.snd_nxt), end, self._now)
-            if self._rtt_seq is None and seq >= tcb.snd_nxt and not probe:
-                self._rtt_seq = end
-                self._rtt_sent_at = self._now
+        snd_nxt = tcb.snd_nxt
+        if end > snd_nxt:
+            if seq < snd_nxt:  # partly sent before
+                board.resent(seq, snd_nxt, self._now)
+                board.sent(snd_nxt, end, self._now)
+            else:
+                board.sent(seq, end, self._now)
+                if self._rtt_seq is None and not probe:
+                    self._rtt_seq = end
+                    self._rtt_sent_at = self._now
             tcb.snd_nxt = end
-        elif self._rtt_seq is not None and seq < self._rtt_seq:
-            self._rtt_seq = None  # Karn: this range is now ambiguous
+        else:
+            board.resent(seq, end, self._now)
+            if self._rtt_seq is not None and seq < self._rtt_seq:
+                self._rtt_seq = None  # Karn: this range is now ambiguous
         if self._rtx_at is None and not probe:
             self._rtx_at = self._now + self._rtt.rto  # RFC 6298 (5.1)
         return end

@@ -41,30 +41,25 @@ class Rack:
     def delivered(self, segments: list[SentSegment], now: float) -> None:
         """RFC 8985 6.2 steps 2 and 3 for each newly ACKed or SACKed segment."""
         for s in segments:
-            self._update(s, now)
-            self._detect_reordering(s)
-
-    def _update(self, s: SentSegment, now: float) -> None:
-        """Step 2: RACK_update()."""
-        rtt = now - s.xmit_ts
-        if s.retransmitted and (self.min_rtt is None or rtt < self.min_rtt):
-            # without timestamps, a too-fast ACK of a retransmission may be for the
-            # original transmission: ignore it (RFC 8985 6.2 step 2)
-            return
-        self.rtt = rtt
-        if self.min_rtt is None or rtt < self.min_rtt:
-            self.min_rtt = rtt
-        if sent_after(s.xmit_ts, s.end, self.xmit_ts, self.end_seq):
-            self.xmit_ts = s.xmit_ts
-            self.end_seq = s.end
-
-    def _detect_reordering(self, s: SentSegment) -> None:
-        """Step 3: a segment below RACK.fack delivered late, never retransmitted, was
-        reordered, not lost: from now on wait a reordering window before a retransmit."""
-        if s.end > self.fack:
-            self.fack = s.end
-        elif s.end < self.fack and not s.retransmitted:
-            self.reord = True
+            # Step 2: RACK_update()
+            rtt = now - s.xmit_ts
+            if s.retransmitted and (self.min_rtt is None or rtt < self.min_rtt):
+                # without timestamps, a too-fast ACK of a retransmission may be for the
+                # original transmission: no RTT from it (but step 3 still applies)
+                pass
+            else:
+                self.rtt = rtt
+                if self.min_rtt is None or rtt < self.min_rtt:
+                    self.min_rtt = rtt
+                if sent_after(s.xmit_ts, s.end, self.xmit_ts, self.end_seq):
+                    self.xmit_ts = s.xmit_ts
+                    self.end_seq = s.end
+            # Step 3: a segment below RACK.fack delivered late, never retransmitted, was
+            # reordered, not lost: from now on wait a reordering window before a retransmit
+            if s.end > self.fack:
+                self.fack = s.end
+            elif s.end < self.fack and not s.retransmitted:
+                self.reord = True
 
     def reo_wnd(self, board: Scoreboard, in_recovery: bool, srtt: float | None) -> float:
         """Step 4: RACK.reo_wnd, zero until reordering is seen (in recovery, or with

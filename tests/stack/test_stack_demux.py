@@ -450,3 +450,45 @@ def test_a_bug_outside_any_connection_drops_the_packet(monkeypatch: pytest.Monke
     assert stack.counters.internal_errors == 1
     assert stack.take_packets() == []
     assert [r.state for r in stack.connections(0.0)] == [State.LISTEN]
+
+
+def _server_in_time_wait() -> tuple[Stack, Stack, int, SeqNum]:
+    """A server that closed first and sits in TIME-WAIT; the client's port and the
+    server's RCV.NXT for that connection."""
+    server, client = make_stack(), make_stack(address=PEER)
+    server.listen(80, 4)
+    conn = client.connect(Endpoint(US, 80), 0.0)
+    shuttle(client, server, 0.0)
+    peer = server.accept(80)
+    assert peer is not None
+    server.close(peer, 0.0)
+    shuttle(client, server, 0.0)
+    client.close(conn, 0.0)
+    shuttle(client, server, 0.0)
+    assert [r.state for r in server.connections(0.0) if r.remote.port] == [State.TIME_WAIT]
+    server.take_events()
+    return server, client, conn.local.port, peer.tcb.rcv_nxt
+
+
+def test_new_syn_beyond_rcv_nxt_takes_over_a_time_wait_four_tuple() -> None:
+    server, _client, port, rcv_nxt = _server_in_time_wait()
+    old = next(r for r in server.connections(0.0) if r.remote.port == port)
+    server.receive_packet(packet(seg(port, 80, SYN, seq=rcv_nxt.value + 100_000)), 0.5)
+    [syn_ack] = replies(server)
+    assert syn_ack.flags == SYN | ACK
+    assert syn_ack.ack == SeqNum(rcv_nxt.value + 100_001)
+    assert syn_ack.seq > SeqNum(old.snd_nxt)  # RFC 1122 4.2.2.13 (a)
+    assert server.counters.time_wait_reuses == 1
+    [row] = [r for r in server.connections(0.5) if r.remote.port == port]
+    assert row.state is State.SYN_RECEIVED
+    assert any(type(e) is Closed for _, evs in server.take_events() for e in evs)
+
+
+def test_old_syn_in_time_wait_gets_a_challenge_ack_not_a_new_connection() -> None:
+    server, _client, port, rcv_nxt = _server_in_time_wait()
+    server.receive_packet(packet(seg(port, 80, SYN, seq=rcv_nxt.value - 1)), 0.5)
+    [challenge] = replies(server)
+    assert challenge.flags == ACK and challenge.ack == rcv_nxt  # RFC 5961 4
+    assert server.counters.time_wait_reuses == 0
+    [row] = [r for r in server.connections(0.5) if r.remote.port == port]
+    assert row.state is State.TIME_WAIT

@@ -155,10 +155,13 @@ class Stack:
     def _segment_arrives(self, src: int, seg: TcpSegment, now: float) -> None:
         key = (src, seg.src_port, seg.dst_port)
         conn = self._conns.get(key)
-        if conn is not None:
-            self._drive_segment(key, conn, seg, now)
-            return
         listener = self._listeners.get(seg.dst_port)
+        if conn is not None:
+            if listener is not None and conn.accepts_new_syn(seg):
+                self._new_incarnation(listener, key, conn, seg, now)
+            else:
+                self._drive_segment(key, conn, seg, now)
+            return
         if listener is not None:
             self._listen_segment(listener, key, seg, now)
             return
@@ -170,22 +173,40 @@ class Stack:
         self.counters.rst_sent += len(replies)
         self._packets.extend(build_tcp_packet(self._address, src, rst) for rst in replies)
 
+    def _new_incarnation(
+        self, listener: Listener, key: DemuxKey, old: Connection, seg: TcpSegment, now: float
+    ) -> None:
+        """A new SYN for a four-tuple in TIME-WAIT that cannot be an old duplicate
+        (RFC 1122 4.2.2.13, RFC 9293 3.6.1 MAY-2): delete the TIME-WAIT TCB (ABORT
+        there sends nothing, RFC 9293 3.10.5) and let the listener take the SYN, with an
+        ISS above every sequence number the old incarnation used."""
+        self.counters.time_wait_reuses += 1
+        old.abort(now)
+        self._collect(key, old, now)
+        self._listen_segment(listener, key, seg, now, previous=old)
+
     def _listen_segment(
-        self, listener: Listener, key: DemuxKey, seg: TcpSegment, now: float
+        self,
+        listener: Listener,
+        key: DemuxKey,
+        seg: TcpSegment,
+        now: float,
+        *,
+        previous: Connection | None = None,
     ) -> None:
         """A segment for a listening port and no TCB: a fully specified passive OPEN
         takes it through the LISTEN rules of RFC 9293 3.10.7.2 (RST ignored, ACK
-        answered with RST, SYN -> SYN-RECEIVED). A TCB left in LISTEN is discarded."""
+        answered with RST, SYN -> SYN-RECEIVED). A TCB left in LISTEN is discarded.
+        `previous` is the TIME-WAIT incarnation this SYN replaces, if any."""
         if seg.flags & (_SYN | _ACK | _RST) == _SYN and listener.full:
             self.counters.syn_backlog_drops += 1
             return
         remote = Endpoint(IPv4Address(key[0]), key[1])
+        iss = self._isn.isn(listener.local, remote, now)
+        if previous is not None:
+            iss = previous.new_incarnation_iss(iss)
         conn = Connection.open_passive(
-            listener.local,
-            remote,
-            iss=self._isn.isn(listener.local, remote, now),
-            now=now,
-            config=listener.config,
+            listener.local, remote, iss=iss, now=now, config=listener.config
         )
         self._conns[key] = conn
         self._half_open[key] = listener

@@ -32,6 +32,8 @@ MSS = 1000
 # Small, readable numbers: no window scaling (the buffer fits in 16 bits), 1000-byte MSS,
 # ACK at once (delayed ACKs have their own tests).
 CFG = TcpConfig(mss=MSS, recv_buffer=8000, send_buffer=16000, delayed_ack=0.0, msl=10.0)
+# For data tests: Nagle off, room to queue well beyond any window.
+NODELAY = TcpConfig(mss=MSS, recv_buffer=8000, send_buffer=64000, delayed_ack=0.0, nagle=False)
 PEER_WINDOW = 8000
 
 

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from tcp_harness import ACK, IRS, ISS, MSS, PSH, established, expect, out, seg, send
+from tcp_harness import ACK, IRS, ISS, NODELAY, PSH, established, expect, out, seg, send
 
-from userstack.tcp.config import TcpConfig
 from userstack.tcp.congestion import NewReno, initial_window
 from userstack.tcp.connection import Connection
 from userstack.wire.seq import SeqNum
 
-CFG = TcpConfig(mss=MSS, recv_buffer=8000, send_buffer=64000, delayed_ack=0.0, nagle=False)
+CFG = NODELAY
 BIG = 60000
 
 

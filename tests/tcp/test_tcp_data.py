@@ -9,6 +9,7 @@ from tcp_harness import (
     IRS,
     ISS,
     MSS,
+    NODELAY,
     PSH,
     RST,
     established,
@@ -25,8 +26,6 @@ from userstack.tcp.connection import Connection
 from userstack.tcp.events import DataReadable, Error, ErrorReason, SendSpace
 from userstack.tcp.info import TimerKind
 from userstack.tcp.state import State
-
-NODELAY = TcpConfig(mss=MSS, recv_buffer=8000, send_buffer=16000, delayed_ack=0.0, nagle=False)
 
 
 def test_segmentation_by_mss_and_iw() -> None:

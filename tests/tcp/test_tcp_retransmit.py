@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from tcp_harness import (
     ACK,
@@ -9,6 +11,7 @@ from tcp_harness import (
     ISS,
     LOCAL,
     MSS,
+    NODELAY,
     PSH,
     REMOTE,
     RST,
@@ -30,7 +33,7 @@ from userstack.tcp.rtt import RttEstimator
 from userstack.tcp.state import State
 from userstack.wire.tcp import TcpOptions
 
-CFG = TcpConfig(mss=MSS, recv_buffer=8000, delayed_ack=0.0, max_retries=4, nagle=False)
+CFG = replace(NODELAY, max_retries=4)
 
 
 def test_estimator_first_and_later_samples() -> None:

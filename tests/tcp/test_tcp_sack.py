@@ -4,16 +4,27 @@ RACK-TLP (RFC 8985) loss detection and tail loss probes."""
 from __future__ import annotations
 
 import pytest
-from tcp_harness import ACK, IRS, ISS, MSS, PSH, SYN, established, expect, out, seg, send
+from tcp_harness import (
+    ACK,
+    IRS,
+    ISS,
+    MSS,
+    PSH,
+    SYN,
+    established,
+    expect,
+    out,
+    seg,
+    send,
+)
+from tcp_harness import NODELAY as CFG
 
-from userstack.tcp.config import TcpConfig
 from userstack.tcp.connection import Connection
 from userstack.tcp.rack import Rack
 from userstack.tcp.sack import Scoreboard
 from userstack.wire.seq import SeqNum
 from userstack.wire.tcp import TcpOptions
 
-CFG = TcpConfig(mss=MSS, recv_buffer=8000, send_buffer=64000, delayed_ack=0.0, nagle=False)
 BIG = 60000
 SACK_OK = TcpOptions(mss=MSS, sack_permitted=True)
 D = b"d" * 1000

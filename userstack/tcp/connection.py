@@ -41,6 +41,15 @@ go in and out as `TcpSegment` values.
     3.10.8 timeouts                     on_timer(): _on_retransmit_timeout(), _on_persist_timeout(),
                                         delayed ACK (RFC 1122 4.2.3.2), TIME-WAIT, keep-alive
 
+    Beyond RFC 9293, when both SYNs carry SACK-permitted (RFC 2018):
+    receiver: SACK blocks          ReceiveBuffer.sack_blocks(), _send_sack()
+    sender: scoreboard, pipe       sack.py (RFC 6675 2, 4), _transmit() records every segment
+    loss detection                 rack.py (RFC 8985 6), _on_sack_ack(), _detect_losses()
+    recovery                       _retransmit_lost() (RFC 6675 NextSeg), congestion.py
+    tail loss probe                _schedule_loss_probe(), _on_probe_timeout() (RFC 8985 7)
+    Without SACK, NewReno (RFC 5681 3.2, RFC 6582) as before: _is_duplicate_ack(),
+    _retransmit_first().
+
 One deliberate departure in naming: `snd_nxt` is exactly RFC 9293's SND.NXT (one past
 the highest sequence number ever sent; it never moves back), and every RFC test on
 SND.NXT uses it. The separate cursor `_tx_nxt` says where the *next transmission*

@@ -6,6 +6,8 @@ from ipaddress import IPv4Address
 
 from userstack.stack import Stack
 from userstack.tcp.config import TcpConfig
+from userstack.tcp.connection import Connection
+from userstack.wire.addr import Endpoint
 from userstack.wire.packet import build_tcp_packet, parse_tcp_packet
 from userstack.wire.seq import SeqNum
 from userstack.wire.tcp import TcpFlags, TcpOptions, TcpSegment
@@ -70,3 +72,15 @@ def shuttle(a: Stack, b: Stack, now: float) -> int:
         for p in pb:
             a.receive_packet(p, now)
         moved += len(pa) + len(pb)
+
+
+def connected_pair(**config: object) -> tuple[Stack, Stack, Connection, Connection]:
+    """A server stack (US, listening on 80) and a client stack (PEER) with one
+    ESTABLISHED connection: (server, client, the client's TCB, the server's TCB)."""
+    server, client = make_stack(**config), make_stack(address=PEER, **config)
+    server.listen(80, 4)
+    conn = client.connect(Endpoint(US, 80), 0.0)
+    shuttle(client, server, 0.0)
+    peer = server.accept(80)
+    assert peer is not None
+    return server, client, conn, peer

@@ -17,6 +17,7 @@ from stack_helpers import (
     RST,
     SYN,
     US,
+    connected_pair,
     make_stack,
     packet,
     replies,
@@ -372,12 +373,7 @@ def test_two_stacks_demux_two_connections() -> None:
 
 
 def test_time_wait_stays_for_2msl_then_is_removed() -> None:
-    server, client = make_stack(msl=1.0), make_stack(address=PEER, msl=1.0)
-    server.listen(80, 1)
-    conn = client.connect(Endpoint(US, 80), 0.0)
-    shuttle(client, server, 0.0)
-    peer = server.accept(80)
-    assert peer is not None
+    server, client, conn, peer = connected_pair(msl=1.0)
     client.close(conn, 0.0)
     shuttle(client, server, 0.0)
     server.close(peer, 0.0)
@@ -421,12 +417,7 @@ def test_a_bug_in_one_connection_does_not_hurt_the_others(monkeypatch: pytest.Mo
 
 
 def test_data_for_a_released_connection_is_answered_with_rst() -> None:
-    server, client = make_stack(delayed_ack=0.0), make_stack(address=PEER, delayed_ack=0.0)
-    server.listen(80, 1)
-    conn = client.connect(Endpoint(US, 80), 0.0)
-    shuttle(client, server, 0.0)
-    peer = server.accept(80)
-    assert peer is not None
+    server, client, conn, peer = connected_pair(delayed_ack=0.0)
     server.close(peer, 0.0)  # the application closes and forgets the connection
     server.release(peer)
     shuttle(client, server, 0.0)
@@ -455,12 +446,7 @@ def test_a_bug_outside_any_connection_drops_the_packet(monkeypatch: pytest.Monke
 def _server_in_time_wait() -> tuple[Stack, Stack, int, SeqNum]:
     """A server that closed first and sits in TIME-WAIT; the client's port and the
     server's RCV.NXT for that connection."""
-    server, client = make_stack(), make_stack(address=PEER)
-    server.listen(80, 4)
-    conn = client.connect(Endpoint(US, 80), 0.0)
-    shuttle(client, server, 0.0)
-    peer = server.accept(80)
-    assert peer is not None
+    server, client, conn, peer = connected_pair()
     server.close(peer, 0.0)
     shuttle(client, server, 0.0)
     client.close(conn, 0.0)

@@ -23,7 +23,7 @@ class TcpConfig:
     # gives up 60 s later, at 183 s (Linux's default of 6 gives up at 127 s).
     syn_retries: int = 7
     max_retries: int = 15  # data / FIN retransmissions before giving up (R2, RFC 1122 4.2.3.5)
-    delayed_ack: float = 0.2  # RFC 1122 4.2.3.2 / RFC 5681 4.2: at most 0.5 s; 0 = ACK at once
+    delayed_ack: float = 0.2  # RFC 1122 4.2.3.2 / RFC 5681 4.2: less than 0.5 s; 0 = ACK at once
     nagle: bool = True  # RFC 9293 3.7.4 (RFC 896)
     window_scale: bool = True  # offer RFC 7323 window scaling in our SYN
     sack: bool = True  # offer SACK (RFC 2018); recovery by RACK-TLP (RFC 8985) when agreed
@@ -44,10 +44,10 @@ class TcpConfig:
         for name in ("recv_buffer", "send_buffer"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, not {getattr(self, name)}")
-        if not 0 <= self.delayed_ack <= MAX_DELAYED_ACK:
+        if not 0 <= self.delayed_ack < MAX_DELAYED_ACK:
             raise ValueError(
-                f"delayed_ack must be in 0..{MAX_DELAYED_ACK} s (RFC 1122 4.2.3.2), "
-                f"not {self.delayed_ack}"
+                f"delayed_ack must be at least 0 and less than {MAX_DELAYED_ACK} s "
+                f"(RFC 1122 4.2.3.2), not {self.delayed_ack}"
             )
         if not 0 < self.rto_min <= self.rto_initial <= self.rto_max:
             raise ValueError(

@@ -19,9 +19,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from userstack.cli import main
 from userstack.observe.ladder import (
     add_ladder_parser,
-    ladder_main,
     ladder_svg,
     render_ladder,
     segment_label,
@@ -331,12 +331,12 @@ def test_connection_choice_list_and_cli(tmp_path: Path, capsys: pytest.CaptureFi
     conns = find_connections(read_capture(pcap).segments)
     assert [c.client.port for c in conns] == [40000, 40001]
 
-    assert ladder_main([str(pcap), "--list"]) == 0
+    assert ladder_cli([str(pcap), "--list"]) == 0
     listing = capsys.readouterr().out.splitlines()
     assert len(listing) == 2 and "10.0.0.1:40001 > 10.0.0.2:80" in listing[1]
 
     out = tmp_path / "second.svg"
-    assert ladder_main([str(pcap), "-o", str(out), "--connection", "1"]) == 0
+    assert ladder_cli([str(pcap), "-o", str(out), "--connection", "1"]) == 0
     root = _svg(out)
     assert len(_arrows(root)) == second.written
     assert "10.0.0.1:40001" in root.findtext(f"{NS}title", "")
@@ -347,9 +347,9 @@ def test_connection_choice_list_and_cli(tmp_path: Path, capsys: pytest.CaptureFi
     assert args.run(args) == 0
     assert len(_arrows(_svg(pcap.with_suffix(".svg")))) == first.written
 
-    assert ladder_main([str(pcap), "-o", str(out), "--connection", "2"]) == 1
+    assert ladder_cli([str(pcap), "-o", str(out), "--connection", "2"]) == 1
     assert "no connection 2" in capsys.readouterr().err
-    assert ladder_main([str(tmp_path / "missing.pcap")]) == 1
+    assert ladder_cli([str(tmp_path / "missing.pcap")]) == 1
 
 
 def test_labels_are_relative_and_tcpdump_styled() -> None:
@@ -498,3 +498,8 @@ def test_an_rst_the_stack_answers_with_is_not_an_abort(tmp_path: Path) -> None:
     root, ladder = _render(tmp_path, pcap)
     assert _states(root, Side.SERVER) == ["LISTEN", "SYN-RECEIVED", "ESTABLISHED"]
     assert ladder.replay.notes == []  # type: ignore[attr-defined]
+
+
+def ladder_cli(argv: list[str]) -> int:
+    """`userstack ladder ARGS...`, through the real command line."""
+    return main(["ladder", *argv])

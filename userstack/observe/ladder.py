@@ -473,17 +473,13 @@ def add_ladder_parser(subparsers: argparse._SubParsersAction) -> None:  # type: 
         description="Draw one TCP connection of a pcap file as a ladder diagram: one arrow "
         "per segment, each side's RFC 9293 state (replayed through userstack's core).",
     )
-    _ladder_arguments(p)
-    p.set_defaults(run=run_ladder)
-
-
-def _ladder_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("capture", type=Path, help="pcap file (raw IP, Ethernet or Linux cooked)")
     p.add_argument("-o", "--output", type=Path,
                    help="SVG file to write (default: the capture's name with .svg)")
     p.add_argument("--connection", type=int, default=0, metavar="N",
                    help="which connection: 0-based, in order of first SYN (default 0)")
     p.add_argument("--list", action="store_true", help="list the connections and exit")
+    p.set_defaults(run=run_ladder)
 
 
 def run_ladder(args: argparse.Namespace) -> int:
@@ -503,10 +499,3 @@ def run_ladder(args: argparse.Namespace) -> int:
     for note in ladder.replay.notes:
         print(f"note: {note}", file=sys.stderr)
     return 0
-
-
-def ladder_main(argv: list[str]) -> int:
-    """`userstack ladder ARGS...` on its own (argv without the program and subcommand)."""
-    p = argparse.ArgumentParser(prog="userstack ladder")
-    _ladder_arguments(p)
-    return run_ladder(p.parse_args(argv))

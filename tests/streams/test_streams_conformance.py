@@ -20,10 +20,10 @@ FAULTS = {"loss": 0.10, "duplicate": 0.05, "reorder": 0.10}
 
 # Clogged: each side buffers 8 KiB to send and offers an 8 KiB window, and both directions
 # are filled while nobody reads (trio also runs the checks on the flipped pair).
-CLOGGABLE = TcpConfig(send_buffer=8192, recv_buffer=8192, keepalive=30.0)
+CLOGGABLE = TcpConfig(send_buffer=8192, recv_buffer=8192, keepalive=True, keepalive_idle=30.0)
 # Under loss a lost RST is only noticed when the other side next sends; keep-alive makes an
 # idle side send, so "peer aborted" is always detected (as with SO_KEEPALIVE on a kernel socket).
-KEEPALIVE = TcpConfig(keepalive=30.0)
+KEEPALIVE = TcpConfig(keepalive=True, keepalive_idle=30.0)
 
 
 def _makers(nursery: trio.Nursery, **faults: object):  # type: ignore[no-untyped-def]

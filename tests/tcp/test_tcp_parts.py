@@ -6,10 +6,12 @@ from ipaddress import IPv4Address
 
 import pytest
 from tcp_harness import (
+    ACK,
     IRS,
     ISS,
     LOCAL,
     MSS,
+    PSH,
     REMOTE,
     RST,
     established,
@@ -107,8 +109,8 @@ def test_window_shift_choice() -> None:
 
 
 def test_keepalive_probes_and_timeout() -> None:
-    cfg = TcpConfig(mss=MSS, delayed_ack=0.0, keepalive=100.0, keepalive_interval=10.0,
-                    keepalive_probes=2)
+    cfg = TcpConfig(mss=MSS, delayed_ack=0.0, keepalive=True, keepalive_idle=100.0,
+                    keepalive_interval=10.0, keepalive_probes=2)
     conn = established(cfg)
     assert conn.next_deadline() == 100.0
     assert conn.info(0.0).timer is TimerKind.KEEPALIVE
@@ -123,6 +125,44 @@ def test_keepalive_probes_and_timeout() -> None:
     assert conn.state is State.CLOSED
     expect(conn, [out(ISS + 1, None, RST)])
     assert events_of(conn, Error) == [Error(ErrorReason.TIMED_OUT)]
+
+
+def test_keepalives_are_off_by_default() -> None:
+    """RFC 9293 3.8.4 MUST-25: an idle connection with the default config never probes."""
+    assert TcpConfig().keepalive is False
+    conn = established(TcpConfig(mss=MSS))
+    assert conn.next_deadline() is None
+    conn.on_timer(1e6)
+    assert conn.take_outgoing() == [] and conn.state is State.ESTABLISHED
+
+
+def test_keepalive_idle_defaults_to_two_hours() -> None:
+    """RFC 9293 3.8.4 MUST-28: turned on, the first probe waits at least two hours."""
+    conn = established(TcpConfig(mss=MSS, keepalive=True))
+    assert conn.next_deadline() == 7200.0
+    conn.on_timer(7199.9)
+    assert conn.take_outgoing() == []
+    conn.on_timer(7200.0)
+    expect(conn, [out(ISS, IRS + 1)])
+
+
+def test_keepalive_switched_per_connection_and_idle_only() -> None:
+    """MUST-24: on and off for one connection; MUST-26: no probe while sent data is
+    outstanding (the retransmission timer watches the peer then)."""
+    cfg = TcpConfig(mss=MSS, delayed_ack=0.0, keepalive_idle=50.0)
+    conn = established(cfg)
+    conn.set_keepalive(True, 10.0)
+    assert conn.next_deadline() == 60.0
+    conn.set_keepalive(False, 20.0)
+    assert conn.next_deadline() is None
+    conn.set_keepalive(True, 20.0)
+    conn.send(b"x", 20.0)
+    expect(conn, [out(ISS + 1, IRS + 1, PSH | ACK, payload=b"x")])
+    conn.on_timer(70.0)  # keep-alive due, but the byte is unacknowledged: no probe
+    assert [s.seq for s in conn.take_outgoing()] == [ISS + 1]  # a retransmission only
+    send(conn, seg(IRS + 1, ISS + 2), at=71.0)  # acknowledged: idle from now on
+    assert conn.next_deadline() == 121.0
+    assert conn.info(71.0).timer is TimerKind.KEEPALIVE
 
 
 def test_info_snapshot() -> None:
@@ -155,7 +195,8 @@ def test_passive_connection_info_before_syn() -> None:
     ({"rto_min": 2.0, "rto_initial": 1.0}, "rto_min"),
     ({"msl": 0.0}, "msl"),
     ({"syn_retries": -1}, "syn_retries"),
-    ({"keepalive": 0.0}, "keepalive"),
+    ({"keepalive_idle": 0.0}, "keepalive_idle"),
+    ({"keepalive_probes": 1}, "MUST-29"),
     ({"fin_wait_2_timeout": -5.0}, "fin_wait_2_timeout"),
 ])
 def test_config_is_validated(bad: dict[str, float], says: str) -> None:
@@ -164,4 +205,4 @@ def test_config_is_validated(bad: dict[str, float], says: str) -> None:
 
 
 def test_config_limits_are_allowed() -> None:
-    TcpConfig(delayed_ack=0.499, mss=88, keepalive=None, fin_wait_2_timeout=None)
+    TcpConfig(delayed_ack=0.499, mss=88, keepalive_probes=2, fin_wait_2_timeout=None)

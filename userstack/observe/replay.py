@@ -293,7 +293,7 @@ REPLAY_CONFIG = TcpConfig(
     delayed_ack=0.0,
     nagle=False,
     persist_min=_FAR,
-    keepalive=None,
+    keepalive=False,
 )
 
 

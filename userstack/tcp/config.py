@@ -28,10 +28,14 @@ class TcpConfig:
     window_scale: bool = True  # offer RFC 7323 window scaling in our SYN
     sack: bool = True  # offer SACK (RFC 2018); recovery by RACK-TLP (RFC 8985) when agreed
     persist_min: float = 1.0  # first zero-window probe; backs off like the RTO up to rto_max
-    # idle seconds before keep-alive probes (RFC 1122 4.2.3.6); None = off
-    keepalive: float | None = None
+    # Keep-alives (RFC 9293 3.8.4, RFC 1122 4.2.3.6): off unless turned on (MUST-24, MUST-25;
+    # Connection.set_keepalive switches them later). The first probe follows keepalive_idle
+    # seconds with nothing received, two hours by default (MUST-27, MUST-28); the connection
+    # is dropped only after keepalive_probes probes go unanswered, never one (MUST-29).
+    keepalive: bool = False
+    keepalive_idle: float = 7200.0
     keepalive_interval: float = 75.0  # between unanswered keep-alive probes
-    keepalive_probes: int = 9  # unanswered probes before the connection times out
+    keepalive_probes: int = 9
     # FIN-WAIT-2 after the application closed completely (not a half-close): give up on the
     # peer's FIN after this long (Linux's tcp_fin_timeout). RFC 9293 does not ask for it, but
     # a peer that never closes would otherwise pin the TCB forever. None = wait forever.
@@ -54,13 +58,18 @@ class TcpConfig:
                 "need 0 < rto_min <= rto_initial <= rto_max, not "
                 f"{self.rto_min}, {self.rto_initial}, {self.rto_max}"
             )
-        for name in ("msl", "persist_min", "keepalive_interval"):
+        for name in ("msl", "persist_min", "keepalive_idle", "keepalive_interval"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, not {getattr(self, name)}")
-        for name in ("syn_retries", "max_retries", "keepalive_probes"):
+        for name in ("syn_retries", "max_retries"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative, not {getattr(self, name)}")
-        for name in ("keepalive", "fin_wait_2_timeout"):
-            value = getattr(self, name)
-            if value is not None and value <= 0:
-                raise ValueError(f"{name} must be positive or None, not {value}")
+        if self.keepalive_probes < 2:
+            raise ValueError(
+                "keepalive_probes must be at least 2: one unanswered probe is no proof of a "
+                f"dead connection (RFC 9293 3.8.4, MUST-29), not {self.keepalive_probes}"
+            )
+        if self.fin_wait_2_timeout is not None and self.fin_wait_2_timeout <= 0:
+            raise ValueError(
+                f"fin_wait_2_timeout must be positive or None, not {self.fin_wait_2_timeout}"
+            )

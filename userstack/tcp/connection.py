@@ -158,6 +158,7 @@ class Connection:
         self._persist_at: float | None = None
         self._delack_at: float | None = None
         self._timewait_at: float | None = None
+        self._keepalive = config.keepalive  # RFC 9293 3.8.4: on or off per connection
         self._keepalive_at: float | None = None
         self._pto_at: float | None = None  # RFC 8985 7.2 tail loss probe timeout
         self._reo_at: float | None = None  # RFC 8985 6.3 RACK reordering timer
@@ -231,6 +232,15 @@ class Connection:
         self._nodelay = nodelay
         if nodelay and self.state in _SENDING:
             self._output()
+
+    def set_keepalive(self, on: bool, now: float) -> None:
+        """Turn keep-alives on or off for this connection (RFC 9293 3.8.4, MUST-24)."""
+        self._now = now
+        self._keepalive = on
+        if not on:
+            self._keepalive_at = None
+        elif self._keepalive_at is None and self.state in _SENDING | _RECEIVING:
+            self._keepalive_at = now + self.config.keepalive_idle
 
     def take_outgoing(self) -> list[TcpSegment]:
         out = self._outgoing
@@ -534,12 +544,14 @@ class Connection:
             self._tx_nxt = self._transmit(nxt, n, fin)
 
     def _on_keepalive_timeout(self) -> None:
-        """RFC 1122 4.2.3.6: probe an idle connection with <SEQ=SND.NXT-1><ACK=RCV.NXT>."""
+        """RFC 1122 4.2.3.6: probe an idle connection with <SEQ=SND.NXT-1><ACK=RCV.NXT>.
+        RFC 9293 3.8.4: only when no sent data is outstanding (MUST-26), and only
+        keepalive_probes unanswered probes in a row end the connection (MUST-29)."""
         cfg = self.config
         tcb = self.tcb
         if tcb.snd_nxt != tcb.snd_una:
             # not idle: the retransmission timer watches the peer
-            self._keepalive_at = self._now + (cfg.keepalive or cfg.keepalive_interval)
+            self._keepalive_at = self._now + cfg.keepalive_idle
             return
         if self._probes_unanswered >= cfg.keepalive_probes:
             self._fail(ErrorReason.TIMED_OUT, send_rst=True)
@@ -664,8 +676,8 @@ class Connection:
             return
         seg = checked
         self._probes_unanswered = 0
-        if self.config.keepalive is not None and self._keepalive_at is not None:
-            self._keepalive_at = self._now + self.config.keepalive
+        if self._keepalive_at is not None:  # RFC 9293 3.8.4: idle again from now
+            self._keepalive_at = self._now + self.config.keepalive_idle
         if not self._check_rst(seg):
             return
         if not self._check_security(seg):
@@ -1129,8 +1141,8 @@ class Connection:
         self._cc = NewReno(self._mss, tcb.iss, iw=iw, sack=self._sack)
         self._rack = Rack(tcb.snd_una)
         self._retries = 0
-        if self.config.keepalive is not None:
-            self._keepalive_at = self._now + self.config.keepalive
+        if self._keepalive:
+            self._keepalive_at = self._now + self.config.keepalive_idle
         self._set_state(State.ESTABLISHED)
         if self._fin_queued:
             # CLOSE was called in SYN-RECEIVED with data queued (RFC 9293 3.10.4)

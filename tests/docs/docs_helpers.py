@@ -199,12 +199,12 @@ def missing_test(node_id: str) -> str | None:
 
 
 def missing_function(dotted: str) -> str | None:
-    """None if `dotted` resolves to something callable; otherwise why not."""
+    """None if `dotted` resolves to something callable (or a property); otherwise why not."""
     try:
         obj = resolve(dotted)
     except (LookupError, ImportError) as exc:
         return str(exc)
-    if not callable(obj):
+    if not callable(obj) and not isinstance(obj, property):
         return f"{dotted}: resolves to {obj!r}, which is not callable"
     return None
 

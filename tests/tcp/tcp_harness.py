@@ -22,6 +22,7 @@ ACK = TcpFlags.ACK
 FIN = TcpFlags.FIN
 RST = TcpFlags.RST
 PSH = TcpFlags.PSH
+URG = TcpFlags.URG
 NOFLAGS = TcpFlags(0)
 
 LOCAL = Endpoint(IPv4Address("10.0.0.1"), 40000)
@@ -49,8 +50,12 @@ def seg(
     window: int = PEER_WINDOW,
     payload: bytes = b"",
     options: TcpOptions = NO_OPTIONS,
+    urgent: int = 0,
 ) -> TcpSegment:
-    """A segment from the peer. Passing `ack` sets the ACK flag."""
+    """A segment from the peer. Passing `ack` sets the ACK flag; `urgent` (the urgent
+    pointer field) sets URG."""
+    if urgent:
+        flags |= URG
     if ack is not None:
         flags |= ACK
     return TcpSegment(
@@ -62,6 +67,7 @@ def seg(
         window=window,
         options=options,
         payload=payload,
+        urgent=urgent,
     )
 
 

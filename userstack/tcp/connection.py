@@ -80,6 +80,7 @@ from .events import (
     Event,
     SendSpace,
     StateChanged,
+    Urgent,
 )
 from .info import TcbInfo, TimerKind
 from .rack import Rack, probe_timeout, sent_after
@@ -152,6 +153,8 @@ class Connection:
         self._nodelay = not config.nagle
         self._fin_queued = False  # CLOSE was called: our FIN follows the queued data
         self._eof = False  # the peer's FIN was reached in sequence
+        self._snd_urgent = False  # urgent data sent and not yet acknowledged (SND.UP valid)
+        self._rcv_urgent = False  # "urgent mode": urgent data up to RCV.UP not yet read
         self._failure: ErrorReason | None = None
         # timers: absolute deadlines in `now` units, None when off
         self._rtx_at: float | None = None
@@ -223,6 +226,16 @@ class Connection:
         return self._eof
 
     @property
+    def urgent_pending(self) -> int:
+        """RFC 9293 3.8.5 (MUST-33): how many octets must still be read to get past the
+        urgent data (up to RCV.UP, some perhaps not yet arrived); 0 when there is none.
+        Urgent data stays in line (RFC 6093 4: SO_OOBINLINE)."""
+        if not self._rcv_urgent:
+            return 0
+        tcb = self.tcb
+        return tcb.rcv_up - (tcb.rcv_nxt - len(self._rcvbuf))
+
+    @property
     def failure(self) -> ErrorReason | None:
         """Why the connection failed, or None."""
         return self._failure
@@ -254,8 +267,14 @@ class Connection:
 
     # ------------------------------------------------------------------ SEND (3.10.2)
 
-    def send(self, data: bytes | bytearray | memoryview, now: float) -> int:
-        """SEND: queue as much of `data` as the send buffer takes; return that count."""
+    def send(
+        self, data: bytes | bytearray | memoryview, now: float, *, urgent: bool = False
+    ) -> int:
+        """SEND: queue as much of `data` as the send buffer takes; return that count.
+
+        With `urgent`, the octets taken are urgent data: SND.UP moves to the octet after
+        them (RFC 9293 3.10.2, 3.8.5 MUST-62), and every segment sent before that is
+        acknowledged carries URG and the urgent pointer (_emit)."""
         self._now = now
         self._raise_if_failed()
         state = self.state
@@ -264,6 +283,9 @@ class Connection:
         if self._fin_queued or not state.can_send:
             raise ConnectionStateError("connection closing: send after close")
         n = self._sndbuf.write(data)
+        if urgent and n:
+            self.tcb.snd_up = self._buf_seq + len(self._sndbuf)
+            self._snd_urgent = True
         if state is State.LISTEN and n:
             # RFC 9293 3.10.2: SEND in LISTEN with the foreign socket known turns the
             # passive open into an active one (Figure 5: LISTEN --SEND--> SYN-SENT)
@@ -285,6 +307,8 @@ class Connection:
         self._now = now
         self._raise_if_failed()
         data = self._rcvbuf.read(max_bytes)
+        if self._rcv_urgent and self.urgent_pending <= 0:
+            self._rcv_urgent = False  # read past RCV.UP: urgent mode is over
         if data and self.state in _RECEIVING and self._window_update_due():
             self._ack_now = True
             self._output()
@@ -863,13 +887,22 @@ class Connection:
         return True
 
     def _check_urg(self, seg: TcpSegment) -> None:
-        """Sixth step: the URG bit (RFC 9293 3.10.7.4). Urgent data is delivered in-line
-        as ordinary data; RFC 6093 advises new applications not to use it, and we offer
-        no API for it, so only RCV.UP is tracked."""
-        if int(seg.flags) & URG and self.state in _RECEIVING:
-            up = seg.seq + seg.urgent
-            if up > self.tcb.rcv_up:
-                self.tcb.rcv_up = up
+        """Sixth step: the URG bit (RFC 9293 3.10.7.4). "RCV.UP <- max(RCV.UP,SEG.UP),
+        and signal the user that the remote side has urgent data if the urgent pointer
+        (RCV.UP) is in advance of the data consumed", once per run of urgent data. The
+        pointer names the first octet after the urgent data (3.8.5, RFC 6093); the
+        urgent data itself is delivered in line with the rest."""
+        if not int(seg.flags) & URG or self.state not in _RECEIVING:
+            return
+        tcb = self.tcb
+        up = seg.seq + seg.urgent
+        if self._rcv_urgent:
+            if up > tcb.rcv_up:
+                tcb.rcv_up = up  # more urgent data in the same run: no new signal
+        elif up > tcb.rcv_nxt - len(self._rcvbuf):  # beyond what the user has read
+            tcb.rcv_up = up
+            self._rcv_urgent = True
+            self._events.append(Urgent())
 
     def _process_segment_text(self, seg: TcpSegment) -> None:
         """Seventh step: process the segment text (RFC 9293 3.10.7.4).
@@ -969,6 +1002,8 @@ class Connection:
             self._buf_seq = self._buf_seq + freed
             self._events.append(SendSpace())
         tcb.snd_una = ack
+        if self._snd_urgent and ack >= tcb.snd_up:
+            self._snd_urgent = False  # the urgent data is delivered (RFC 9293 3.8.5)
         if self._tx_nxt < ack:
             self._tx_nxt = ack
         delivered = self._board.acked(ack)
@@ -1407,8 +1442,14 @@ class Connection:
     def _emit(
         self, seq: SeqNum, flags: int, payload: bytes = b"", options: TcpOptions = NO_OPTIONS
     ) -> None:
-        """Queue one segment; once the peer's SYN is known it carries <ACK=RCV.NXT>."""
+        """Queue one segment; once the peer's SYN is known it carries <ACK=RCV.NXT>.
+        While urgent data is unacknowledged, a segment before SND.UP carries URG and
+        the offset of SND.UP from its SEG.SEQ (at most 0xFFFF: RFC 9293 3.8.5)."""
         tcb = self.tcb
+        urgent = 0
+        if self._snd_urgent and tcb.snd_up > seq:
+            flags |= URG
+            urgent = min(tcb.snd_up - seq, 0xFFFF)
         if tcb.irs is not None:
             flags |= ACK
             ack = tcb.rcv_nxt
@@ -1420,7 +1461,7 @@ class Connection:
         self._outgoing.append(
             TcpSegment(
                 self.local.port, self.remote.port, seq, ack, _AS_FLAGS[flags],
-                self._window_field(bool(flags & SYN)), options, payload,
+                self._window_field(bool(flags & SYN)), options, payload, urgent,
             )
         )
 

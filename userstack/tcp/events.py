@@ -17,6 +17,12 @@ class ErrorReason(Enum):
     CONNECTION_REFUSED = "connection refused"  # RST in SYN-SENT (ECONNREFUSED)
     CONNECTION_RESET = "connection reset by peer"  # RST in a later state (ECONNRESET)
     TIMED_OUT = "connection timed out"  # retransmission limit reached (ETIMEDOUT)
+    # From ICMP errors (icmp_errors.py): a hard one before the connection is synchronized,
+    # or the last soft one, reported when the connection then times out (as Linux does)
+    NETWORK_UNREACHABLE = "network is unreachable"  # ENETUNREACH
+    HOST_UNREACHABLE = "no route to host"  # EHOSTUNREACH
+    PROTOCOL_UNREACHABLE = "protocol not available"  # ICMP protocol unreachable (ENOPROTOOPT)
+    PROTOCOL_ERROR = "protocol error"  # ICMP parameter problem (EPROTO)
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +39,13 @@ class Connected:
 @dataclass(frozen=True, slots=True)
 class DataReadable:
     """New in-order bytes are waiting for receive()."""
+
+
+@dataclass(frozen=True, slots=True)
+class Urgent:
+    """The peer sent urgent data (RFC 9293 3.8.5, MUST-32). It is read in line with the
+    rest; Connection.urgent_pending says how much must be read to get past it. Signalled
+    once per run of urgent data. (RFC 6093: new applications should not use urgent data.)"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,4 +70,4 @@ class Closed:
     """The TCB is deleted (state CLOSED); the caller may forget the connection."""
 
 
-Event = StateChanged | Connected | DataReadable | SendSpace | Eof | Error | Closed
+Event = StateChanged | Connected | DataReadable | Urgent | SendSpace | Eof | Error | Closed

@@ -30,13 +30,13 @@ class Tcb:
     snd_una: SeqNum  # SND.UNA: oldest unacknowledged sequence number
     snd_nxt: SeqNum  # SND.NXT: next new sequence number (one past the highest ever sent)
     snd_wnd: int = 0  # SND.WND: the peer's window, in bytes
-    snd_up: SeqNum = _ZERO  # SND.UP: send urgent pointer (we never send urgent data)
+    snd_up: SeqNum = _ZERO  # SND.UP: send urgent pointer (the octet after our urgent data)
     snd_wl1: SeqNum = _ZERO  # SND.WL1: segment sequence number used for the last window update
     snd_wl2: SeqNum = _ZERO  # SND.WL2: segment acknowledgment number used for it
     irs: SeqNum | None = None  # IRS: initial receive sequence number (None until the peer's SYN)
     rcv_nxt: SeqNum = _ZERO  # RCV.NXT: next sequence number expected (meaningful once irs is set)
     rcv_wnd: int = 0  # RCV.WND: what we last offered, measured from rcv_nxt, in bytes
-    rcv_up: SeqNum = _ZERO  # RCV.UP: receive urgent pointer (urgent data is read in-line)
+    rcv_up: SeqNum = _ZERO  # RCV.UP: receive urgent pointer (urgent data is read in line)
     snd_wscale: int = 0  # Snd.Wind.Shift (RFC 7323 2.2): applied to the peer's window field
     rcv_wscale: int = 0  # Rcv.Wind.Shift (RFC 7323 2.2): applied to the window field we send
     max_snd_wnd: int = 0  # MAX.SND.WND (RFC 5961 5.2): the largest window the peer offered

@@ -128,3 +128,20 @@ def test_only_the_first_partial_ack_restarts_the_timer() -> None:
     assert conn.next_deadline() == 1.2  # not restarted
     send(conn, seg(IRS + 1, ISS + 6001, window=BIG), at=0.4)
     assert conn.next_deadline() is None and not conn._cc.in_recovery
+
+
+def test_slow_start_restarts_after_an_idle_rto() -> None:
+    """RFC 5681 4.1: after more than an RTO without sending, cwnd = min(IW, cwnd)."""
+    conn = established(CFG, peer_window=BIG)
+    assert _flight(conn, 4000) == [1, 1001, 2001, 3001]
+    for k in range(1, 5):
+        send(conn, seg(IRS + 1, ISS + 1 + 1000 * k, window=BIG), at=0.1)
+    assert conn.info(0.1).cwnd == 8000  # slow start: one SMSS per ACK
+    assert conn.info(0.1).rto == 1.0
+    conn.send(b"d" * 1000, 1.0)  # 0.9 s idle: less than an RTO, cwnd kept
+    conn.take_outgoing()
+    send(conn, seg(IRS + 1, ISS + 5001, window=BIG), at=1.1)
+    assert conn.info(1.1).cwnd == 9000
+    conn.send(b"d" * 9000, 2.5)  # 1.5 s idle: the restart window, four segments
+    assert [s.seq - ISS for s in conn.take_outgoing()] == [5001, 6001, 7001, 8001]
+    assert conn.info(2.5).cwnd == 4000

@@ -83,6 +83,11 @@ class NewReno:
             self.cwnd += max(1, smss * smss // self.cwnd)  # RFC 5681 (3), congestion avoidance
         return False
 
+    def restart_after_idle(self) -> None:
+        """RFC 5681 4.1: nothing sent for more than an RTO, so the ACK clock is gone:
+        start again from the restart window, cwnd = min(RW, cwnd) with RW = min(IW, cwnd)."""
+        self.cwnd = min(self.cwnd, initial_window(self.smss))
+
     def on_duplicate_ack(self, ack: SeqNum, flight: int, snd_nxt: SeqNum) -> bool:
         """A duplicate ACK (RFC 5681 2). True: fast retransmit now (RFC 5681 3.2 (2)-(3))."""
         self.dupacks += 1

@@ -172,6 +172,7 @@ class Connection:
         self._probes_unanswered = 0  # zero-window or keep-alive probes without any reply
         self._rtt_seq: SeqNum | None = None  # the timed segment ends here (one at a time)
         self._rtt_sent_at = 0.0
+        self._last_sent_at = now  # when data (or a FIN) last went out (RFC 5681 4.1)
         self._syn_retransmitted = False
         self._ack_now = False  # an ACK is owed and must go out with the next output
         self._unacked_segments = 0  # data segments received since our last ACK
@@ -293,6 +294,9 @@ class Connection:
             self._send_syn()
             self._set_state(State.SYN_SENT)
         elif state in _SENDING:
+            tcb = self.tcb
+            if tcb.snd_nxt == tcb.snd_una and now - self._last_sent_at > self._rtt.rto:
+                self._cc.restart_after_idle()  # RFC 5681 4.1: idle for more than an RTO
             self._output()
         return n
 
@@ -1392,6 +1396,7 @@ class Connection:
         elif n and seq + n == self._buf_seq + len(self._sndbuf):
             flags |= PSH  # the last of the queued data
         self._emit(seq, flags, payload)
+        self._last_sent_at = self._now
         end = seq + (n + fin)
         tcb = self.tcb
         board = self._board

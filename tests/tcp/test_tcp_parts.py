@@ -197,6 +197,7 @@ def test_passive_connection_info_before_syn() -> None:
     ({"syn_retries": -1}, "syn_retries"),
     ({"keepalive_idle": 0.0}, "keepalive_idle"),
     ({"keepalive_probes": 1}, "MUST-29"),
+    ({"challenge_ack_limit": 0}, "RFC 5961"),
     ({"fin_wait_2_timeout": -5.0}, "fin_wait_2_timeout"),
 ])
 def test_config_is_validated(bad: dict[str, float], says: str) -> None:

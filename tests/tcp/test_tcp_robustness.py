@@ -55,6 +55,19 @@ def test_syn_in_established_gets_challenge_ack(est: Connection) -> None:
         assert est.state is State.ESTABLISHED
 
 
+def test_challenge_acks_are_rate_limited(est: Connection) -> None:
+    """RFC 5961 7: at most challenge_ack_limit (10) per second; the rest are counted."""
+    for _ in range(15):
+        send(est, seg(IRS + 100, None, RST), at=5.0)
+    assert len(est.take_outgoing()) == 10
+    assert est.challenge_acks_suppressed == 5
+    send(est, seg(IRS + 1, None, SYN), at=5.99)  # the same second: still limited
+    expect_nothing(est)
+    send(est, seg(IRS + 1, None, SYN), at=6.0)  # a new second
+    expect(est, [out(ISS + 1, IRS + 1)])
+    assert est.challenge_acks_suppressed == 6 and est.state is State.ESTABLISHED
+
+
 def test_ack_of_unsent_data_is_acked_and_dropped(est: Connection) -> None:
     """RFC 9293 3.10.7.4 fifth step / RFC 5961 5.2: the text is not processed."""
     send(est, seg(IRS + 1, ISS + 50, payload=b"evil"))

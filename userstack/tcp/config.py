@@ -27,6 +27,9 @@ class TcpConfig:
     nagle: bool = True  # RFC 9293 3.7.4 (RFC 896)
     window_scale: bool = True  # offer RFC 7323 window scaling in our SYN
     sack: bool = True  # offer SACK (RFC 2018); recovery by RACK-TLP (RFC 8985) when agreed
+    # RFC 5961 7: at most this many challenge ACKs per second per connection (None: no
+    # limit), so forged segments cannot turn us into an ACK generator
+    challenge_ack_limit: int | None = 10
     persist_min: float = 1.0  # first zero-window probe; backs off like the RTO up to rto_max
     # Keep-alives (RFC 9293 3.8.4, RFC 1122 4.2.3.6): off unless turned on (MUST-24, MUST-25;
     # Connection.set_keepalive switches them later). The first probe follows keepalive_idle
@@ -57,6 +60,11 @@ class TcpConfig:
             raise ValueError(
                 "need 0 < rto_min <= rto_initial <= rto_max, not "
                 f"{self.rto_min}, {self.rto_initial}, {self.rto_max}"
+            )
+        if self.challenge_ack_limit is not None and self.challenge_ack_limit < 1:
+            raise ValueError(
+                "challenge_ack_limit must be at least 1 or None: challenge ACKs are a MUST "
+                f"(RFC 5961 3.2, 4.2, 5.2), not {self.challenge_ack_limit}"
             )
         for name in ("msl", "persist_min", "keepalive_idle", "keepalive_interval"):
             if getattr(self, name) <= 0:

@@ -175,6 +175,9 @@ class Connection:
         self._last_sent_at = now  # when data (or a FIN) last went out (RFC 5681 4.1)
         self._syn_retransmitted = False
         self._ack_now = False  # an ACK is owed and must go out with the next output
+        self._challenge_acks = 0  # sent in the current one-second window (RFC 5961 7)
+        self._challenge_acks_until = now
+        self.challenge_acks_suppressed = 0  # challenge ACKs the limit left out
         self._unacked_segments = 0  # data segments received since our last ACK
         self._outgoing: list[TcpSegment] = []
         self._events: list[Event] = []
@@ -771,7 +774,7 @@ class Connection:
             return False
         if seg.seq != self.tcb.rcv_nxt:
             # RFC 5961 3.2: in the window but not exactly RCV.NXT: challenge ACK
-            self._ack_now = True
+            self._challenge_ack()
             return False
         if state is State.SYN_RECEIVED:
             if self._passive:
@@ -808,7 +811,7 @@ class Connection:
         # <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK> ... and stop processing". In TIME-WAIT too:
         # a SYN that may start a new incarnation (accepts_new_syn(), RFC 1122 4.2.2.13)
         # is the stack's to hand to its listener before it ever gets here.
-        self._ack_now = True
+        self._challenge_ack()
         return False
 
     def _check_ack(self, seg: TcpSegment) -> bool:
@@ -841,11 +844,11 @@ class Connection:
         if ack > tcb.snd_nxt:
             # "If the ACK acks something not yet sent (SEG.ACK > SND.NXT), then send an
             # ACK, drop the segment, and return" (also RFC 5961 5.2)
-            self._ack_now = True
+            self._challenge_ack()
             return False
         if ack < tcb.snd_una - tcb.max_snd_wnd:
             # RFC 5961 5.2: too old to be a plausible duplicate: challenge ACK, drop
-            self._ack_now = True
+            self._challenge_ack()
             return False
         wnd = seg.window << tcb.snd_wscale
         if self._sack:
@@ -979,6 +982,21 @@ class Connection:
             self._enter_time_wait()
 
     # ------------------------------------------------------------------ the steps' helpers
+
+    def _challenge_ack(self) -> None:
+        """Owe the peer a challenge ACK <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK> (RFC 5961
+        3.2, 4.2, 5.2), but at most config.challenge_ack_limit in any one second
+        (RFC 5961 7); the ones left out are counted in challenge_acks_suppressed."""
+        limit = self.config.challenge_ack_limit
+        if limit is not None:
+            if self._now >= self._challenge_acks_until:
+                self._challenge_acks_until = self._now + 1.0  # a new one-second window
+                self._challenge_acks = 0
+            if self._challenge_acks >= limit:
+                self.challenge_acks_suppressed += 1
+                return
+            self._challenge_acks += 1
+        self._ack_now = True
 
     def _is_duplicate_ack(self, seg: TcpSegment, wnd: int) -> bool:
         """RFC 5681 2: data outstanding, no text, no SYN/FIN, SEG.ACK = SND.UNA and the

@@ -171,3 +171,32 @@ def test_rack_detects_a_lost_retransmission() -> None:
     assert rack.detect_loss(board, 1.25, 0.15) == 0
     assert board.segments[0].lost and board.lost == 1000
     assert board.pipe(2000) == 0  # lost and SACKed octets have left the pipe
+
+
+def rcv(*edges: tuple[int, int]) -> TcpOptions:
+    """SACK blocks relative to the peer's IRS (what we report about its data)."""
+    return TcpOptions(sack_blocks=tuple((IRS + a, IRS + b) for a, b in edges))
+
+
+def test_receiver_reports_a_duplicate_in_the_first_block() -> None:
+    """RFC 2883 4: D-SACK. A duplicate below RCV.NXT is the first (and only new) block,
+    reported once (4.1.1); a duplicate of held data comes first, then the block holding
+    it (4.1.3); a segment partly old reports its old part."""
+    conn = sack_conn()
+    send(conn, seg(IRS + 1, ISS + 1, payload=D))
+    conn.take_outgoing()
+    send(conn, seg(IRS + 1, ISS + 1, payload=D))  # all old: a spurious retransmission
+    expect(conn, [out(ISS + 1, IRS + 1001, options=rcv((1, 1001)))])
+    send(conn, seg(IRS + 2001, ISS + 1, payload=D))  # a hole at 1001
+    expect(conn, [out(ISS + 1, IRS + 1001, options=rcv((2001, 3001)))])  # D-SACK once
+    send(conn, seg(IRS + 2001, ISS + 1, payload=D))  # a duplicate of held data
+    expect(conn, [out(ISS + 1, IRS + 1001, options=rcv((2001, 3001), (2001, 3001)))])
+    send(conn, seg(IRS + 501, ISS + 1, payload=D))  # half old, half new: fills to 1501
+    expect(conn, [out(ISS + 1, IRS + 1501, options=rcv((501, 1001), (2001, 3001)))])
+
+
+def test_no_dsack_without_sack() -> None:
+    conn = established(CFG, peer_window=BIG)
+    send(conn, seg(IRS + 1, ISS + 1, payload=D))
+    send(conn, seg(IRS + 1, ISS + 1, payload=D))
+    expect(conn, [out(ISS + 1, IRS + 1001), out(ISS + 1, IRS + 1001, options=TcpOptions())])

@@ -54,7 +54,7 @@ class ReceiveBuffer:
     of RCV.NXT. The connection converts sequence numbers to offsets relative to RCV.NXT.
     """
 
-    __slots__ = ("_pieces", "_ready", "_recent", "_starts", "capacity", "fin_at", "next")
+    __slots__ = ("_pieces", "_ready", "_recent", "_starts", "capacity", "dsack", "fin_at", "next")
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
@@ -66,6 +66,9 @@ class ReceiveBuffer:
         # left edges of the SACK blocks to report first: the block of the latest
         # out-of-order segment, then those reported most recently (RFC 2018 4)
         self._recent: list[int] = []
+        # [left, right) of the latest duplicate segment, for the first block of the next
+        # SACK option (D-SACK, RFC 2883 4), reported once
+        self.dsack: tuple[int, int] | None = None
 
     def __len__(self) -> int:
         return len(self._ready)
@@ -113,6 +116,7 @@ class ReceiveBuffer:
             hi = self.fin_at  # nothing exists beyond the FIN
         view = memoryview(data)
         if start < self.next:
+            self.dsack = (start, min(end, self.next))  # RFC 2883 4.1.1: already delivered
             view = view[self.next - start :]
             start = self.next
         if end > hi:
@@ -121,6 +125,8 @@ class ReceiveBuffer:
             return 0
         view = view[: end - start]
         if start != self.next:
+            if self._holds(start, end):
+                self.dsack = (start, end)  # RFC 2883 4.1.3: a duplicate of held data
             self._hold(start, end, view)
             self._recent.insert(0, start)
             del self._recent[8:]
@@ -139,10 +145,20 @@ class ReceiveBuffer:
                 self.next = e
         return self.next - before
 
+    def note_duplicate(self, rel: int, n: int) -> None:
+        """A segment of n bytes, `rel` (< 0) bytes from RCV.NXT, was all old: report it."""
+        start = self.next + rel
+        self.dsack = (start, start + n)
+
     def sack_blocks(self, limit: int) -> list[tuple[int, int]]:
-        """Up to `limit` [left, right) blocks of held data for a SACK option (RFC 2018 4):
-        first the block holding the most recently received segment, then the blocks
-        reported most recently, then any others, lowest first."""
+        """Up to `limit` [left, right) blocks for a SACK option: a D-SACK block first if
+        a duplicate arrived (RFC 2883 4); then, of held data (RFC 2018 4), the block
+        holding the most recently received segment, then the blocks reported most
+        recently, then any others, lowest first."""
+        dsack = self.dsack
+        if dsack is not None:
+            self.dsack = None
+            limit -= 1
         blocks: list[tuple[int, int]] = []
         for off in self._recent:
             block = self._block_around(off)
@@ -157,7 +173,7 @@ class ReceiveBuffer:
                     if len(blocks) == limit:
                         break
         self._recent = [left for left, _ in blocks]
-        return blocks
+        return blocks if dsack is None else [dsack, *blocks]
 
     def _block_around(self, off: int) -> tuple[int, int] | None:
         """The contiguous run of held pieces that contains stream offset `off`."""
@@ -174,6 +190,19 @@ class ReceiveBuffer:
             j += 1
             right = starts[j] + len(pieces[starts[j]])
         return starts[i], right
+
+    def _holds(self, start: int, end: int) -> bool:
+        """[start, end) lies wholly within held pieces."""
+        starts = self._starts
+        pieces = self._pieces
+        i = bisect_right(starts, start) - 1
+        if i < 0:
+            return False
+        right = starts[i] + len(pieces[starts[i]])
+        while right < end and i + 1 < len(starts) and starts[i + 1] == right:
+            i += 1
+            right += len(pieces[right])
+        return right >= end
 
     def _all_blocks(self) -> list[tuple[int, int]]:
         blocks: list[tuple[int, int]] = []

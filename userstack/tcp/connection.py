@@ -759,6 +759,9 @@ class Connection:
             self._syn_retransmitted = True
             self._send_syn()
             return None
+        if self._sack and seg.payload and seg.seq + len(seg.payload) <= tcb.rcv_nxt:
+            # all old: a duplicate, reported in the ACK's first SACK block (RFC 2883 4.1.1)
+            self._rcvbuf.note_duplicate(seg.seq - tcb.rcv_nxt, len(seg.payload))
         self._ack_now = True  # "<SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>", then drop
         return None
 
@@ -1271,7 +1274,8 @@ class Connection:
 
     def _output(self) -> None:
         """Send what the windows allow, then any ACK still owed."""
-        sack_blocks = self._sack and self._rcvbuf.has_gaps
+        rcvbuf = self._rcvbuf
+        sack_blocks = self._sack and (rcvbuf.has_gaps or rcvbuf.dsack is not None)
         if self._ack_now and sack_blocks:
             self._send_sack()  # before any data, which carries no SACK option
         if self.state in _SENDING:

@@ -43,6 +43,11 @@ class TcpConfig:
     # peer's FIN after this long (Linux's tcp_fin_timeout). RFC 9293 does not ask for it, but
     # a peer that never closes would otherwise pin the TCB forever. None = wait forever.
     fin_wait_2_timeout: float | None = 60.0
+    # The IPv4 header of this connection's packets: the TTL (RFC 9293 3.9.2 MUST-49; 64 as
+    # Linux) and the TOS byte, DiffServ codepoint << 2 (RFC 2474; MUST-48). The ECN bits
+    # (the low two, RFC 3168) are not the application's: this stack does not do ECN.
+    ttl: int = 64
+    tos: int = 0
 
     def __post_init__(self) -> None:
         """Refuse settings that break an RFC rule or cannot work, with the reason."""
@@ -76,6 +81,13 @@ class TcpConfig:
             raise ValueError(
                 "keepalive_probes must be at least 2: one unanswered probe is no proof of a "
                 f"dead connection (RFC 9293 3.8.4, MUST-29), not {self.keepalive_probes}"
+            )
+        if not 1 <= self.ttl <= 255:
+            raise ValueError(f"ttl must be in 1..255, not {self.ttl}")
+        if not 0 <= self.tos <= 255 or self.tos & 0x3:
+            raise ValueError(
+                "tos must be a DiffServ codepoint << 2, 0..252, with the ECN bits clear "
+                f"(RFC 2474, RFC 3168), not {self.tos}"
             )
         if self.fin_wait_2_timeout is not None and self.fin_wait_2_timeout <= 0:
             raise ValueError(

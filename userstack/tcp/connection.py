@@ -40,6 +40,8 @@ go in and out as `TcpSegment` values.
                 eighth  check the FIN bit        _check_fin()
     3.10.8 timeouts                     on_timer(): _on_retransmit_timeout(), _on_persist_timeout(),
                                         delayed ACK (RFC 1122 4.2.3.2), TIME-WAIT, keep-alive
+    3.9.2.1 ICMP errors                 on_icmp_error() (icmp_errors.py: RFC 1122 4.2.3.9,
+                                        RFC 5927 checks, RFC 1191 path MTU: _lower_mss())
 
     Beyond RFC 9293, when both SYNs carry SACK-permitted (RFC 2018):
     receiver: SACK blocks          ReceiveBuffer.sack_blocks(), _send_sack()
@@ -82,6 +84,7 @@ from .events import (
     StateChanged,
     Urgent,
 )
+from .icmp_errors import IcmpErrorKind, Severity, acceptable, mss_for_mtu
 from .info import TcbInfo, TimerKind
 from .rack import Rack, probe_timeout, sent_after
 from .rtt import RttEstimator
@@ -156,6 +159,7 @@ class Connection:
         self._snd_urgent = False  # urgent data sent and not yet acknowledged (SND.UP valid)
         self._rcv_urgent = False  # "urgent mode": urgent data up to RCV.UP not yet read
         self._failure: ErrorReason | None = None
+        self._soft_error: ErrorReason | None = None  # the last soft ICMP error (MUST-47)
         # timers: absolute deadlines in `now` units, None when off
         self._rtx_at: float | None = None
         self._persist_at: float | None = None
@@ -400,6 +404,45 @@ class Connection:
         snd_nxt = self.tcb.snd_nxt
         return isn if isn > snd_nxt else snd_nxt + 1
 
+    # ------------------------------------------------------------------ ICMP errors (3.9.2.1)
+
+    def on_icmp_error(
+        self, kind: IcmpErrorKind, seq: SeqNum, now: float, *, mtu: int = 0
+    ) -> bool:
+        """An ICMP error quoting our segment with sequence number `seq` (the stack found
+        us by the quoted four-tuple; icmp_errors.py says what each kind means). Returns
+        False, changing nothing, unless SND.UNA =< seq < SND.NXT (RFC 5927 4.1)."""
+        self._now = now
+        tcb = self.tcb
+        if not acceptable(seq, tcb.snd_una, tcb.snd_nxt):
+            return False
+        severity = kind.severity
+        if severity is Severity.PACKET_TOO_BIG:
+            if self.state in _SENDING:  # a SYN is far below any MTU: nothing to resize
+                self._lower_mss(mss_for_mtu(mtu, self._mss))
+        elif severity is Severity.HARD and self.state in (State.SYN_SENT, State.SYN_RECEIVED):
+            assert kind.reason is not None
+            self._fail(kind.reason, send_rst=False)  # RFC 1122 4.2.3.9, SHLD-26
+        else:
+            # RFC 1122 4.2.3.9 (MUST-56): a soft error never aborts; nor, once
+            # synchronized, does a hard one (RFC 5927 5.2, as Linux). Remember it for
+            # the application (MUST-47, SHLD-25): a timeout reports it (_fail).
+            self._soft_error = kind.reason
+        return True
+
+    def _lower_mss(self, mss: int) -> None:
+        """The path MTU fell (RFC 1191): send at most `mss` from now on, and resend at
+        once, at the new size and without slow start, what was too big (RFC 1191 6.5)."""
+        if mss >= self._mss:
+            return
+        self._mss = mss
+        self._cc.smss = mss
+        if self._sack:
+            self._board.split_lost(mss)  # _retransmit_lost() resends the pieces
+        else:
+            self._tx_nxt = self.tcb.snd_una  # go back N, as after a timeout
+        self._output()
+
     # ------------------------------------------------------------------ STATUS (3.10.6)
 
     def info(self, now: float) -> TcbInfo:
@@ -426,6 +469,7 @@ class Connection:
             ssthresh=self._cc.ssthresh,
             srtt=self._rtt.srtt,
             rto=self._rtt.rto,
+            soft_error=None if self._soft_error is None else self._soft_error.value,
         )
 
     # ------------------------------------------------------------------ timers (3.10.8)
@@ -707,6 +751,7 @@ class Connection:
             return
         seg = checked
         self._probes_unanswered = 0
+        self._soft_error = None  # the peer answered: the path works (Linux clears sk_err_soft)
         if self._keepalive_at is not None:  # RFC 9293 3.8.4: idle again from now
             self._keepalive_at = self._now + self.config.keepalive_idle
         if not self._check_rst(seg):
@@ -1259,7 +1304,10 @@ class Connection:
             self._fin_wait_2_at = self._now + timeout
 
     def _fail(self, reason: ErrorReason, *, send_rst: bool) -> None:
-        """Error(reason), then CLOSED (and Closed)."""
+        """Error(reason), then CLOSED (and Closed). A timeout after a soft ICMP error
+        reports that error instead (RFC 1122 4.2.3.9, as Linux does)."""
+        if reason is ErrorReason.TIMED_OUT and self._soft_error is not None:
+            reason = self._soft_error
         if send_rst:
             self._emit_rst(self.tcb.snd_nxt)
         self._failure = reason

@@ -44,3 +44,5 @@ class TcbInfo:
     ssthresh: int
     srtt: float | None
     rto: float
+    # the last soft ICMP error (RFC 9293 3.9.1 MUST-47): an ErrorReason's text, or None
+    soft_error: str | None = None

@@ -157,6 +157,26 @@ class Scoreboard:
         for s in self.segments:
             self.mark_lost(s)
 
+    def split_lost(self, mss: int) -> None:
+        """The path MTU fell (RFC 1191): every segment not SACKed that is longer than
+        `mss` was too big to get through. Cut each into pieces of at most `mss`, all
+        marked lost, so they are resent at the new size (as Linux's tcp_simple_retransmit)."""
+        out: list[SentSegment] = []
+        for s in self.segments:
+            if s.sacked or s.length <= mss:
+                out.append(s)
+                continue
+            if not s.lost:
+                self.lost += s.length
+            start = s.start
+            while start < s.end:
+                piece = SentSegment(start, min(start + mss, s.end), s.xmit_ts)
+                piece.retransmitted = s.retransmitted
+                piece.lost = True
+                out.append(piece)
+                start = piece.end
+        self.segments = out
+
     def first_lost(self, limit: SeqNum) -> SentSegment | None:
         """RFC 6675 4 NextSeg (1): the first segment deemed lost and not retransmitted
         since, if it starts below `limit` (the peer's window edge)."""

@@ -7,9 +7,10 @@ for fields that do not fit. See each module's docstring for what is accepted.
 from .addr import Endpoint
 from .checksum import internet_checksum, ones_complement_sum, pseudo_header_sum
 from .errors import WireError
-from .icmp import IcmpEcho, IcmpType, icmp_type
+from .icmp import ICMP_ERROR_TYPES, IcmpEcho, IcmpError, IcmpType, icmp_error_message, icmp_type
 from .ipv4 import IPPROTO_ICMP, IPPROTO_TCP, IPv4Flags, IPv4Packet, ipv4_header
 from .packet import (
+    build_icmp_error_packet,
     build_icmp_packet,
     build_tcp_packet,
     parse_icmp_packet,
@@ -21,6 +22,7 @@ from .seq import SeqNum
 from .tcp import NO_OPTIONS, TcpFlags, TcpOptions, TcpSegment
 
 __all__ = [
+    "ICMP_ERROR_TYPES",
     "IPPROTO_ICMP",
     "IPPROTO_TCP",
     "LINKTYPE_RAW",
@@ -29,6 +31,7 @@ __all__ = [
     "IPv4Flags",
     "IPv4Packet",
     "IcmpEcho",
+    "IcmpError",
     "IcmpType",
     "PcapReader",
     "PcapWriter",
@@ -37,8 +40,10 @@ __all__ = [
     "TcpOptions",
     "TcpSegment",
     "WireError",
+    "build_icmp_error_packet",
     "build_icmp_packet",
     "build_tcp_packet",
+    "icmp_error_message",
     "icmp_type",
     "internet_checksum",
     "ipv4_header",

@@ -64,6 +64,38 @@ def test_sender_honours_peer_window() -> None:
     assert SendSpace() in events_of(conn)
 
 
+def test_peer_shrinking_its_window_is_survived() -> None:
+    """RFC 9293 3.8.6 MUST-34, SHLD-15: the peer moves its right edge left, behind data
+    we already sent. The usable window is negative: nothing new goes out, nothing
+    breaks, and sending resumes once the edge is past SND.NXT again."""
+    conn = established(NODELAY, peer_window=4000)
+    conn.send(b"w" * 6000, 0.0)
+    assert [s.seq - ISS for s in conn.take_outgoing()] == [1, 1001, 2001, 3001]
+    send(conn, seg(IRS + 1, ISS + 1001, window=1000))  # right edge 2001 < SND.NXT 4001
+    assert conn.take_outgoing() == [] and conn.state is State.ESTABLISHED
+    send(conn, seg(IRS + 1, ISS + 3001, window=3000))  # edge 6001: 2000 usable
+    assert [s.seq - ISS for s in conn.take_outgoing()] == [4001, 5001]
+
+
+def test_data_behind_a_window_shrunk_to_zero_does_not_time_out() -> None:
+    """SHLD-17 (the zero-window part): once the peer closes its window on data already
+    sent, the retransmission timer stops and answered persist probes keep the
+    connection, well past the max_retries (2) RTOs that would otherwise end it."""
+    cfg = TcpConfig(mss=MSS, delayed_ack=0.0, nagle=False, max_retries=2)
+    conn = established(cfg, peer_window=4000)
+    conn.send(b"w" * 2000, 0.0)
+    assert len(conn.take_outgoing()) == 2
+    send(conn, seg(IRS + 1, ISS + 1, window=0), at=0.1)
+    assert conn.info(0.1).timer is TimerKind.PERSIST
+    t = 0.1
+    while t < 100.0:
+        t = conn.next_deadline() or 0.0
+        conn.on_timer(t)
+        assert [len(s.payload) for s in conn.take_outgoing()] == [1]  # a probe, no RTO
+        send(conn, seg(IRS + 1, ISS + 1, window=0), at=t)  # answered, still closed
+    assert conn.state is State.ESTABLISHED
+
+
 def test_window_update_from_peer_uses_wl1_wl2() -> None:
     conn = established(NODELAY, peer_window=1000)
     send(conn, seg(IRS + 1, ISS + 1, window=3000))

@@ -132,3 +132,18 @@ def test_syn_received_retry_limit_sends_rst() -> None:
     conn.on_timer(3.0)
     expect(conn, [out(ISS + 1, None, RST)])
     assert conn.state is State.CLOSED
+
+
+def test_default_r2_lasts_at_least_100_seconds() -> None:
+    """RFC 9293 3.8.3 SHLD-11: with the defaults (15 retransmissions, the RTO doubling
+    from 1 s to the 60 s cap) an unanswered segment is given up on after 663 s."""
+    conn = established(TcpConfig(mss=MSS))
+    conn.send(b"x", 0.0)
+    resent = 0
+    while conn.state is State.ESTABLISHED:
+        at = conn.next_deadline()
+        assert at is not None
+        conn.on_timer(at)
+        resent += sum(1 for s in conn.take_outgoing() if s.payload == b"x")
+    assert resent == 1 + 15 and at == 1 + 2 + 4 + 8 + 16 + 32 + 10 * 60 == 663
+    assert events_of(conn, Error) == [Error(ErrorReason.TIMED_OUT)]

@@ -137,6 +137,26 @@ def test_window_scaling_negotiated() -> None:
     assert conn.tcb.snd_wnd == 3 << 14
 
 
+def test_scaled_window_is_rounded_up_never_shrinking() -> None:
+    """RFC 7323 2.4: with a shift of 5, a window that is not a multiple of 32 is rounded
+    up, so the right edge RCV.NXT + window never moves left (truncating would)."""
+    from userstack.tcp.config import TcpConfig
+
+    cfg = TcpConfig(mss=MSS, recv_buffer=1 << 20, delayed_ack=0.0)
+    conn = established(cfg, peer_options=TcpOptions(mss=MSS, window_scale=0))
+    right = IRS + 1 + (1 << 20)
+    nxt = IRS + 1
+    for size in (1, 7, 33, 999, 1000, 31):  # never read: the free buffer shrinks oddly
+        send(conn, seg(nxt, ISS + 1, payload=b"u" * size))
+        nxt = nxt + size
+        (ack,) = conn.take_outgoing()
+        assert ack.ack == nxt
+        edge = ack.ack + (ack.window << 5)
+        assert edge >= right  # never shrinks (SHLD-14)
+        assert edge - right < 32  # ... by less than one unit of scale
+        right = edge
+
+
 def test_window_scaling_needs_both_syns() -> None:
     from userstack.tcp.config import TcpConfig
 

@@ -16,6 +16,8 @@ go in and out as `TcpSegment` values.
     3.7.1  MSS option                   _syn_options(), _take_syn_options()
     3.7.4  Nagle                        _send_queued()
     3.8.1  retransmission timeout       rtt.py (RFC 6298), _on_retransmit_timeout()
+    3.8.4  keep-alives                  set_keepalive(), _on_keepalive_timeout()
+    3.8.5  urgent information           send(urgent=True), _emit(), _check_urg(), urgent_pending
     3.8.6  window management            _window_field() (receiver SWS 3.8.6.2.2),
                                         _send_queued() (sender SWS 3.8.6.2.1),
                                         _zero_window() / _on_persist_timeout() (3.8.6.1)
@@ -45,6 +47,7 @@ go in and out as `TcpSegment` values.
 
     Beyond RFC 9293, when both SYNs carry SACK-permitted (RFC 2018):
     receiver: SACK blocks          ReceiveBuffer.sack_blocks(), _send_sack()
+              D-SACK (RFC 2883)    ReceiveBuffer.dsack, _check_sequence()
     sender: scoreboard, pipe       sack.py (RFC 6675 2, 4), _transmit() records every segment
     loss detection                 rack.py (RFC 8985 6), _on_sack_ack(), _detect_losses()
     recovery                       _retransmit_lost() (RFC 6675 NextSeg), congestion.py

@@ -12,6 +12,7 @@ anybody waited (or before an accepted stream existed) is never lost.
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import operator
 import os
@@ -40,11 +41,16 @@ _T = TypeVar("_T")
 DEFAULT_RECEIVE_SIZE = 64 * 1024
 DEFAULT_BACKLOG = 128
 
-# How a failed connection surfaces from open_tcp_stream, as the kernel's errno would.
+# How a failed connection surfaces from open_tcp_stream, as the kernel's errno would
+# (the ICMP ones as Linux reports a hard error, or a timeout after a soft one).
 _CONNECT_ERRORS: dict[ErrorReason, tuple[type[OSError], int]] = {
     ErrorReason.CONNECTION_REFUSED: (ConnectionRefusedError, errno.ECONNREFUSED),
     ErrorReason.TIMED_OUT: (TimeoutError, errno.ETIMEDOUT),
     ErrorReason.CONNECTION_RESET: (ConnectionResetError, errno.ECONNRESET),
+    ErrorReason.NETWORK_UNREACHABLE: (OSError, errno.ENETUNREACH),
+    ErrorReason.HOST_UNREACHABLE: (OSError, errno.EHOSTUNREACH),
+    ErrorReason.PROTOCOL_UNREACHABLE: (OSError, errno.ENOPROTOOPT),
+    ErrorReason.PROTOCOL_ERROR: (OSError, errno.EPROTO),
 }
 
 
@@ -105,8 +111,11 @@ class UserStack:
     ) -> TcpStream:
         """Active OPEN, like `trio.open_tcp_stream`; `host` is an IPv4 address.
 
-        Raises ConnectionRefusedError (RST in reply to our SYN) or TimeoutError (the
-        SYN retries ran out), each with its errno. Cancelling aborts the attempt.
+        Raises ConnectionRefusedError (RST or ICMP port unreachable in reply to our
+        SYN) or TimeoutError (the SYN retries ran out), each with its errno; an OSError
+        with ENETUNREACH / EHOSTUNREACH / ... for another ICMP error (a hard one, or a
+        soft one followed by the timeout). Cancelling aborts the attempt. `config` sets
+        the connection's TCP parameters and its packets' TTL and DiffServ byte.
         """
         try:
             remote = Endpoint(IPv4Address(host), operator.index(port))
@@ -222,6 +231,17 @@ class TcpStream(trio.abc.HalfCloseableStream):
 
     def set_nodelay(self, on: bool = True) -> None:
         self.nodelay = on
+
+    @property
+    def tos(self) -> int:
+        """The TOS byte of the packets this connection sends: a DiffServ codepoint << 2
+        (RFC 2474), like IP_TOS; settable at any time (RFC 9293 3.9.1 MUST-48)."""
+        return self._conn.config.tos
+
+    @tos.setter
+    def tos(self, tos: int) -> None:
+        conn = self._conn
+        conn.config = dataclasses.replace(conn.config, tos=tos)  # ValueError if invalid
 
     def info(self) -> TcbInfo:
         """A snapshot of this connection's TCB (what `ss` shows)."""

@@ -28,6 +28,7 @@ from userstack.wire import (
     TcpFlags,
     TcpOptions,
     TcpSegment,
+    build_icmp_error_packet,
     build_icmp_packet,
     build_tcp_packet,
 )
@@ -79,6 +80,23 @@ def conversation() -> list[bytes]:
         tcp(C, S, 1024, 9, 7001, 1004, F.ACK),
         build_icmp_packet(C, S, IcmpEcho(IcmpType.ECHO_REQUEST, 77, 1, b"p" * 56)),
         build_icmp_packet(S, C, IcmpEcho(IcmpType.ECHO_REPLY, 77, 1, b"p" * 56)),
+        *icmp_errors(tcp(C, S, 43210, 80, c + 1, s + 1, F.PSH | F.ACK, payload=b"x" * 500)),
+    ]
+
+
+def icmp_errors(quoted: bytes) -> list[bytes]:
+    """The ICMP errors the stack acts on (RFC 9293 3.9.2.1), about one of C's packets."""
+    unreachable = IcmpType.DESTINATION_UNREACHABLE
+    return [
+        build_icmp_error_packet(S, C, kind, code, quoted, next_hop_mtu=mtu)
+        for kind, code, mtu in [
+            *((unreachable, code, 0) for code in range(16) if code != 4),
+            (unreachable, 4, 1280),
+            (IcmpType.SOURCE_QUENCH, 0, 0),
+            (IcmpType.TIME_EXCEEDED, 0, 0),
+            (IcmpType.TIME_EXCEEDED, 1, 0),
+            (IcmpType.PARAMETER_PROBLEM, 0, 0),
+        ]
     ]
 
 

@@ -30,7 +30,7 @@ from typing import TextIO
 from ..tcp.state import State
 from ..wire.addr import Endpoint
 from ..wire.errors import WireError
-from ..wire.icmp import IcmpEcho, IcmpType
+from ..wire.icmp import ICMP_ERROR_TYPES, IcmpEcho, IcmpError, IcmpType, icmp_type
 from ..wire.ipv4 import IPPROTO_ICMP, IPPROTO_TCP, IPv4Packet
 from ..wire.tcp import TcpFlags, TcpSegment
 from .hooks import Direction
@@ -153,6 +153,46 @@ def format_icmp(ip: IPv4Packet, echo: IcmpEcho) -> str:
     )
 
 
+# How tcpdump (print-icmp.c) words Destination Unreachable codes without a port or MTU.
+_UNREACHABLE_WORDS = {
+    0: "net {dst} unreachable",
+    1: "host {dst} unreachable",
+    5: "{dst} unreachable - source route failed",
+    6: "net {dst} unreachable - unknown",
+    7: "host {dst} unreachable - unknown",
+    8: "{dst} unreachable - source host isolated",
+    9: "net {dst} unreachable - admin prohibited",
+    10: "host {dst} unreachable - admin prohibited",
+    11: "net {dst} unreachable - tos prohibited",
+    12: "host {dst} unreachable - tos prohibited",
+    13: "host {dst} unreachable - admin prohibited filter",
+    14: "host {dst} unreachable - host precedence violation",
+    15: "host {dst} unreachable - precedence cutoff",
+}
+
+
+def format_icmp_error(ip: IPv4Packet, error: IcmpError) -> str:
+    """`IP 10.0.0.1 > 10.0.0.2: ICMP 10.0.0.1 tcp port 80 unreachable, length 36`."""
+    dst, code = error.dst, error.code
+    if error.type is IcmpType.DESTINATION_UNREACHABLE:
+        if code == 2:
+            text = f"{dst} protocol {error.protocol} unreachable"
+        elif code == 3:
+            proto = "tcp" if error.protocol == IPPROTO_TCP else f"ip-proto-{error.protocol}"
+            text = f"{dst} {proto} port {error.dst_port} unreachable"
+        elif code == 4:
+            text = f"{dst} unreachable - need to frag (mtu {error.next_hop_mtu})"
+        else:
+            text = _UNREACHABLE_WORDS.get(code, "{dst} unreachable - #" + str(code)).format(dst=dst)
+    elif error.type is IcmpType.TIME_EXCEEDED:
+        text = "time exceeded in-transit" if code == 0 else "ip reassembly time exceeded"
+    elif error.type is IcmpType.PARAMETER_PROBLEM:
+        text = f"parameter problem - octet {ip.payload[4]}"  # the pointer (RFC 792)
+    else:
+        text = "source quench"
+    return f"IP {ip.src} > {ip.dst}: ICMP {text}, length {len(ip.payload)}"
+
+
 def format_packet(packet: bytes, conversations: Conversations) -> str:
     """A tcpdump line for any packet; what cannot be parsed says why instead."""
     try:
@@ -163,6 +203,8 @@ def format_packet(packet: bytes, conversations: Conversations) -> str:
         if ip.protocol == IPPROTO_TCP:
             return format_tcp(ip, TcpSegment.parse(ip.payload, ip.src, ip.dst), conversations)
         if ip.protocol == IPPROTO_ICMP:
+            if icmp_type(ip.payload) in ICMP_ERROR_TYPES:
+                return format_icmp_error(ip, IcmpError.parse(ip.payload))
             return format_icmp(ip, IcmpEcho.parse(ip.payload))
         return f"IP {ip.src} > {ip.dst}: ip-proto-{ip.protocol} {len(ip.payload)}"
     except WireError as exc:

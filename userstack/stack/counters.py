@@ -18,7 +18,13 @@ class StackCounters:
     bad_source: int = 0  # source is broadcast, multicast or 0.0.0.0 (RFC 1122 3.2.1.3)
     unsupported_protocol: int = 0  # IPv4 payload is neither TCP nor ICMP
     icmp_echo_replies: int = 0  # echo requests answered (RFC 792, RFC 1122 3.2.2.6)
-    icmp_ignored: int = 0  # other valid ICMP (echo replies, unreachables, ...): dropped
+    icmp_ignored: int = 0  # other valid ICMP (echo replies, source quench, unknown codes)
+    # ICMP errors quoting a TCP segment (RFC 9293 3.9.2.1): acted on by the connection;
+    # quoting a sequence number outside SND.UNA..SND.NXT (RFC 5927 4.1); or matching no
+    # connection (or not a TCP segment from us)
+    icmp_errors_accepted: int = 0
+    icmp_errors_out_of_window: int = 0
+    icmp_errors_no_connection: int = 0
     rst_sent: int = 0  # RSTs for segments no connection owns (RFC 9293 3.10.7.1)
     rst_ignored: int = 0  # RSTs that arrived for no connection: dropped, never answered
     syn_backlog_drops: int = 0  # SYNs dropped because the listener's backlog was full

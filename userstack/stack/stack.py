@@ -2,10 +2,13 @@
 
 The Stack owns one local IPv4 address. It parses every arriving packet, hands TCP
 segments to the connection their 4-tuple names (or to a listener, or answers them
-with RST), answers ICMP echo requests, and turns what the connections want to send
-into IPv4 packets. It never reads a clock and never blocks: time comes in as `now`,
-packets leave through `take_packets()`, and what happened to each connection leaves
-through `take_events()` for the layer that wakes the application.
+with RST), answers ICMP echo requests, hands ICMP errors about our segments to the
+connection whose four-tuple they quote (RFC 9293 3.9.2.1; the core decides whether to
+believe them), and turns what the connections want to send into IPv4 packets, with
+each connection's TTL and DiffServ byte (MUST-48, MUST-49). It never reads a clock and
+never blocks: time comes in as `now`, packets leave through `take_packets()`, and what
+happened to each connection leaves through `take_events()` for the layer that wakes the
+application.
 
 Packets arrive in batches (`receive_packets`, one per link wake-up): each connection
 a batch touched is collected once, after the batch (its segments become packets, its
@@ -32,12 +35,13 @@ from ipaddress import IPv4Address, IPv4Interface
 from ..tcp.config import TcpConfig
 from ..tcp.connection import Connection, reset_for
 from ..tcp.events import Closed, Connected, DataReadable, Error, ErrorReason, Event
+from ..tcp.icmp_errors import classify, path_mtu
 from ..tcp.info import TcbInfo
 from ..tcp.isn import IsnGenerator
 from ..tcp.state import State
 from ..wire.addr import Endpoint
 from ..wire.errors import WireError
-from ..wire.icmp import IcmpEcho, IcmpType, icmp_type
+from ..wire.icmp import ICMP_ERROR_TYPES, IcmpEcho, IcmpError, IcmpType, icmp_type
 from ..wire.ipv4 import IPPROTO_ICMP, IPPROTO_TCP, IPv4Packet
 from ..wire.packet import build_icmp_packet, build_tcp_packet
 from ..wire.tcp import TcpFlags, TcpSegment
@@ -122,7 +126,7 @@ class Stack:
             if ip.protocol == IPPROTO_TCP:
                 seg = TcpSegment.parse(ip.payload, src, self._address)
             elif ip.protocol == IPPROTO_ICMP:
-                self._icmp_arrives(ip.src, ip.payload)
+                self._icmp_arrives(ip.src, ip.payload, now)
                 return
             else:
                 counters.unsupported_protocol += 1
@@ -141,16 +145,46 @@ class Stack:
             address & _MULTICAST_MASK == _MULTICAST or address in self._broadcasts or not address
         )
 
-    def _icmp_arrives(self, src: IPv4Address, message: bytes) -> None:
-        """Echo requests are answered; every other valid ICMP message is counted and
-        dropped (RFC 1122 3.2.2: a host may discard types it does not implement; ICMP
-        errors are not acted on, RFC 9293 3.9.2.1 MUST-54). Garbage raises WireError."""
-        if icmp_type(message) == IcmpType.ECHO_REQUEST:  # RFC 1122 3.2.2.6: MUST answer
+    def _icmp_arrives(self, src: IPv4Address, message: bytes, now: float) -> None:
+        """Echo requests are answered; errors go to `_icmp_error_arrives`; every other
+        valid ICMP message is counted and dropped (RFC 1122 3.2.2: a host may discard
+        types it does not implement). Garbage raises WireError."""
+        kind = icmp_type(message)
+        if kind == IcmpType.ECHO_REQUEST:  # RFC 1122 3.2.2.6: MUST answer
             echo = IcmpEcho.parse(message)
             self.counters.icmp_echo_replies += 1
             self._packets.append(build_icmp_packet(self.address, src, echo.reply()))
+        elif kind in ICMP_ERROR_TYPES:
+            self._icmp_error_arrives(IcmpError.parse(message), now)
         else:
             self.counters.icmp_ignored += 1
+
+    def _icmp_error_arrives(self, error: IcmpError, now: float) -> None:
+        """RFC 9293 3.9.2.1 (MUST-54): an ICMP error about a TCP segment we sent goes to
+        the connection of the quoted four-tuple, which checks the quoted sequence number
+        (RFC 5927 4.1) and reacts by kind (userstack/tcp/icmp_errors.py). Source Quench
+        (RFC 6633, MUST-55) and codes TCP does not know are ignored."""
+        counters = self.counters
+        kind = classify(error.type, error.code)
+        if kind is None:
+            counters.icmp_ignored += 1
+            return
+        key = (int(error.dst), error.dst_port, error.src_port)
+        conn = self._conns.get(key)
+        if conn is None or error.protocol != IPPROTO_TCP or int(error.src) != self._address:
+            counters.icmp_errors_no_connection += 1
+            return
+        mtu = path_mtu(error.next_hop_mtu, error.original_length)
+        try:
+            accepted = conn.on_icmp_error(kind, error.seq, now, mtu=mtu)
+        except Exception:
+            self._contain(key, conn, now)
+            return
+        if not accepted:
+            counters.icmp_errors_out_of_window += 1
+            return
+        counters.icmp_errors_accepted += 1
+        self._settle(key, conn, now)
 
     def _segment_arrives(self, src: int, seg: TcpSegment, now: float) -> None:
         key = (src, seg.src_port, seg.dst_port)
@@ -221,6 +255,10 @@ class Stack:
         except Exception:  # a bug in one connection must not take the others down
             self._contain(key, conn, now)
             return
+        self._settle(key, conn, now)
+
+    def _settle(self, key: DemuxKey, conn: Connection, now: float) -> None:
+        """After input from the peer: collect `conn` after the batch, or now if it closed."""
         if conn.state in _GONE:  # out of the table now: the batch's next segment may be a new SYN
             self._collect_guarded(key, conn, now)
         else:
@@ -263,8 +301,7 @@ class Stack:
         queued for the application layer, and its place in the tables is updated."""
         out = conn.take_outgoing()
         if out:
-            local, remote = self._address, key[0]
-            self._packets.extend(build_tcp_packet(local, remote, seg) for seg in out)
+            self._packets_for(conn, key[0], out)
         events = conn.take_events()
         if events:
             self._events.append((conn, events))
@@ -285,6 +322,13 @@ class Stack:
             else:
                 self._deadlines[key] = deadline
                 heapq.heappush(self._timers, (deadline, next(self._tiebreak), key))
+
+    def _packets_for(self, conn: Connection, remote: int, out: list[TcpSegment]) -> None:
+        """The connection's segments as IPv4 packets, with its own TTL and DiffServ
+        byte (RFC 9293 3.9.1 MUST-48, 3.9.2 MUST-49)."""
+        local, cfg = self._address, conn.config
+        ttl, tos = cfg.ttl, cfg.tos
+        self._packets.extend(build_tcp_packet(local, remote, seg, ttl=ttl, tos=tos) for seg in out)
 
     def _established(self, key: DemuxKey, conn: Connection) -> None:
         listener = self._half_open.pop(key, None)
@@ -473,8 +517,7 @@ class Stack:
         if self._conns.get(key) is conn:
             self._collect(key, conn, now)
         else:  # already removed: still send what it queued (e.g. an ABORT's RST)
-            out = conn.take_outgoing()
-            self._packets.extend(build_tcp_packet(self._address, key[0], seg) for seg in out)
+            self._packets_for(conn, key[0], conn.take_outgoing())
             events = conn.take_events()
             if events:
                 self._events.append((conn, events))

@@ -8,13 +8,16 @@ from userstack.stack import Stack
 from userstack.tcp.config import TcpConfig
 from userstack.tcp.connection import Connection
 from userstack.wire.addr import Endpoint
-from userstack.wire.packet import build_tcp_packet, parse_tcp_packet
+from userstack.wire.icmp import IcmpType
+from userstack.wire.ipv4 import IPv4Packet
+from userstack.wire.packet import build_icmp_error_packet, build_tcp_packet, parse_tcp_packet
 from userstack.wire.seq import SeqNum
 from userstack.wire.tcp import TcpFlags, TcpOptions, TcpSegment
 
 US = IPv4Address("10.0.0.2")
 PEER = IPv4Address("10.0.0.1")
 KEY = bytes(range(16))
+ROUTER = IPv4Address("192.0.2.1")
 
 SYN, ACK, RST, FIN, PSH = TcpFlags.SYN, TcpFlags.ACK, TcpFlags.RST, TcpFlags.FIN, TcpFlags.PSH
 
@@ -84,3 +87,11 @@ def connected_pair(**config: object) -> tuple[Stack, Stack, Connection, Connecti
     peer = server.accept(80)
     assert peer is not None
     return server, client, conn, peer
+
+
+def icmp_about(
+    original: bytes, code: int, kind: IcmpType = IcmpType.DESTINATION_UNREACHABLE, mtu: int = 0
+) -> bytes:
+    """A router's ICMP error to the sender of `original` (a packet the stack sent)."""
+    to = IPv4Packet.parse(original).src
+    return build_icmp_error_packet(ROUTER, to, kind, code, original, next_hop_mtu=mtu)

@@ -14,10 +14,12 @@ from stack_helpers import (
     KEY,
     PEER,
     PSH,
+    ROUTER,
     RST,
     SYN,
     US,
     connected_pair,
+    icmp_about,
     make_stack,
     packet,
     replies,
@@ -33,7 +35,7 @@ from userstack.tcp.state import State
 from userstack.wire.addr import Endpoint
 from userstack.wire.icmp import IcmpEcho, IcmpType
 from userstack.wire.ipv4 import IPv4Packet, ipv4_header
-from userstack.wire.packet import build_icmp_packet, parse_icmp_packet
+from userstack.wire.packet import build_icmp_error_packet, build_icmp_packet, parse_icmp_packet
 from userstack.wire.seq import SeqNum
 from userstack.wire.tcp import TcpFlags
 
@@ -94,6 +96,30 @@ def test_icmp_echo_reply_is_dropped() -> None:
     stack = make_stack()
     stack.receive_packet(build_icmp_packet(PEER, US, IcmpEcho(IcmpType.ECHO_REPLY, 1, 1)), 0.0)
     assert stack.take_packets() == [] and stack.counters.icmp_ignored == 1
+
+
+def test_icmp_errors_are_ignored_not_malformed() -> None:
+    """ICMP errors for no connection, Source Quench (RFC 6633, RFC 9293 3.9.2.1 MUST-55)
+    and unknown codes are counted and dropped; only garbage is `malformed`."""
+    _, client, conn, _ = connected_pair()
+    nobody = packet(seg(5555, 80, SYN), src=PEER, dst=US)
+    client.receive_packet(icmp_about(nobody, 1), 0.1)
+    not_from_us = packet(seg(80, conn.local.port, SYN), src=US, dst=PEER)  # quotes US -> PEER
+    client.receive_packet(
+        build_icmp_error_packet(ROUTER, PEER, IcmpType.DESTINATION_UNREACHABLE, 1, not_from_us),
+        0.1,
+    )
+    assert client.counters.icmp_errors_no_connection == 2
+    client.send(conn, b"x", 0.2)
+    [sent] = client.take_packets()
+    client.receive_packet(icmp_about(sent, 0, IcmpType.SOURCE_QUENCH), 0.3)  # RFC 6633
+    client.receive_packet(icmp_about(sent, 99), 0.3)  # a code nobody defined
+    counts = client.counters
+    assert (counts.icmp_ignored, counts.icmp_errors_accepted, counts.malformed) == (2, 0, 0)
+    garbled = icmp_about(sent, 1)
+    client.receive_packet(garbled[:-1] + bytes([garbled[-1] ^ 1]), 0.3)
+    assert counts.malformed == 1 and counts.icmp_errors_accepted == 0
+    assert conn.info(0.3).soft_error is None
 
 
 _ECHO = build_icmp_packet(PEER, US, IcmpEcho(IcmpType.ECHO_REQUEST, 1, 1, b"abcd"))

@@ -202,7 +202,6 @@ class TcpStream(trio.abc.HalfCloseableStream):
         self._eof_sent = False  # send_eof() was called
         self._sending = False  # send_all / send_eof / wait_send_all_might_not_block running
         self._receiving = False
-        self._nodelay = not conn.config.nagle
         owner._register(conn, self)
 
     # ---- what it is --------------------------------------------------------------------
@@ -222,15 +221,26 @@ class TcpStream(trio.abc.HalfCloseableStream):
     @property
     def nodelay(self) -> bool:
         """True: send small segments at once instead of waiting per Nagle (RFC 9293 3.7.4)."""
-        return self._nodelay
+        return self._conn.nodelay
 
     @nodelay.setter
     def nodelay(self, on: bool) -> None:
-        self._conn.set_nodelay(on)
-        self._nodelay = on
+        self._call(self._stack.set_nodelay, on)
+        self._wake_driver()  # data Nagle held back may leave now
 
     def set_nodelay(self, on: bool = True) -> None:
         self.nodelay = on
+
+    @property
+    def keepalive(self) -> bool:
+        """Keep-alive probes after `TcpConfig.keepalive_idle` of silence (RFC 9293 3.8.4),
+        like SO_KEEPALIVE: off unless turned on, per connection (MUST-24, MUST-25)."""
+        return self._conn.keepalive
+
+    @keepalive.setter
+    def keepalive(self, on: bool) -> None:
+        self._call(self._stack.set_keepalive, on)
+        self._wake_driver()  # the connection's next deadline moved
 
     @property
     def tos(self) -> int:

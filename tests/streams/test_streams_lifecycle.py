@@ -13,6 +13,7 @@ from userstack import TcpConfig, TcpStream
 from userstack.observe.hooks import Direction
 from userstack.tcp.errors import ConnectionFailed
 from userstack.tcp.events import ErrorReason
+from userstack.tcp.info import TimerKind
 from userstack.tcp.state import State
 from userstack.wire.addr import Endpoint
 
@@ -201,6 +202,61 @@ async def test_stream_attributes_and_nodelay(autojump_clock: trio.testing.MockCl
         assert a.info().state is State.ESTABLISHED
         rows = {(r.local, r.remote): r.state for r in client.connections()}
         assert rows == {(a.local_address, a.remote_address): State.ESTABLISHED}
+        nursery.cancel_scope.cancel()
+
+
+class _CountOut:
+    """An observer that counts the packets a stack sends."""
+
+    def __init__(self) -> None:
+        self.sent = 0
+
+    def packet(self, direction: Direction, packet: bytes, now: float) -> None:
+        self.sent += direction is Direction.OUT
+
+    def state_changed(self, *args: object) -> None:
+        pass
+
+
+async def test_turning_nagle_off_releases_held_data_at_once(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    counter = _CountOut()
+    async with trio.open_nursery() as nursery:
+        client, server, _, _ = await start_stacks(nursery, observer=counter)
+        a, b = await connect_pair(client, server)
+        await a.send_all(b"x")  # out at once; the peer, not reading, delays its ACK (200 ms)
+        await a.send_all(b"y")  # Nagle holds it: a small segment is unacknowledged
+        await trio.sleep(0.05)
+        held = counter.sent
+        a.nodelay = True
+        await trio.sleep(0.05)  # still before the peer's delayed ACK
+        assert counter.sent == held + 1  # "y" left on its own
+        assert await b.receive_some() == b"xy"
+        nursery.cancel_scope.cancel()
+
+
+async def test_keepalive_switched_on_per_stream_probes_after_the_idle_time(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    counter = _CountOut()
+    async with trio.open_nursery() as nursery:
+        client, server, _, _ = await start_stacks(
+            nursery, client_config=TcpConfig(keepalive_idle=10.0), observer=counter
+        )
+        a, _b = await connect_pair(client, server)
+        assert a.keepalive is False  # off by default (RFC 9293 3.8.4 MUST-25)
+        await trio.sleep(60.0)
+        quiet = counter.sent
+        a.keepalive = True
+        assert a.info().timer is TimerKind.KEEPALIVE
+        await trio.sleep(10.5)
+        assert counter.sent > quiet  # the probe went out
+        assert a.state is State.ESTABLISHED  # and was answered
+        a.keepalive = False
+        probes = counter.sent
+        await trio.sleep(60.0)
+        assert counter.sent == probes
         nursery.cancel_scope.cancel()
 
 

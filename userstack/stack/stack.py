@@ -505,6 +505,20 @@ class Stack:
         finally:
             self._after_user_call(conn, now)
 
+    def set_nodelay(self, conn: Connection, on: bool, now: float) -> None:
+        """Nagle off (True) or on (RFC 9293 3.7.4); turning it off may release held data."""
+        try:
+            conn.set_nodelay(on)
+        finally:
+            self._after_user_call(conn, now)
+
+    def set_keepalive(self, conn: Connection, on: bool, now: float) -> None:
+        """Keep-alives on or off for one connection (RFC 9293 3.8.4): the timer moves."""
+        try:
+            conn.set_keepalive(on, now)
+        finally:
+            self._after_user_call(conn, now)
+
     def release(self, conn: Connection) -> None:
         """The application closed `conn` and will never read it again; the TCB lives on
         (FIN-WAIT, TIME-WAIT) in the stack, and data arriving for it is answered with RST."""

@@ -251,6 +251,16 @@ class Connection:
         """Why the connection failed, or None."""
         return self._failure
 
+    @property
+    def nodelay(self) -> bool:
+        """True while Nagle's algorithm is off (set_nodelay)."""
+        return self._nodelay
+
+    @property
+    def keepalive(self) -> bool:
+        """True while keep-alives are on for this connection (set_keepalive)."""
+        return self._keepalive
+
     def set_nodelay(self, nodelay: bool) -> None:
         """Turn Nagle's algorithm (RFC 9293 3.7.4) off (True) or back on."""
         self._nodelay = nodelay

@@ -95,3 +95,16 @@ def icmp_about(
     """A router's ICMP error to the sender of `original` (a packet the stack sent)."""
     to = IPv4Packet.parse(original).src
     return build_icmp_error_packet(ROUTER, to, kind, code, original, next_hop_mtu=mtu)
+
+
+def two_connections() -> tuple[Stack, Stack, list[tuple[Connection, Connection]]]:
+    """A server and a client stack with two ESTABLISHED connections to port 80:
+    (server, client, [(client TCB, the server TCB of the same connection)] * 2)."""
+    server, client = make_stack(), make_stack(address=PEER)
+    server.listen(80, 4)
+    clients = [client.connect(Endpoint(US, 80), 0.0) for _ in range(2)]
+    shuttle(client, server, 0.0)
+    accepted = [server.accept(80), server.accept(80)]
+    by_port = {conn.remote.port: conn for conn in accepted if conn is not None}
+    assert len(by_port) == 2
+    return server, client, [(conn, by_port[conn.local.port]) for conn in clients]

@@ -25,6 +25,7 @@ from stack_helpers import (
     replies,
     seg,
     shuttle,
+    two_connections,
 )
 
 from userstack.stack import Stack
@@ -354,19 +355,12 @@ def test_ports_run_out_with_a_clear_error() -> None:
 
 
 def test_two_stacks_demux_two_connections() -> None:
-    server, client = make_stack(), make_stack(address=PEER)
-    server.listen(80, 4)
-    c1 = client.connect(Endpoint(US, 80), 0.0)
-    c2 = client.connect(Endpoint(US, 80), 0.0)
-    shuttle(client, server, 0.0)
-    s1, s2 = server.accept(80), server.accept(80)
-    assert s1 is not None and s2 is not None
-    by_port = {s1.remote.port: s1, s2.remote.port: s2}
+    server, client, [(c1, s1), (c2, s2)] = two_connections()
     client.send(c1, b"one", 0.0)
     client.send(c2, b"two", 0.0)
     shuttle(client, server, 0.0)
-    assert server.receive(by_port[c1.local.port], 100, 0.0) == b"one"
-    assert server.receive(by_port[c2.local.port], 100, 0.0) == b"two"
+    assert server.receive(s1, 100, 0.0) == b"one"
+    assert server.receive(s2, 100, 0.0) == b"two"
     events = server.take_events()
     readable = {id(c) for c, evs in events if any(type(e) is DataReadable for e in evs)}
     assert readable == {id(s1), id(s2)}
@@ -390,25 +384,17 @@ def test_time_wait_stays_for_2msl_then_is_removed() -> None:
 
 
 def test_a_bug_in_one_connection_does_not_hurt_the_others(monkeypatch: pytest.MonkeyPatch) -> None:
-    server, client = make_stack(), make_stack(address=PEER)
-    server.listen(80, 4)
-    c1 = client.connect(Endpoint(US, 80), 0.0)
-    c2 = client.connect(Endpoint(US, 80), 0.0)
-    shuttle(client, server, 0.0)
-    s1, s2 = server.accept(80), server.accept(80)
-    assert s1 is not None and s2 is not None
+    server, client, [(c1, broken), (c2, healthy)] = two_connections()
     server.take_events()
 
     def explode(*args: object) -> None:
         raise ZeroDivisionError("bug")
 
-    broken = s1 if s1.remote.port == c1.local.port else s2
     monkeypatch.setattr(broken, "on_segment", explode)
     client.send(c1, b"one", 0.0)
     client.send(c2, b"two", 0.0)
     shuttle(client, server, 0.0)
     assert server.counters.connection_bugs == 1
-    healthy = s2 if broken is s1 else s1
     assert server.receive(healthy, 10, 0.0) == b"two"
     assert [r.state for r in server.connections(0.0)] == [State.LISTEN, State.ESTABLISHED]
     events = {id(c): evs for c, evs in server.take_events()}

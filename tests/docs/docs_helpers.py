@@ -84,7 +84,7 @@ ALIASES = {
     "Tcb": "userstack.tcp.tcb.Tcb",
     "NewReno": "userstack.tcp.congestion.NewReno",
     "RttEstimator": "userstack.tcp.rtt.RttEstimator",
-    "IsnGenerator": "userstack.tcp.isn.IsnGenerator",
+    "IsnGenerator": "userstack.stack.isn.IsnGenerator",
     "ReceiveBuffer": "userstack.tcp.buffers.ReceiveBuffer",
     "SendBuffer": "userstack.tcp.buffers.SendBuffer",
     "TcpConfig": "userstack.tcp.config.TcpConfig",

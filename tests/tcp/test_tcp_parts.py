@@ -1,8 +1,6 @@
-"""The core's parts on their own: ISN (RFC 6528), buffers, keep-alive, info()."""
+"""The core's parts on their own: buffers, keep-alive, info()."""
 
 from __future__ import annotations
-
-from ipaddress import IPv4Address
 
 import pytest
 from tcp_harness import (
@@ -27,33 +25,9 @@ from userstack.tcp.config import TcpConfig
 from userstack.tcp.connection import Connection, window_shift_for
 from userstack.tcp.events import Error, ErrorReason
 from userstack.tcp.info import TimerKind
-from userstack.tcp.isn import IsnGenerator
 from userstack.tcp.state import State
 from userstack.tcp.tcb import segment_acceptable
-from userstack.wire.addr import Endpoint
 from userstack.wire.seq import SeqNum
-
-
-def test_isn_is_deterministic_keyed_and_ticks_every_4_us() -> None:
-    gen = IsnGenerator(b"k" * 16)
-    a = gen.isn(LOCAL, REMOTE, 10.0)
-    assert gen.isn(LOCAL, REMOTE, 10.0) == a
-    assert gen.isn(LOCAL, REMOTE, 10.0 + 4e-6) == a + 1  # M: one tick per 4 us
-    assert gen.isn(LOCAL, REMOTE, 11.0) == a + 250_000
-    other_port = Endpoint(REMOTE.ip, REMOTE.port + 1)
-    assert gen.isn(LOCAL, other_port, 10.0) != a  # F depends on the 4-tuple
-    assert IsnGenerator(b"other key").isn(LOCAL, REMOTE, 10.0) != a  # ... and the key
-    assert IsnGenerator(b"x" * 100).isn(LOCAL, REMOTE, 0.0) == IsnGenerator(b"x" * 100).isn(
-        LOCAL, REMOTE, 0.0
-    )
-    with pytest.raises(ValueError):
-        IsnGenerator(b"")
-
-
-def test_isn_wraps() -> None:
-    gen = IsnGenerator(b"key")
-    far = gen.isn(LOCAL, Endpoint(IPv4Address("192.0.2.1"), 9), 20_000.0)  # > 2**32 ticks
-    assert 0 <= far.value < 2**32
 
 
 def test_acceptability_table() -> None:

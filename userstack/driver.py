@@ -3,8 +3,8 @@
 Two tasks share one Stack:
 
 - the receiver waits for a batch from the link, feeds it to the stack in one call,
-  hands the connections' events to the stream layer, and wakes the pump;
-- the pump fires due timers, hands out events, writes every queued packet to the
+  tells the stream layer which connections changed, and wakes the pump;
+- the pump fires due timers, tells the stream layer what changed, writes every queued packet to the
   link in one `send_batch`, then sleeps until it is woken (a packet arrived, the
   application called into the stack) or the earliest deadline passes.
 
@@ -22,13 +22,14 @@ import trio
 
 from .link.base import Link
 from .observe.hooks import Direction, Observer
-from .stack import ConnectionEvents, Stack
+from .stack import ConnectionHandle, Stack
 from .tcp.events import StateChanged
 
-EventSink = Callable[[list[ConnectionEvents], set[int]], None]
+ChangeSink = Callable[[list[ConnectionHandle], set[int]], None]
+"""Told (connections that had events, listening ports that gained a connection)."""
 
 
-def _ignore_events(events: list[ConnectionEvents], accept_ready: set[int]) -> None:
+def _ignore_changes(changed: list[ConnectionHandle], accept_ready: set[int]) -> None:
     """The sink of a driver nobody listens to (sans-I/O tests of the driver alone)."""
 
 
@@ -41,12 +42,12 @@ class Driver:
         link: Link,
         *,
         observer: Observer | None = None,
-        on_events: EventSink = _ignore_events,
+        on_changed: ChangeSink = _ignore_changes,
     ) -> None:
         self.stack = stack
         self.link = link
         self.observer = observer
-        self.on_events = on_events
+        self.on_changed = on_changed
         self.link_lost = False  # sending failed: the link is closed or its far end is gone
         self._wakeup = trio.Event()
 
@@ -64,16 +65,16 @@ class Driver:
     def _dispatch(self, now: float) -> None:
         stack = self.stack
         events = stack.take_events()
-        ready = stack.take_accept_ready()
-        if not events and not ready:
-            return
         observer = self.observer
         if observer is not None:
             for conn, conn_events in events:
                 for event in conn_events:
                     if type(event) is StateChanged:
                         observer.state_changed(conn.local, conn.remote, event.old, event.new, now)
-        self.on_events(events, ready)
+        changed = stack.take_changed()
+        ready = stack.take_accept_ready()
+        if changed or ready:
+            self.on_changed(changed, ready)
 
     async def _receive_loop(self) -> None:
         link, stack = self.link, self.stack

@@ -12,7 +12,6 @@ anybody waited (or before an accepted stream existed) is never lost.
 
 from __future__ import annotations
 
-import dataclasses
 import errno
 import operator
 import os
@@ -27,11 +26,10 @@ from trio.lowlevel import ParkingLot, cancel_shielded_checkpoint, checkpoint_if_
 from .driver import Driver
 from .link.base import Link
 from .observe.hooks import Observer
-from .stack import ConnectionEvents, Stack, StackCounters
+from .stack import ConnectionHandle, Stack, StackCounters
 from .tcp.config import TcpConfig
-from .tcp.connection import Connection
 from .tcp.errors import ConnectionFailed, ConnectionStateError
-from .tcp.events import DataReadable, Eof, Error, ErrorReason, Event, SendSpace
+from .tcp.events import ErrorReason
 from .tcp.info import TcbInfo
 from .tcp.state import State
 from .wire.addr import Endpoint
@@ -85,8 +83,8 @@ class UserStack:
 
     def __init__(self, stack: Stack, link: Link, observer: Observer | None) -> None:
         self._stack = stack
-        self._driver = Driver(stack, link, observer=observer, on_events=self._on_events)
-        self._streams: dict[int, TcpStream] = {}  # id(connection) -> its stream
+        self._driver = Driver(stack, link, observer=observer, on_changed=self._on_changed)
+        self._streams: dict[ConnectionHandle, TcpStream] = {}
         self._listeners: dict[int, TcpListener] = {}  # port -> listener
 
     @property
@@ -161,22 +159,22 @@ class UserStack:
 
     # ---- between the streams and the stack ---------------------------------------------
 
-    def _on_events(self, events: list[ConnectionEvents], accept_ready: set[int]) -> None:
+    def _on_changed(self, changed: list[ConnectionHandle], accept_ready: set[int]) -> None:
         streams = self._streams
-        for conn, conn_events in events:
-            stream = streams.get(id(conn))
+        for conn in changed:
+            stream = streams.get(conn)
             if stream is not None:
-                stream._on_events(conn_events)
+                stream._wake_all()
         for port in accept_ready:
             listener = self._listeners.get(port)
             if listener is not None:
                 listener._lot.unpark_all()
 
-    def _register(self, conn: Connection, stream: TcpStream) -> None:
-        self._streams[id(conn)] = stream
+    def _register(self, conn: ConnectionHandle, stream: TcpStream) -> None:
+        self._streams[conn] = stream
 
-    def _forget(self, conn: Connection) -> None:
-        self._streams.pop(id(conn), None)
+    def _forget(self, conn: ConnectionHandle) -> None:
+        self._streams.pop(conn, None)
 
 
 class TcpStream(trio.abc.HalfCloseableStream):
@@ -190,14 +188,12 @@ class TcpStream(trio.abc.HalfCloseableStream):
     closes with a FIN too. The TCB lives on in the stack through FIN-WAIT and TIME-WAIT.
     """
 
-    def __init__(self, owner: UserStack, conn: Connection) -> None:
+    def __init__(self, owner: UserStack, conn: ConnectionHandle) -> None:
         self._owner = owner
-        self._stack = owner._stack
         self._wake_driver = owner._driver.wake
-        self._conn = conn
-        self._readers = ParkingLot()  # woken by DataReadable, Eof and anything fatal
-        self._writers = ParkingLot()  # woken by SendSpace and anything fatal
-        self._failure: ErrorReason | None = None
+        self._conn = conn  # the door to the connection: every call and read goes through it
+        self._readers = ParkingLot()  # woken whenever the connection had events
+        self._writers = ParkingLot()
         self._closed = False  # aclose() was called
         self._eof_sent = False  # send_eof() was called
         self._sending = False  # send_all / send_eof / wait_send_all_might_not_block running
@@ -225,7 +221,7 @@ class TcpStream(trio.abc.HalfCloseableStream):
 
     @nodelay.setter
     def nodelay(self, on: bool) -> None:
-        self._call(self._stack.set_nodelay, on)
+        self._call(self._conn.set_nodelay, on)
         self._wake_driver()  # data Nagle held back may leave now
 
     def set_nodelay(self, on: bool = True) -> None:
@@ -239,7 +235,7 @@ class TcpStream(trio.abc.HalfCloseableStream):
 
     @keepalive.setter
     def keepalive(self, on: bool) -> None:
-        self._call(self._stack.set_keepalive, on)
+        self._call(self._conn.set_keepalive, on)
         self._wake_driver()  # the connection's next deadline moved
 
     @property
@@ -250,8 +246,7 @@ class TcpStream(trio.abc.HalfCloseableStream):
 
     @tos.setter
     def tos(self, tos: int) -> None:
-        conn = self._conn
-        conn.config = dataclasses.replace(conn.config, tos=tos)  # ValueError if invalid
+        self._conn.set_tos(tos, trio.current_time())  # ValueError if invalid
 
     def info(self) -> TcbInfo:
         """A snapshot of this connection's TCB (what `ss` shows)."""
@@ -260,31 +255,15 @@ class TcpStream(trio.abc.HalfCloseableStream):
     def __repr__(self) -> str:
         return f"<TcpStream {self._conn.local} -> {self._conn.remote} {self._conn.state}>"
 
-    # ---- events from the stack ---------------------------------------------------------
-
-    def _on_events(self, events: list[Event]) -> None:
-        wake_readers = wake_writers = False
-        for event in events:
-            kind = type(event)
-            if kind is DataReadable or kind is Eof:
-                wake_readers = True
-            elif kind is SendSpace:
-                wake_writers = True
-            else:  # Connected, StateChanged, Error, Closed: anyone may care
-                if kind is Error:
-                    self._failure = event.reason
-                wake_readers = wake_writers = True
-        if wake_readers:
-            self._readers.unpark_all()
-        if wake_writers:
-            self._writers.unpark_all()
+    # ---- woken by the stack -------------------------------------------------------------
 
     def _wake_all(self) -> None:
+        """The connection had events: every waiter re-checks (the waits are level-triggered)."""
         self._readers.unpark_all()
         self._writers.unpark_all()
 
     def _broken(self, cause: BaseException | None = None) -> trio.BrokenResourceError:
-        reason = self._failure
+        reason = self._conn.failure
         text = reason.value if reason is not None else f"connection is {self._conn.state}"
         error = trio.BrokenResourceError(text)
         if cause is None and reason is not None:
@@ -297,7 +276,7 @@ class TcpStream(trio.abc.HalfCloseableStream):
         (the connection failed, or cannot do that in its state) become trio's
         BrokenResourceError."""
         try:
-            return user_call(self._conn, *args, trio.current_time(), **kwargs)
+            return user_call(*args, trio.current_time(), **kwargs)
         except (ConnectionFailed, ConnectionStateError) as e:
             raise self._broken(e) from e
 
@@ -329,10 +308,10 @@ class TcpStream(trio.abc.HalfCloseableStream):
             def push() -> bool | None:
                 """Hand the stack what fits; True once every byte is taken."""
                 nonlocal view
-                if self._failure is not None:
+                if self._conn.failure is not None:
                     raise self._broken()
                 if view:
-                    taken = self._call(self._stack.send, view)
+                    taken = self._call(self._conn.send, view)
                     if taken:
                         self._wake_driver()
                         view = view[taken:]
@@ -346,7 +325,7 @@ class TcpStream(trio.abc.HalfCloseableStream):
         def might_not_block() -> bool | None:
             blocked = (
                 conn.send_space == 0
-                and self._failure is None
+                and conn.failure is None
                 and conn.state.can_send
                 and not self._eof_sent
             )
@@ -362,7 +341,7 @@ class TcpStream(trio.abc.HalfCloseableStream):
             if not self._eof_sent:
                 self._eof_sent = True
                 if self._conn.state.can_send:
-                    self._call(self._stack.close, half=True)
+                    self._call(self._conn.close, half=True)
                     self._wake_driver()
             return True
 
@@ -386,13 +365,13 @@ class TcpStream(trio.abc.HalfCloseableStream):
 
         def pull() -> bytes | None:
             """In-order bytes, or b"" at the peer's FIN; None while there is nothing yet."""
-            data = self._call(self._stack.receive, max_bytes)
+            data = self._call(self._conn.receive, max_bytes)
             if data:
                 self._wake_driver()  # reading may have opened the window: an update to send
                 return data
             if conn.eof_received:
                 return data
-            if self._failure is not None or conn.state is State.CLOSED:
+            if conn.failure is not None or conn.state is State.CLOSED:
                 raise self._broken()
             return None
 
@@ -408,8 +387,8 @@ class TcpStream(trio.abc.HalfCloseableStream):
         conn = self._conn
         while conn.state in (State.SYN_SENT, State.SYN_RECEIVED):
             await self._writers.park()
-        if self._failure is not None or conn.state is State.CLOSED:
-            reason = self._failure or ErrorReason.CONNECTION_RESET
+        if conn.failure is not None or conn.state is State.CLOSED:
+            reason = conn.failure or ErrorReason.CONNECTION_RESET
             exc_type, code = _CONNECT_ERRORS[reason]
             raise exc_type(code, f"{reason.value}: {conn.remote}") from ConnectionFailed(reason)
 
@@ -418,24 +397,24 @@ class TcpStream(trio.abc.HalfCloseableStream):
         self._closed = True
         self._owner._forget(self._conn)
         if self._conn.state is not State.CLOSED:
-            self._stack.abort(self._conn, trio.current_time())
+            self._conn.abort(trio.current_time())
             self._wake_driver()
         self._wake_all()
 
     def _close(self) -> None:
         """CLOSE, at once: FIN after the queued data, or RST if unread data is pending."""
         self._closed = True
-        conn, stack = self._conn, self._stack
+        conn = self._conn
         self._owner._forget(conn)
         now = trio.current_time()
         try:
             if conn.state.can_send and not self._eof_sent:
-                stack.close(conn, now)  # FIN, or RST if unread data is pending
+                conn.close(now)  # FIN, or RST if unread data is pending
             elif conn.state is not State.CLOSED and conn.readable:
-                stack.abort(conn, now)  # FIN already sent, but unread data: RST
+                conn.abort(now)  # FIN already sent, but unread data: RST
         except (ConnectionFailed, ConnectionStateError):
             pass  # already failed or gone: nothing left to close
-        stack.release(conn)
+        conn.release()
         self._wake_driver()
         self._wake_all()
 

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from ipaddress import IPv4Address
 
-from userstack.stack import Stack
+from userstack.stack import ConnectionHandle, Stack
 from userstack.tcp.config import TcpConfig
-from userstack.tcp.connection import Connection
 from userstack.wire.addr import Endpoint
 from userstack.wire.icmp import IcmpType
 from userstack.wire.ipv4 import IPv4Packet
@@ -77,7 +76,7 @@ def shuttle(a: Stack, b: Stack, now: float) -> int:
         moved += len(pa) + len(pb)
 
 
-def connected_pair(**config: object) -> tuple[Stack, Stack, Connection, Connection]:
+def connected_pair(**config: object) -> tuple[Stack, Stack, ConnectionHandle, ConnectionHandle]:
     """A server stack (US, listening on 80) and a client stack (PEER) with one
     ESTABLISHED connection: (server, client, the client's TCB, the server's TCB)."""
     server, client = make_stack(**config), make_stack(address=PEER, **config)
@@ -97,7 +96,7 @@ def icmp_about(
     return build_icmp_error_packet(ROUTER, to, kind, code, original, next_hop_mtu=mtu)
 
 
-def two_connections() -> tuple[Stack, Stack, list[tuple[Connection, Connection]]]:
+def two_connections() -> tuple[Stack, Stack, list[tuple[ConnectionHandle, ConnectionHandle]]]:
     """A server and a client stack with two ESTABLISHED connections to port 80:
     (server, client, [(client TCB, the server TCB of the same connection)] * 2)."""
     server, client = make_stack(), make_stack(address=PEER)

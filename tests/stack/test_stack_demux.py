@@ -31,7 +31,7 @@ from stack_helpers import (
 from userstack.stack import Stack
 from userstack.stack.ports import EPHEMERAL_HIGH, EPHEMERAL_LOW
 from userstack.tcp.connection import reset_for
-from userstack.tcp.events import Closed, DataReadable, Error
+from userstack.tcp.events import Closed, DataReadable, Error, ErrorReason
 from userstack.tcp.state import State
 from userstack.wire.addr import Endpoint
 from userstack.wire.icmp import IcmpEcho, IcmpType
@@ -111,7 +111,7 @@ def test_icmp_errors_are_ignored_not_malformed() -> None:
         0.1,
     )
     assert client.counters.icmp_errors_no_connection == 2
-    client.send(conn, b"x", 0.2)
+    conn.send(b"x", 0.2)
     [sent] = client.take_packets()
     client.receive_packet(icmp_about(sent, 0, IcmpType.SOURCE_QUENCH), 0.3)  # RFC 6633
     client.receive_packet(icmp_about(sent, 99), 0.3)  # a code nobody defined
@@ -161,7 +161,19 @@ def test_no_bytes_raise_out_of_receive(junk: bytes, cut: int) -> None:
     base = packet(seg(40000, 80, SYN, seq=5))
     stack.receive_packet(junk, 0.0)
     stack.receive_packet(base[:cut] + junk, 0.0)  # a valid-looking header, garbage after
-    stack.take_packets()
+    counts = stack.counters.as_dict()
+    # the stack's own code never raised (those two counters are how it would show)
+    assert counts["internal_errors"] == 0 and counts["connection_bugs"] == 0
+    assert counts["packets_in"] == 2
+    # and each packet was accounted for: dropped and counted, answered, or given a TCB
+    drops = sum(counts[name] for name in _DROPS)
+    answered = len(stack.take_packets())
+    embryos = len(stack.connections(0.0)) - 1  # the LISTEN row
+    assert drops + answered + embryos >= 2
+
+
+_DROPS = ("malformed", "not_for_us", "bad_source", "unsupported_protocol", "icmp_ignored",
+          "icmp_errors_no_connection", "rst_ignored", "syn_backlog_drops")
 
 
 # ---- RFC 1122 3.2.1.3, RFC 9293 MUST-46 / MUST-63: TCP is point to point -----------------
@@ -356,21 +368,22 @@ def test_ports_run_out_with_a_clear_error() -> None:
 
 def test_two_stacks_demux_two_connections() -> None:
     server, client, [(c1, s1), (c2, s2)] = two_connections()
-    client.send(c1, b"one", 0.0)
-    client.send(c2, b"two", 0.0)
+    c1.send(b"one", 0.0)
+    c2.send(b"two", 0.0)
     shuttle(client, server, 0.0)
-    assert server.receive(s1, 100, 0.0) == b"one"
-    assert server.receive(s2, 100, 0.0) == b"two"
+    assert s1.receive(100, 0.0) == b"one"
+    assert s2.receive(100, 0.0) == b"two"
     events = server.take_events()
     readable = {id(c) for c, evs in events if any(type(e) is DataReadable for e in evs)}
-    assert readable == {id(s1), id(s2)}
+    assert readable == {id(s1._conn), id(s2._conn)}
+    assert set(server.take_changed()) == {s1, s2}  # what the stream layer is told
 
 
 def test_time_wait_stays_for_2msl_then_is_removed() -> None:
     server, client, conn, peer = connected_pair(msl=1.0)
-    client.close(conn, 0.0)
+    conn.close(0.0)
     shuttle(client, server, 0.0)
-    server.close(peer, 0.0)
+    peer.close(0.0)
     shuttle(client, server, 0.0)
     assert [r.state for r in client.connections(0.0)] == [State.TIME_WAIT]
     assert [r.state for r in server.connections(0.0)] == [State.LISTEN]
@@ -390,25 +403,27 @@ def test_a_bug_in_one_connection_does_not_hurt_the_others(monkeypatch: pytest.Mo
     def explode(*args: object) -> None:
         raise ZeroDivisionError("bug")
 
-    monkeypatch.setattr(broken, "on_segment", explode)
-    client.send(c1, b"one", 0.0)
-    client.send(c2, b"two", 0.0)
+    monkeypatch.setattr(broken._conn, "on_segment", explode)  # a bug inside the core
+    c1.send(b"one", 0.0)
+    c2.send(b"two", 0.0)
     shuttle(client, server, 0.0)
     assert server.counters.connection_bugs == 1
-    assert server.receive(healthy, 10, 0.0) == b"two"
+    assert healthy.receive(10, 0.0) == b"two"
     assert [r.state for r in server.connections(0.0)] == [State.LISTEN, State.ESTABLISHED]
     events = {id(c): evs for c, evs in server.take_events()}
-    assert any(type(e) is Error for e in events[id(broken)])
+    assert Error(ErrorReason.CONNECTION_RESET) in events[id(broken._conn)]
+    assert broken.failure is ErrorReason.CONNECTION_RESET  # the reason, stored once
+    assert broken in server.take_changed()  # its stream is told to look again
     assert c1.state is State.CLOSED  # the aborted connection's RST reached the client
 
 
 def test_data_for_a_released_connection_is_answered_with_rst() -> None:
     server, client, conn, peer = connected_pair(delayed_ack=0.0)
-    server.close(peer, 0.0)  # the application closes and forgets the connection
-    server.release(peer)
+    peer.close(0.0)  # the application closes and forgets the connection
+    peer.release()
     shuttle(client, server, 0.0)
     assert (peer.state, conn.state) == (State.FIN_WAIT_2, State.CLOSE_WAIT)
-    client.send(conn, b"nobody reads this", 0.0)
+    conn.send(b"nobody reads this", 0.0)
     shuttle(client, server, 0.0)
     assert server.counters.orphan_aborts == 1
     assert peer.state is State.CLOSED and conn.state is State.CLOSED
@@ -433,13 +448,15 @@ def _server_in_time_wait() -> tuple[Stack, Stack, int, SeqNum]:
     """A server that closed first and sits in TIME-WAIT; the client's port and the
     server's RCV.NXT for that connection."""
     server, client, conn, peer = connected_pair()
-    server.close(peer, 0.0)
+    peer.close(0.0)
     shuttle(client, server, 0.0)
-    client.close(conn, 0.0)
+    conn.close(0.0)
     shuttle(client, server, 0.0)
     assert [r.state for r in server.connections(0.0) if r.remote.port] == [State.TIME_WAIT]
     server.take_events()
-    return server, client, conn.local.port, peer.tcb.rcv_nxt
+    rcv_nxt = peer.info(0.0).rcv_nxt
+    assert rcv_nxt is not None
+    return server, client, conn.local.port, SeqNum(rcv_nxt)
 
 
 def test_new_syn_beyond_rcv_nxt_takes_over_a_time_wait_four_tuple() -> None:

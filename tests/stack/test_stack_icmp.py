@@ -33,7 +33,7 @@ def test_an_error_reaches_the_connection_whose_four_tuple_it_quotes() -> None:
     server.listen(81, 4)
     b = client.connect(Endpoint(US, 81), 0.0)
     shuttle(client, server, 0.0)
-    client.send(b, b"to b", 0.1)
+    b.send(b"to b", 0.1)
     [sent] = client.take_packets()
     client.receive_packet(icmp_about(sent, 1), 0.2)  # host unreachable: soft
     assert client.counters.icmp_errors_accepted == 1
@@ -45,12 +45,10 @@ def test_an_error_reaches_the_connection_whose_four_tuple_it_quotes() -> None:
 def test_an_error_quoting_a_sequence_number_not_in_flight_is_counted_and_dropped() -> None:
     """RFC 5927 4.1: the blind attacker's guess at a four-tuple is not enough."""
     _, client, conn, _ = connected_pair()
-    tcb = conn.tcb
-    client.send(conn, b"data", 0.1)
+    conn.send(b"data", 0.1)
     client.take_packets()
-    forged = packet(
-        seg(conn.local.port, 80, SYN, seq=(tcb.snd_nxt + 1000).value), src=PEER, dst=US
-    )
+    snd_nxt = conn.info(0.1).snd_nxt
+    forged = packet(seg(conn.local.port, 80, SYN, seq=snd_nxt + 1000), src=PEER, dst=US)
     client.receive_packet(icmp_about(forged, 3), 0.2)  # port unreachable
     assert client.counters.icmp_errors_out_of_window == 1
     assert client.counters.icmp_errors_accepted == 0
@@ -78,7 +76,7 @@ def test_fragmentation_needed_shrinks_the_segments_and_the_data_still_arrives() 
     """SHLD-6 / RFC 1191: a router with a 576-byte next hop; the stack resends at once."""
     server, client, conn, peer = connected_pair(nagle=False)
     data = bytes(range(256)) * 16
-    client.send(conn, data, 0.1)
+    conn.send(data, 0.1)
     first, *_ = client.take_packets()  # all lost beyond the router
     assert len(first) == 1500
     client.receive_packet(icmp_about(first, 4, mtu=576), 0.15)
@@ -88,7 +86,7 @@ def test_fragmentation_needed_shrinks_the_segments_and_the_data_still_arrives() 
     for p in again:
         server.receive_packet(p, 0.2)
     shuttle(client, server, 0.2)
-    assert server.receive(peer, 1 << 16, 0.3) == data
+    assert peer.receive(1 << 16, 0.3) == data
 
 
 def test_each_connection_sends_with_its_own_ttl_and_tos() -> None:

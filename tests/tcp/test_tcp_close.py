@@ -139,7 +139,7 @@ def test_close_wait_delayed_ack_of_fin_fires() -> None:
 
 
 def test_fin_rides_on_last_data_segment(est: Connection) -> None:
-    est.set_nodelay(True)
+    est.set_nodelay(True, 0.0)
     est.send(b"a" * 1500, 0.0)
     expect(
         est,

@@ -237,7 +237,7 @@ def test_nodelay_sends_at_once() -> None:
     conn.send(b"a", 0.0)
     conn.send(b"b", 0.0)
     assert len(conn.take_outgoing()) == 1
-    conn.set_nodelay(True)
+    conn.set_nodelay(True, 0.0)
     expect(conn, [out(ISS + 2, IRS + 1, PSH | ACK, payload=b"b")])
     conn.send(b"c", 0.0)
     expect(conn, [out(ISS + 3, IRS + 1, PSH | ACK, payload=b"c")])

@@ -90,7 +90,7 @@ def test_old_duplicate_ack_is_ignored_but_text_taken(est: Connection) -> None:
 
 def test_zero_window_still_accepts_acks(est: Connection) -> None:
     """RFC 9293 3.10.7.4: "special allowance should be made to accept valid ACKs"."""
-    est.set_nodelay(True)
+    est.set_nodelay(True, 0.0)
     send(est, seg(IRS + 1, ISS + 1, payload=b"f" * 8000))
     est.take_outgoing()
     assert est.tcb.rcv_wnd == 0
@@ -106,7 +106,7 @@ def test_sequence_wraparound_both_ways() -> None:
     iss = SeqNum(2**32 - 1500)
     irs = SeqNum(2**32 - 10)
     conn = established(iss=iss, irs=irs)
-    conn.set_nodelay(True)
+    conn.set_nodelay(True, 0.0)
     conn.send(b"a" * 3000, 0.0)
     got = conn.take_outgoing()
     assert [s.seq.value for s in got] == [2**32 - 1499, 2**32 - 499, 501]

@@ -7,8 +7,12 @@ connection whose four-tuple they quote (RFC 9293 3.9.2.1; the core decides wheth
 believe them), and turns what the connections want to send into IPv4 packets, with
 each connection's TTL and DiffServ byte (MUST-48, MUST-49). It never reads a clock and
 never blocks: time comes in as `now`, packets leave through `take_packets()`, and what
-happened to each connection leaves through `take_events()` for the layer that wakes the
-application.
+happened to each connection leaves through `take_changed()` (the handles of the
+connections whose state moved, for the layer that wakes the application) and
+`take_events()` (every event, for tracing).
+
+The application reaches a connection only through its `ConnectionHandle` (handle.py),
+which `connect()` and `accept()` return.
 
 Packets arrive in batches (`receive_packets`, one per link wake-up): each connection
 a batch touched is collected once, after the batch (its segments become packets, its
@@ -37,7 +41,6 @@ from ..tcp.connection import Connection, reset_for
 from ..tcp.events import Closed, Connected, DataReadable, Error, ErrorReason, Event
 from ..tcp.icmp_errors import classify, path_mtu
 from ..tcp.info import TcbInfo
-from ..tcp.isn import IsnGenerator
 from ..tcp.state import State
 from ..wire.addr import Endpoint
 from ..wire.errors import WireError
@@ -46,6 +49,8 @@ from ..wire.ipv4 import IPPROTO_ICMP, IPPROTO_TCP, IPv4Packet
 from ..wire.packet import build_icmp_packet, build_tcp_packet
 from ..wire.tcp import TcpFlags, TcpSegment
 from .counters import StackCounters
+from .handle import ConnectionHandle
+from .isn import IsnGenerator
 from .listener import DemuxKey, Listener
 from .ports import EphemeralPorts
 
@@ -91,6 +96,8 @@ class Stack:
         self._packets: list[bytes] = []
         self._events: list[ConnectionEvents] = []
         self._accept_ready: set[int] = set()
+        self._handles: dict[Connection, ConnectionHandle] = {}  # connections the user holds
+        self._changed: dict[ConnectionHandle, None] = {}  # handles with new events, in order
         # Timers: a heap of (deadline, tiebreak, key) with lazy deletion; `_deadlines`
         # holds each connection's current deadline, and heap entries that disagree are stale.
         self._timers: list[tuple[float, int, DemuxKey]] = []
@@ -289,12 +296,13 @@ class Stack:
         """Abort a connection whose processing raised, and tell its owner it broke."""
         self.counters.connection_bugs += 1
         try:
-            conn.abort(now)
+            conn.fail(ErrorReason.CONNECTION_RESET, now)
             self._collect(key, conn, now)
         except Exception:
             self.counters.connection_bugs += 1
+            self._events.append((conn, [Error(ErrorReason.CONNECTION_RESET), Closed()]))
+            self._note_changed(conn)
         self._remove(key, conn)
-        self._events.append((conn, [Error(ErrorReason.CONNECTION_RESET), Closed()]))
 
     def _collect(self, key: DemuxKey, conn: Connection, now: float) -> None:
         """After any input to `conn`: its segments become packets, its events are
@@ -305,6 +313,7 @@ class Stack:
         events = conn.take_events()
         if events:
             self._events.append((conn, events))
+            self._note_changed(conn)
             for event in events:
                 kind = type(event)
                 if kind is Connected:
@@ -322,6 +331,11 @@ class Stack:
             else:
                 self._deadlines[key] = deadline
                 heapq.heappush(self._timers, (deadline, next(self._tiebreak), key))
+
+    def _note_changed(self, conn: Connection) -> None:
+        handle = self._handles.get(conn)
+        if handle is not None:
+            self._changed[handle] = None
 
     def _packets_for(self, conn: Connection, remote: int, out: list[TcpSegment]) -> None:
         """The connection's segments as IPv4 packets, with its own TTL and DiffServ
@@ -349,6 +363,7 @@ class Stack:
         if self._conns.get(key) is not conn:
             return
         del self._conns[key]
+        self._handles.pop(conn, None)
         self._touched.pop(key, None)
         self._deadlines.pop(key, None)
         self._orphans.discard(key)
@@ -395,9 +410,15 @@ class Stack:
         return packets
 
     def take_events(self) -> list[ConnectionEvents]:
-        """(connection, its new events) since the last call, in order."""
+        """(connection, its new events) since the last call, in order: for tracing."""
         events, self._events = self._events, []
         return events
+
+    def take_changed(self) -> list[ConnectionHandle]:
+        """The handles of the connections that had events since the last call, in order:
+        their readers and writers should look again."""
+        changed, self._changed = self._changed, {}
+        return list(changed)
 
     def take_accept_ready(self) -> set[int]:
         """Listening ports whose accept queue gained a connection since the last call."""
@@ -408,7 +429,7 @@ class Stack:
 
     def connect(
         self, remote: Endpoint, now: float, *, config: TcpConfig | None = None
-    ) -> Connection:
+    ) -> ConnectionHandle:
         """Active OPEN (RFC 9293 3.10.1) from an ephemeral port (RFC 6056).
 
         An OPEN to an address that is not one host (broadcast, multicast, 0.0.0.0) is
@@ -436,8 +457,9 @@ class Stack:
         )
         key = (rip, rport, port)
         conns[key] = conn
+        handle = self._handles[conn] = ConnectionHandle(self, conn)
         self._collect(key, conn, now)
-        return conn
+        return handle
 
     def listen(self, port: int, backlog: int, *, config: TcpConfig | None = None) -> int:
         """Passive OPEN on `port` (0: pick a free one); returns the port."""
@@ -457,10 +479,14 @@ class Stack:
         )
         return port
 
-    def accept(self, port: int) -> Connection | None:
+    def accept(self, port: int) -> ConnectionHandle | None:
         """The oldest ESTABLISHED connection not yet accepted on `port`, or None."""
         queue = self._listeners[port].accept_queue
-        return queue.popleft() if queue else None
+        if not queue:
+            return None
+        conn = queue.popleft()
+        handle = self._handles[conn] = ConnectionHandle(self, conn)
+        return handle
 
     def unlisten(self, port: int, now: float) -> None:
         """Close the listener; its embryonic and unaccepted connections are reset."""
@@ -474,54 +500,16 @@ class Stack:
         conn = self._conns.get(key)
         if conn is not None:
             self.counters.listener_resets += 1
-            self.abort(conn, now)
+            try:
+                conn.abort(now)
+            finally:
+                self._after_user_call(conn, now)
 
-    def send(self, conn: Connection, data: bytes | memoryview, now: float) -> int:
-        """SEND: how many bytes of `data` the connection took."""
-        try:
-            return conn.send(data, now)
-        finally:
-            self._after_user_call(conn, now)
+    # ---- for ConnectionHandle: after every user call -----------------------------------
 
-    def receive(self, conn: Connection, max_bytes: int, now: float) -> bytes:
-        """RECEIVE: up to max_bytes in-order bytes, b"" when none are buffered."""
-        try:
-            return conn.receive(max_bytes, now)
-        finally:
-            self._after_user_call(conn, now)
-
-    def close(self, conn: Connection, now: float, *, half: bool = False) -> None:
-        """CLOSE: our FIN after the queued data. Unless `half` (the user still reads),
-        unread data pending makes it an ABORT instead (RFC 1122 4.2.2.13, in the core)."""
-        try:
-            conn.close(now, half=half)
-        finally:
-            self._after_user_call(conn, now)
-
-    def abort(self, conn: Connection, now: float) -> None:
-        """ABORT: RST, and the TCB is gone."""
-        try:
-            conn.abort(now)
-        finally:
-            self._after_user_call(conn, now)
-
-    def set_nodelay(self, conn: Connection, on: bool, now: float) -> None:
-        """Nagle off (True) or on (RFC 9293 3.7.4); turning it off may release held data."""
-        try:
-            conn.set_nodelay(on)
-        finally:
-            self._after_user_call(conn, now)
-
-    def set_keepalive(self, conn: Connection, on: bool, now: float) -> None:
-        """Keep-alives on or off for one connection (RFC 9293 3.8.4): the timer moves."""
-        try:
-            conn.set_keepalive(on, now)
-        finally:
-            self._after_user_call(conn, now)
-
-    def release(self, conn: Connection) -> None:
-        """The application closed `conn` and will never read it again; the TCB lives on
-        (FIN-WAIT, TIME-WAIT) in the stack, and data arriving for it is answered with RST."""
+    def _release(self, conn: Connection) -> None:
+        """The application closed `conn` and will never read it again (handle.release)."""
+        self._handles.pop(conn, None)  # nobody to wake any more
         key = self._key(conn)
         if self._conns.get(key) is conn:
             self._orphans.add(key)
@@ -530,11 +518,13 @@ class Stack:
         key = self._key(conn)
         if self._conns.get(key) is conn:
             self._collect(key, conn, now)
-        else:  # already removed: still send what it queued (e.g. an ABORT's RST)
-            self._packets_for(conn, key[0], conn.take_outgoing())
-            events = conn.take_events()
-            if events:
-                self._events.append((conn, events))
+            return
+        # already removed: still send what it queued (e.g. an ABORT's RST)
+        self._packets_for(conn, key[0], conn.take_outgoing())
+        events = conn.take_events()
+        if events:
+            self._events.append((conn, events))
+            self._note_changed(conn)
 
     @staticmethod
     def _key(conn: Connection) -> DemuxKey:

@@ -3,13 +3,13 @@
 How to read this beside RFC 9293
 --------------------------------
 Nothing here reads a clock or draws a random number: every call carries `now`
-(float seconds), the ISN comes from the caller (isn.py, RFC 6528), and segments
+(float seconds), the ISN comes from the caller (stack/isn.py, RFC 6528), and segments
 go in and out as `TcpSegment` values.
 
     RFC 9293                            here
     3.3.1  sequence variables           tcb.py: Tcb.snd_una, snd_nxt, snd_wnd, snd_wl1, ...
     3.3.2  states, Figure 5             state.py; every transition goes through _set_state()
-    3.4.1  ISN selection                isn.py (RFC 6528)
+    3.4.1  ISN selection                stack/isn.py (RFC 6528)
     3.5    opening (Figures 6-10)       open_active(), open_passive(), the SEGMENT ARRIVES steps
     3.5.2  reset generation             _reset_for(), _segment_arrives_closed()
     3.6    closing (Figures 12-14)      close(), _check_fin(), _enter_time_wait()
@@ -68,6 +68,8 @@ coalesced into one (a data segment carries it when one goes out).
 
 from __future__ import annotations
 
+import dataclasses
+
 from ..wire.addr import Endpoint
 from ..wire.seq import SeqNum
 from ..wire.tcp import NO_OPTIONS, TcpFlags, TcpOptions, TcpSegment
@@ -119,6 +121,10 @@ _SENDING = frozenset(
 )
 # States in which the peer's data and FIN are still processed (RFC 9293 3.10.7.4 seventh step).
 _RECEIVING = frozenset({State.ESTABLISHED, State.FIN_WAIT_1, State.FIN_WAIT_2})
+# States in which ABORT sends a RST (RFC 9293 3.10.5).
+_PEER_HAS_TCB = frozenset(
+    {State.SYN_RECEIVED, State.ESTABLISHED, State.FIN_WAIT_1, State.FIN_WAIT_2, State.CLOSE_WAIT}
+)
 
 
 def window_shift_for(buffer: int) -> int:
@@ -261,8 +267,9 @@ class Connection:
         """True while keep-alives are on for this connection (set_keepalive)."""
         return self._keepalive
 
-    def set_nodelay(self, nodelay: bool) -> None:
+    def set_nodelay(self, nodelay: bool, now: float) -> None:
         """Turn Nagle's algorithm (RFC 9293 3.7.4) off (True) or back on."""
+        self._now = now
         self._nodelay = nodelay
         if nodelay and self.state in _SENDING:
             self._output()
@@ -275,6 +282,20 @@ class Connection:
             self._keepalive_at = None
         elif self._keepalive_at is None and self.state in _SENDING | _RECEIVING:
             self._keepalive_at = now + self.config.keepalive_idle
+
+    def set_tos(self, tos: int) -> None:
+        """The TOS byte (DiffServ codepoint << 2) of this connection's packets from now on
+        (RFC 9293 3.9.1 MUST-48); ValueError if it is not a byte."""
+        self.config = dataclasses.replace(self.config, tos=tos)
+
+    def fail(self, reason: ErrorReason, now: float) -> None:
+        """The user's side gives up on the connection for `reason` (the stack, when this
+        connection's processing raised): as ABORT, a RST where the peer has a TCB, then
+        Error(reason) and CLOSED. `failure` is the one place the reason is kept."""
+        self._now = now
+        if self.state is State.CLOSED:
+            return
+        self._fail(reason, send_rst=self.state in _PEER_HAS_TCB)
 
     def take_outgoing(self) -> list[TcpSegment]:
         out = self._outgoing
@@ -388,8 +409,7 @@ class Connection:
         state = self.state
         if state is State.CLOSED:
             return
-        if state in (State.SYN_RECEIVED, State.ESTABLISHED, State.FIN_WAIT_1, State.FIN_WAIT_2,
-                     State.CLOSE_WAIT):
+        if state in _PEER_HAS_TCB:
             self._emit_rst(self.tcb.snd_nxt)
         self._set_state(State.CLOSED)
 

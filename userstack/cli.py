@@ -39,6 +39,7 @@ from .demo import add_demo
 from .observe.ladder import add_ladder_parser
 from .observe.ss import Show, format_table
 from .observe.trace import Tracer
+from .observe.why import add_explain
 from .tcp.config import TcpConfig
 from .tcp.state import State
 from .wire.pcap import PcapWriter
@@ -335,7 +336,7 @@ def ss(args: argparse.Namespace) -> int:
 # ---- main ----------------------------------------------------------------------------------
 
 SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
-    add_serve, add_connect, add_ss, add_ladder_parser, add_demo,
+    add_serve, add_connect, add_ss, add_ladder_parser, add_demo, add_explain,
 ]
 
 

@@ -47,6 +47,13 @@ States (replayed, not observed)
     - anything about segments that never crossed the capture point.
     Where the replay and the capture disagree the capture wins (every captured segment is
     still drawn) and the disagreement is reported in ``Replay.notes``.
+
+Decisions (``userstack explain`` and ``view``)
+    Each replayed Connection is given an Explainer (tcp/rules.py). Every input the replay
+    makes (the OPEN, the user calls inferred before a segment, a segment's arrival, a
+    catch-up ACK, 2*MSL at the end) becomes one `Explained`: the rules the core named and
+    its TCB (``Connection.info``) before and after, with what the replay had to infer to
+    make that input, so the explanation never passes a guess off as an observation.
 """
 
 from __future__ import annotations
@@ -60,6 +67,8 @@ from pathlib import Path
 from ..tcp.config import TcpConfig
 from ..tcp.connection import Connection
 from ..tcp.events import StateChanged
+from ..tcp.info import TcbInfo
+from ..tcp.rules import Decision, Explainer
 from ..tcp.state import State
 from ..wire.addr import Endpoint
 from ..wire.checksum import internet_checksum, pseudo_header_sum
@@ -86,6 +95,7 @@ class CapturedSegment:
     src: Endpoint
     dst: Endpoint
     segment: TcpSegment
+    options: bytes = b""  # the options area as captured (tcpdump prints it in wire order)
 
 
 @dataclass(slots=True)
@@ -145,7 +155,8 @@ def read_capture(path: str | Path) -> Capture:
                 skipped += 1
                 continue
             src, dst = Endpoint(ip.src, seg.src_port), Endpoint(ip.dst, seg.dst_port)
-            segments.append(CapturedSegment(number, time, src, dst, seg))
+            options = ip.payload[20 : (ip.payload[12] >> 4) * 4]
+            segments.append(CapturedSegment(number, time, src, dst, seg, options))
     return Capture(segments, skipped, unchecked)
 
 
@@ -273,10 +284,42 @@ class StateMark:
     index: int  # into TcpConversation.segments; -1 for BEFORE / AFTER
 
 
+@dataclass(frozen=True, slots=True)
+class Explained:
+    """One input the replay gave one endpoint, and what the core said about it."""
+
+    side: Side  # the endpoint that was given the input
+    anchor: Anchor  # ARRIVED: segment ``index`` arrived; SENT: user calls before it left
+    index: int  # into TcpConversation.segments; -1 for BEFORE / AFTER
+    decisions: tuple[Decision, ...]
+    before: TcbInfo | None  # None: no TCB yet (before the OPEN)
+    after: TcbInfo
+    inferred: str | None = None  # what the replay had to assume to make this input
+
+
+# The TCB variables an explanation shows changing, as the RFC names them. (RTO is left
+# out: the replay sets its timers far out on purpose, REPLAY_CONFIG.)
+TCB_VARIABLES = (
+    ("state", "state"), ("snd_una", "SND.UNA"), ("snd_nxt", "SND.NXT"),
+    ("snd_wnd", "SND.WND"), ("rcv_nxt", "RCV.NXT"), ("rcv_wnd", "RCV.WND"), ("mss", "MSS"),
+    ("cwnd", "cwnd"), ("ssthresh", "ssthresh"), ("srtt", "SRTT"),
+)
+
+
+def tcb_changes(before: TcbInfo | None, after: TcbInfo) -> list[tuple[str, object, object]]:
+    """(field, old, new) for each of TCB_VARIABLES that differs; None before the OPEN."""
+    return [
+        (name, None if before is None else getattr(before, name), getattr(after, name))
+        for name, _ in TCB_VARIABLES
+        if before is None or getattr(before, name) != getattr(after, name)
+    ]
+
+
 @dataclass(slots=True)
 class Replay:
     marks: list[StateMark]
     notes: list[str]
+    explained: list[Explained] = field(default_factory=list)
 
 
 _CATCH_UP_STEPS = 10_000  # partial ACKs at most per captured ACK (each opens cwnd a little)
@@ -310,11 +353,27 @@ class _Endpoint:
         self.sent_to: SeqNum | None = None  # highest sequence number this side has sent
         self.lag_noted = False
         self.answered_with_rst = False  # the core just reset a segment that arrived
+        self.why = Explainer()
+        self.held: set[int] = set()  # segments replayed later than capture order (_deliver)
 
     def start(self, conn: Connection, anchor: Anchor, index: int) -> None:
         self.conn = conn
         self._mark(conn.state, anchor, index)
         self._drain(anchor, index)
+        self._explain(anchor, index, None, conn.info(0.0), "the OPEN is implied by its first "
+                      "segment")
+
+    def _explain(
+        self, anchor: Anchor, index: int, before: TcbInfo | None, after: TcbInfo,
+        inferred: str | None = None,
+    ) -> None:
+        """Record what the core decided on the input just made (if it decided or changed
+        anything)."""
+        decisions = tuple(self.why.take())
+        if decisions or tcb_changes(before, after):
+            self.out.explained.append(
+                Explained(self.side, anchor, index, decisions, before, after, inferred)
+            )
 
     def _mark(self, state: State, anchor: Anchor, index: int) -> None:
         if state is not self.state:
@@ -345,6 +404,7 @@ class _Endpoint:
         if self.sent_to is not None and seg.payload:
             already = self.sent_to - seg.seq  # bytes of this payload sent before
             new_data = seg.payload[max(already, 0) :]
+        before = self.conn.info(p.time)
         try:
             if new_data:
                 self.conn.send(new_data, p.time)
@@ -360,6 +420,8 @@ class _Endpoint:
         except Exception as e:  # a diverged replay must never stop the drawing
             self._fail(p, "sending", e)
             return
+        self._explain(Anchor.SENT, index, before, self.conn.info(p.time),
+                      "the user call is inferred from what this segment carries")
         end = seg.seq + seg.seg_len
         if seg.seg_len and (self.sent_to is None or end > self.sent_to):
             self.sent_to = end
@@ -372,6 +434,7 @@ class _Endpoint:
         try:
             if seg.flags & TcpFlags.ACK and self.conn.state.synchronized:
                 self._catch_up(seg, p.time, index)
+            before = self.conn.info(p.time)
             self.conn.on_segment(seg, p.time)
             while self.conn.readable:
                 self.conn.receive(self.conn.readable, p.time)
@@ -379,6 +442,10 @@ class _Endpoint:
         except Exception as e:  # a diverged replay must never stop the drawing
             self._fail(p, "receiving", e)
             return
+        self._explain(Anchor.ARRIVED, index, before, self.conn.info(p.time), (
+            "capture order is not arrival order: replayed as arriving after the "
+            f"{self.name}'s own later segment, which did not acknowledge it"
+        ) if index in self.held else None)
         if self.lag_noted or not seg.flags & TcpFlags.ACK or self.sent_to is None:
             return
         if self._snd_nxt(p.time) < seg.ack <= self.sent_to:  # really sent, yet not replayed
@@ -406,11 +473,15 @@ class _Endpoint:
             nxt = self._snd_nxt(now)
             if seg.ack <= nxt or SeqNum(self.conn.info(now).snd_una) == nxt:
                 return
+            before = self.conn.info(now)
             self.conn.on_segment(
                 TcpSegment(seg.src_port, seg.dst_port, seg.seq, nxt, TcpFlags.ACK, seg.window),
                 now,
             )
             self._drain(Anchor.ARRIVED, index)
+            self._explain(Anchor.ARRIVED, index, before, self.conn.info(now),
+                          "a partial ACK the replay made up: the real sender had sent more "
+                          "than the replayed one, and a cumulative ACK implies each smaller one")
             if self._snd_nxt(now) == nxt:
                 return
 
@@ -421,11 +492,15 @@ class _Endpoint:
         deadline = self.conn.next_deadline()
         if deadline is None:
             return
+        before = self.conn.info(deadline)
         try:
             self.conn.on_timer(deadline)
             self._drain(Anchor.AFTER, -1)
         except Exception as e:  # a diverged replay must never stop the drawing
             self.out.notes.append(f"replay of the {self.name} failed at 2*MSL: {e}")
+            return
+        self._explain(Anchor.AFTER, -1, before, self.conn.info(deadline),
+                      "2*MSL is assumed to have passed after the capture ends")
 
 
 def replay(
@@ -437,9 +512,11 @@ def replay(
         return out
     ends = {side: _Endpoint(side, out) for side in Side}
     first = conv.segments[0]
-    ends[Side.CLIENT].start(
+    client = ends[Side.CLIENT]
+    client.start(
         Connection.open_active(
-            conv.client, conv.server, iss=first.segment.seq, now=first.time, config=config
+            conv.client, conv.server, iss=first.segment.seq, now=first.time, config=config,
+            explain=client.why,
         ),
         Anchor.BEFORE,
         -1,
@@ -484,6 +561,7 @@ def _deliver(
             and seg.seg_len
             and sending.ack < seg.seq + seg.seg_len
         ):
+            to.held.add(queue[0])
             return
         index = queue.popleft()
         to.arriving(index, conv.segments[index])
@@ -503,7 +581,8 @@ def _open_server(
         return
     opener = Connection.open_passive if seg.flags & TcpFlags.ACK else Connection.open_active
     server.start(
-        opener(conv.server, conv.client, iss=seg.seq, now=conv.segments[0].time, config=config),
+        opener(conv.server, conv.client, iss=seg.seq, now=conv.segments[0].time, config=config,
+               explain=server.why),
         Anchor.BEFORE,
         -1,
     )

@@ -126,7 +126,17 @@ def format_options(raw: bytes, sack_base: int = 0) -> str:
 
 def format_tcp(ip: IPv4Packet, seg: TcpSegment, conversations: Conversations) -> str:
     """One tcpdump -nn line (without the timestamp) for a TCP segment."""
-    src, dst = Endpoint(ip.src, seg.src_port), Endpoint(ip.dst, seg.dst_port)
+    header_len = (ip.payload[12] >> 4) * 4
+    return format_segment(
+        Endpoint(ip.src, seg.src_port), Endpoint(ip.dst, seg.dst_port), seg,
+        ip.payload[20:header_len], conversations,
+    )
+
+
+def format_segment(
+    src: Endpoint, dst: Endpoint, seg: TcpSegment, options: bytes, conversations: Conversations
+) -> str:
+    """format_tcp's line from a parsed segment and its options area as it was on the wire."""
     seq, ack, sack_base = conversations.relative(src, dst, seg)
     length = len(seg.payload)
     out = [f"IP {src.ip}.{src.port} > {dst.ip}.{dst.port}: Flags [{flag_letters(seg.flags)}]"]
@@ -137,9 +147,8 @@ def format_tcp(ip: IPv4Packet, seg: TcpSegment, conversations: Conversations) ->
     out.append(f"win {seg.window}")
     if seg.flags & TcpFlags.URG:
         out.append(f"urg {seg.urgent}")
-    header_len = (ip.payload[12] >> 4) * 4
-    if header_len > 20:
-        out.append(f"options [{format_options(ip.payload[20:header_len], sack_base)}]")
+    if options:
+        out.append(f"options [{format_options(options, sack_base)}]")
     out.append(f"length {length}")
     return ", ".join(out)
 

@@ -93,6 +93,7 @@ from .icmp_errors import IcmpErrorKind, Severity, acceptable, mss_for_mtu
 from .info import TcbInfo, TimerKind
 from .rack import Rack, probe_timeout, sent_after
 from .rtt import RttEstimator
+from .rules import Explainer, Rule
 from .sack import Scoreboard, SentSegment
 from .state import State
 from .tcb import Tcb, segment_acceptable
@@ -140,8 +141,9 @@ class Connection:
 
     def __init__(
         self, local: Endpoint, remote: Endpoint, *, iss: SeqNum, now: float, config: TcpConfig,
-        passive: bool,
+        passive: bool, explain: Explainer | None = None,
     ) -> None:
+        self._why = explain  # who is told each rule applied (rules.py), or None: off
         self.local = local
         self.remote = remote
         self.config = config
@@ -201,10 +203,13 @@ class Connection:
     @classmethod
     def open_active(
         cls, local: Endpoint, remote: Endpoint, *, iss: SeqNum, now: float,
-        config: TcpConfig | None = None,
+        config: TcpConfig | None = None, explain: Explainer | None = None,
     ) -> Connection:
         """Active OPEN: send <SEQ=ISS><CTL=SYN>, enter SYN-SENT (RFC 9293 3.10.1)."""
-        conn = cls(local, remote, iss=iss, now=now, config=config or TcpConfig(), passive=False)
+        conn = cls(local, remote, iss=iss, now=now, config=config or TcpConfig(), passive=False,
+                   explain=explain)
+        if explain is not None:
+            explain.decide(Rule.OPEN_ACTIVE, iss=iss)
         conn._send_syn()
         conn._set_state(State.SYN_SENT)
         return conn
@@ -212,14 +217,17 @@ class Connection:
     @classmethod
     def open_passive(
         cls, local: Endpoint, remote: Endpoint, *, iss: SeqNum, now: float,
-        config: TcpConfig | None = None,
+        config: TcpConfig | None = None, explain: Explainer | None = None,
     ) -> Connection:
         """Fully specified passive OPEN: enter LISTEN and wait for the peer's SYN.
 
         The stack creates one per arriving SYN and feeds it that SYN; if the handshake
         fails with an RST the connection returns to LISTEN and the stack drops it.
         """
-        conn = cls(local, remote, iss=iss, now=now, config=config or TcpConfig(), passive=True)
+        conn = cls(local, remote, iss=iss, now=now, config=config or TcpConfig(), passive=True,
+                   explain=explain)
+        if explain is not None:
+            explain.decide(Rule.OPEN_PASSIVE, iss=iss)
         conn._set_state(State.LISTEN)
         return conn
 
@@ -325,6 +333,8 @@ class Connection:
         if self._fin_queued or not state.can_send:
             raise ConnectionStateError("connection closing: send after close")
         n = self._sndbuf.write(data)
+        if self._why is not None:
+            self._why.decide(Rule.SEND, queued=n, send_q=len(self._sndbuf))
         if urgent and n:
             self.tcb.snd_up = self._buf_seq + len(self._sndbuf)
             self._snd_urgent = True
@@ -385,8 +395,12 @@ class Connection:
             return
         if not half and (len(self._rcvbuf) or (self._rcvbuf.has_gaps and not self._eof)):
             # RFC 1122 4.2.2.13: data would be lost, so tell the peer with a RST
+            if self._why is not None:
+                self._why.decide(Rule.CLOSE_WITH_UNREAD_DATA, recv_q=len(self._rcvbuf))
             self.abort(now)
             return
+        if self._why is not None:
+            self._why.decide(Rule.CLOSE, send_q=len(self._sndbuf), half=half)
         self._fin_queued = True
         if state is State.SYN_RECEIVED:
             # RFC 9293 3.10.4: with nothing queued, send the FIN now (FIN-WAIT-1);
@@ -409,6 +423,8 @@ class Connection:
         state = self.state
         if state is State.CLOSED:
             return
+        if self._why is not None:
+            self._why.decide(Rule.ABORT, snd_nxt=self.tcb.snd_nxt)
         if state in _PEER_HAS_TCB:
             self._emit_rst(self.tcb.snd_nxt)
         self._set_state(State.CLOSED)
@@ -693,20 +709,32 @@ class Connection:
 
     def _segment_arrives_closed(self, seg: TcpSegment) -> None:
         """RFC 9293 3.10.7.1: CLOSED. Answer anything but a RST with a RST."""
+        if self._why is not None:
+            self._why.decide(
+                Rule.CLOSED_RST_DROPPED if seg.flags & TcpFlags.RST else Rule.CLOSED_RESET,
+            )
         self._reset_for(seg)
 
     def _segment_arrives_listen(self, seg: TcpSegment) -> None:
         """RFC 9293 3.10.7.2: LISTEN."""
         flags = int(seg.flags)
         if flags & RST:
+            if self._why is not None:
+                self._why.decide(Rule.LISTEN_RST_IGNORED)
             return  # first: an incoming RST is ignored
         if flags & ACK:
             # second: "any acknowledgment is bad if it arrives on a connection still in
             # the LISTEN state": <SEQ=SEG.ACK><CTL=RST>
+            if self._why is not None:
+                self._why.decide(Rule.LISTEN_ACK_RESET, seg_ack=seg.ack)
             self._emit_rst(seg.ack)
             return
         if not flags & SYN:
+            if self._why is not None:
+                self._why.decide(Rule.LISTEN_DROP)
             return  # fourth: "other text or control ... drop the segment"
+        if self._why is not None:
+            self._why.decide(Rule.LISTEN_SYN, seg_seq=seg.seq)
         # third: a SYN. (Security/compartment checks are not applicable, 3.10.7.2.)
         tcb = self.tcb
         tcb.irs = seg.seq
@@ -730,6 +758,10 @@ class Connection:
         if flags & ACK and not (tcb.iss < seg.ack <= tcb.snd_nxt):
             # "If SEG.ACK =< ISS or SEG.ACK > SND.NXT, send a reset (unless the RST bit is
             # set, if so drop the segment and return) <SEQ=SEG.ACK><CTL=RST>"
+            if self._why is not None:
+                self._why.decide(
+                    Rule.SYN_SENT_BAD_ACK, seg_ack=seg.ack, iss=tcb.iss, snd_nxt=tcb.snd_nxt,
+                )
             if not flags & RST:
                 self._emit_rst(seg.ack)
             return
@@ -737,12 +769,18 @@ class Connection:
         if flags & RST:
             # RFC 5961 3.2 / RFC 9293: an RST is acceptable here only if it acknowledges
             # our SYN; then "error: connection reset" (refused) and CLOSED
+            if self._why is not None:
+                self._why.decide(
+                    Rule.SYN_SENT_REFUSED if flags & ACK else Rule.SYN_SENT_RST_DROPPED,
+                )
             if flags & ACK:
                 self._fail(ErrorReason.CONNECTION_REFUSED, send_rst=False)
             return
         # third: security (not applicable)
         # fourth: check the SYN bit
         if not flags & SYN:
+            if self._why is not None:
+                self._why.decide(Rule.SYN_SENT_DROP)
             return  # fifth: "if neither of the SYN or RST bits is set, drop the segment"
         tcb.irs = seg.seq
         tcb.rcv_nxt = seg.seq + 1
@@ -754,6 +792,8 @@ class Connection:
             self._rtx_at = None
             if tcb.snd_una > tcb.iss:
                 # our SYN has been ACKed: ESTABLISHED, send <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>
+                if self._why is not None:
+                    self._why.decide(Rule.SYN_SENT_ESTABLISHED, seg_ack=seg.ack, iss=tcb.iss)
                 tcb.snd_wnd = seg.window  # never scaled in a SYN
                 tcb.max_snd_wnd = seg.window
                 tcb.snd_wl1 = seg.seq
@@ -770,6 +810,8 @@ class Connection:
                 return
         # Simultaneous open (Figure 8): enter SYN-RECEIVED, form <SEQ=ISS><ACK=RCV.NXT>
         # <CTL=SYN,ACK>. Text on the SYN is not kept (the peer resends it).
+        if self._why is not None:
+            self._why.decide(Rule.SYN_SENT_SIMULTANEOUS, seg_seq=seg.seq)
         tcb.snd_wnd = seg.window
         tcb.max_snd_wnd = seg.window
         tcb.snd_wl1 = seg.seq
@@ -809,12 +851,21 @@ class Connection:
         flags = int(seg.flags)
         seg_len = len(seg.payload) + bool(flags & SYN) + bool(flags & FIN)  # SEG.LEN
         if segment_acceptable(seg.seq, seg_len, tcb.rcv_nxt, tcb.rcv_wnd):
+            if self._why is not None:
+                self._why.decide(
+                    Rule.ACCEPTABLE, seg_seq=seg.seq, seg_len=seg_len, rcv_nxt=tcb.rcv_nxt,
+                    rcv_wnd=tcb.rcv_wnd,
+                )
             return seg
         if tcb.rcv_wnd == 0 and seg.seq == tcb.rcv_nxt:
             # "If the RCV.WND is zero, no segments will be acceptable, but special
             # allowance should be made to accept valid ACKs, URGs, and RSTs": keep the
             # control part, drop the text (and the FIN behind it), tell the peer.
             # A bare FIN needs no buffer space, so it is taken too.
+            if self._why is not None:
+                self._why.decide(
+                    Rule.ZERO_WINDOW_CONTROL, seg_seq=seg.seq, seg_len=seg_len, rcv_wnd=0,
+                )
             if not seg.payload:
                 return seg
             self._ack_now = True
@@ -823,16 +874,24 @@ class Connection:
                 seg.options, b"", seg.urgent,
             )
         if flags & RST:
+            if self._why is not None:
+                self._why.decide(Rule.NOT_ACCEPTABLE_RST, seg_seq=seg.seq, rcv_nxt=tcb.rcv_nxt,
+                                 rcv_wnd=tcb.rcv_wnd)
             return None
         state = self.state
         if state is State.TIME_WAIT and flags & FIN and seg.seq + seg_len == tcb.rcv_nxt:
             # The peer retransmitted its FIN (our last ACK was lost): ACK it again and
             # restart the 2 MSL timeout (RFC 9293 3.10.7.4 eighth step, TIME-WAIT).
+            if self._why is not None:
+                self._why.decide(Rule.TIME_WAIT_FIN_AGAIN, seg_seq=seg.seq, rcv_nxt=tcb.rcv_nxt,
+                                 msl=self.config.msl)
             self._timewait_at = self._now + 2 * self.config.msl
         elif state is State.SYN_RECEIVED and flags & SYN and not flags & ACK and tcb.irs == seg.seq:
             # The peer resent its SYN: our SYN,ACK was lost. The RFC's reply is an ACK;
             # like most stacks we resend the SYN,ACK (which is that ACK plus our SYN),
             # so the peer need not wait for our retransmission timer.
+            if self._why is not None:
+                self._why.decide(Rule.SYN_RECEIVED_SYN_AGAIN, seg_seq=seg.seq, irs=tcb.irs)
             self._rtt_seq = None  # Karn
             self._syn_retransmitted = True
             self._send_syn()
@@ -841,6 +900,11 @@ class Connection:
             # all old: a duplicate, reported in the ACK's first SACK block (RFC 2883 4.1.1)
             self._rcvbuf.note_duplicate(seg.seq - tcb.rcv_nxt, len(seg.payload))
         self._ack_now = True  # "<SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>", then drop
+        if self._why is not None:
+            self._why.decide(
+                Rule.NOT_ACCEPTABLE, seg_seq=seg.seq, seg_len=seg_len, rcv_nxt=tcb.rcv_nxt,
+                rcv_wnd=tcb.rcv_wnd,
+            )
         return None
 
     def _check_rst(self, seg: TcpSegment) -> bool:

@@ -1,0 +1,34 @@
+"""The rule table (userstack/tcp/rules.py) is the only way code names a rule: every
+`Rule.NAME` written anywhere in userstack/ is a member of it, and no two rules share an id."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from userstack.tcp.rules import Rule
+
+PACKAGE = Path(__file__).resolve().parents[2] / "userstack"
+REFERENCE = re.compile(r"\bRule\.([A-Z][A-Z0-9_]*)\b")
+
+
+def rule_references() -> dict[str, list[str]]:
+    """Each Rule member named in the source, and the files naming it."""
+    found: dict[str, list[str]] = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for name in REFERENCE.findall(path.read_text()):
+            found.setdefault(name, []).append(str(path.relative_to(PACKAGE.parent)))
+    return found
+
+
+def test_every_rule_the_code_names_is_in_the_table() -> None:
+    references = rule_references()
+    assert references, "the core names no rules at all"
+    unknown = {name: files for name, files in references.items() if name not in Rule.__members__}
+    assert unknown == {}
+
+
+def test_rule_ids_are_unique_and_dotted() -> None:
+    ids = [rule.rule_id for rule in Rule]
+    assert len(ids) == len(set(ids))
+    assert all(re.fullmatch(r"[a-z0-9_]+\.[a-z0-9_]+", i) for i in ids), ids

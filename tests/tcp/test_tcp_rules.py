@@ -1,0 +1,74 @@
+"""The core names the rule behind each decision (tcp/rules.py): the right rule, with the
+values it compared, at the step of SEGMENT ARRIVES that applied it."""
+
+from __future__ import annotations
+
+from tcp_harness import ACK, CFG, IRS, ISS, LOCAL, REMOTE, RST, SYN, seg, send, seq
+
+from userstack.tcp.connection import Connection
+from userstack.tcp.rules import Decision, Explainer, Rule, variable_name
+from userstack.tcp.state import State
+
+
+def explained_established() -> tuple[Connection, Explainer]:
+    why = Explainer()
+    conn = Connection.open_active(LOCAL, REMOTE, iss=ISS, now=0.0, config=CFG, explain=why)
+    send(conn, seg(IRS, ISS + 1, SYN))
+    conn.take_outgoing()
+    return conn, why
+
+
+def rules(decisions: list[Decision]) -> list[Rule]:
+    return [d.rule for d in decisions]
+
+
+def test_the_handshake_is_told_rule_by_rule_with_the_values_compared() -> None:
+    conn, why = explained_established()
+    assert conn.state is State.ESTABLISHED
+    opened, established = why.take()
+    assert opened == Decision(Rule.OPEN_ACTIVE, (("iss", ISS),))
+    assert established == Decision(
+        Rule.SYN_SENT_ESTABLISHED, (("seg_ack", ISS + 1), ("iss", ISS))
+    )
+    assert why.take() == []  # taken once
+
+
+def test_an_unacceptable_segment_names_the_window_it_missed() -> None:
+    conn, why = explained_established()
+    why.take()
+    send(conn, seg(IRS + 1 + 50_000, ISS + 1, ACK, payload=b"x"))  # far beyond RCV.WND
+    (decision,) = why.take()
+    assert decision.rule is Rule.NOT_ACCEPTABLE
+    assert dict(decision.compared) == {
+        "seg_seq": IRS + 1 + 50_000, "seg_len": 1, "rcv_nxt": IRS + 1,
+        "rcv_wnd": conn.tcb.rcv_wnd,
+    }
+    assert [s.flags for s in conn.take_outgoing()] == [ACK]  # the ACK the rule asks for
+
+
+def test_a_sink_gets_each_decision_at_once() -> None:
+    seen: list[Decision] = []
+    why = Explainer(seen.append)
+    Connection.open_passive(LOCAL, REMOTE, iss=seq(1), now=0.0, config=CFG, explain=why)
+    assert rules(seen) == [Rule.OPEN_PASSIVE]
+    assert why.take() == []
+
+
+def test_a_segment_for_a_closed_tcb_is_reset_by_rule() -> None:
+    why = Explainer()
+    conn = Connection.open_passive(LOCAL, REMOTE, iss=ISS, now=0.0, config=CFG, explain=why)
+    send(conn, seg(IRS, ISS + 1, ACK))  # an ACK in LISTEN
+    assert rules(why.take()) == [Rule.OPEN_PASSIVE, Rule.LISTEN_ACK_RESET]
+    assert [s.flags for s in conn.take_outgoing()] == [RST]
+    assert Rule.LISTEN_ACK_RESET.citation == "RFC 9293 3.10.7.2"
+    assert Rule.LISTEN_ACK_RESET.url == "https://www.rfc-editor.org/rfc/rfc9293#section-3.10.7.2"
+
+
+def test_rule_table_ids_are_unique_and_variables_are_spelled_as_the_rfc() -> None:
+    ids = [r.rule_id for r in Rule]
+    assert len(ids) == len(set(ids))
+    assert all(r.summary and r.rfc.startswith("RFC ") for r in Rule)
+    assert variable_name("seg_seq") == "SEG.SEQ"
+    assert variable_name("max_snd_wnd") == "MAX.SND.WND"
+    assert variable_name("iss") == "ISS"
+    assert variable_name("cwnd") == "cwnd"

@@ -37,6 +37,7 @@ from .apps import APPS
 from .control import answers, default_path, fetch_table, serve_control
 from .demo import add_demo
 from .observe.ladder import add_ladder_parser
+from .observe.plot import add_plot_parser
 from .observe.ss import Show, format_table
 from .observe.trace import Tracer
 from .observe.why import add_explain
@@ -336,7 +337,7 @@ def ss(args: argparse.Namespace) -> int:
 # ---- main ----------------------------------------------------------------------------------
 
 SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
-    add_serve, add_connect, add_ss, add_ladder_parser, add_demo, add_explain,
+    add_serve, add_connect, add_ss, add_ladder_parser, add_plot_parser, add_demo, add_explain,
 ]
 
 

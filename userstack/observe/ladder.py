@@ -22,7 +22,7 @@ that keeps labels apart, longer gaps grow with the log of their length, and idle
 second or more, or a hundred times the median) are cut short and marked with a break on
 both lines. The time column gives the real timestamps.
 
-The SVG is written by hand with xml.etree (which escapes every text and attribute).
+The SVG is written by hand with xml.etree (which escapes every text and attribute; svg.py).
 """
 
 from __future__ import annotations
@@ -48,14 +48,17 @@ from .replay import (
     Side,
     StateMark,
     TcpConversation,
+    add_capture_arguments,
     classify,
     find_connections,
     read_capture,
     replay,
 )
+from .svg import SVG_NS, document
+from .svg import attr as _attr
+from .svg import element as _el
+from .svg import xy as _xy
 from .trace import flag_letters
-
-_SVG_NS = "http://www.w3.org/2000/svg"
 
 # Geometry, in px.
 _WIDTH = 980
@@ -164,27 +167,6 @@ def _layout(times: Sequence[float]) -> tuple[list[float], list[tuple[float, floa
     return ys, breaks
 
 
-def _el(parent: ET.Element, tag: str, text: str | None = None, **attrs: object) -> ET.Element:
-    """A child element; attribute names use _ for - (stroke_width -> stroke-width)."""
-    e = ET.SubElement(
-        parent,
-        tag,
-        {k.rstrip("_").replace("_", "-"): _attr(v) for k, v in attrs.items()},
-    )
-    if text is not None:
-        e.text = text
-    return e
-
-
-def _attr(v: object) -> str:
-    """Attribute text: floats to 0.1 px (no 472.0000000001 in the file)."""
-    return f"{v:.1f}".removesuffix(".0") if isinstance(v, float) else str(v)
-
-
-def _xy(x: float, y: float) -> str:
-    return f"{_attr(x)},{_attr(y)}"
-
-
 def _cross(parent: ET.Element, x: float, y: float) -> None:
     """The X where a lost segment ends."""
     _el(parent, "path", d=f"M{_xy(x - 7, y - 7)} l14,14 M{_xy(x - 7, y + 7)} l14,-14",
@@ -229,7 +211,7 @@ def ladder_svg(
     height = legend_y + 30 + 18 * len(lines) + 12
 
     svg = ET.Element(
-        "svg", xmlns=_SVG_NS, width=str(_WIDTH), height=f"{height:.0f}",
+        "svg", xmlns=SVG_NS, width=str(_WIDTH), height=f"{height:.0f}",
         viewBox=f"0 0 {_WIDTH} {height:.0f}",
     )
     _el(svg, "title", f"TCP {conv.client} > {conv.server}")
@@ -254,8 +236,7 @@ def ladder_svg(
             class_="time")
     _draw_states(svg, boxes)
     _legend(svg, legend_y, lines)
-    ET.indent(svg)
-    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(svg, encoding="unicode") + "\n"
+    return document(svg)
 
 
 def _wrapped(notes: Sequence[str]) -> list[str]:
@@ -473,11 +454,7 @@ def add_ladder_parser(subparsers: argparse._SubParsersAction) -> None:  # type: 
         description="Draw one TCP connection of a pcap file as a ladder diagram: one arrow "
         "per segment, each side's RFC 9293 state (replayed through userstack's core).",
     )
-    p.add_argument("capture", type=Path, help="pcap file (raw IP, Ethernet or Linux cooked)")
-    p.add_argument("-o", "--output", type=Path,
-                   help="SVG file to write (default: the capture's name with .svg)")
-    p.add_argument("--connection", type=int, default=0, metavar="N",
-                   help="which connection: 0-based, in order of first SYN (default 0)")
+    add_capture_arguments(p, ".svg")
     p.add_argument("--list", action="store_true", help="list the connections and exit")
     p.set_defaults(run=run_ladder)
 

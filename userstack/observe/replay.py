@@ -58,6 +58,7 @@ Decisions (``userstack explain`` and ``view``)
 
 from __future__ import annotations
 
+import argparse
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -208,6 +209,16 @@ _UNFRAME: dict[int, Callable[[bytes], bytes | None]] = {
     113: _linux_sll,  # LINKTYPE_LINUX_SLL
     276: _linux_sll2,  # LINKTYPE_LINUX_SLL2
 }
+
+
+def add_capture_arguments(parser: argparse.ArgumentParser, output: str) -> None:
+    """The arguments of a command that draws one connection of a capture (ladder, plot);
+    `output` says what the default SVG file is called."""
+    parser.add_argument("capture", type=Path, help="pcap file (raw IP, Ethernet or Linux cooked)")
+    parser.add_argument("-o", "--output", type=Path,
+                        help=f"SVG file to write (default: the capture's name with {output})")
+    parser.add_argument("--connection", type=int, default=0, metavar="N",
+                        help="which connection: 0-based, in order of first SYN (default 0)")
 
 
 def find_connections(segments: Iterable[CapturedSegment]) -> list[TcpConversation]:

@@ -33,3 +33,14 @@ def test_isn_wraps() -> None:
     gen = IsnGenerator(b"key")
     far = gen.isn(LOCAL, Endpoint(IPv4Address("192.0.2.1"), 9), 20_000.0)  # > 2**32 ticks
     assert 0 <= far.value < 2**32
+
+
+def test_timestamp_offsets_are_keyed_per_connection_and_unlike_the_isn() -> None:
+    """RFC 7323 7.1: a per-connection offset for the timestamp clock, from the same secret."""
+    gen = IsnGenerator(b"key")
+    offset = gen.ts_offset(LOCAL, REMOTE)
+    assert offset == IsnGenerator(b"key").ts_offset(LOCAL, REMOTE)  # the same inputs agree
+    assert offset != gen.ts_offset(LOCAL, Endpoint(REMOTE.ip, REMOTE.port + 1))
+    assert offset != IsnGenerator(b"other").ts_offset(LOCAL, REMOTE)
+    assert offset != gen.isn(LOCAL, REMOTE, 0.0).value  # not the ISN's hash again
+    assert 0 <= offset < 1 << 32

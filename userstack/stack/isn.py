@@ -3,6 +3,7 @@ remoteport, secretkey).
 
 M is a 4-microsecond timer (RFC 9293 3.4.1), F a keyed hash. Both the key and the clock
 come in from the caller, so the same inputs always give the same ISN (tests, replays).
+The same keyed hash, with another purpose, gives each connection its timestamp offset.
 """
 
 from __future__ import annotations
@@ -26,10 +27,19 @@ class IsnGenerator:
 
     def isn(self, local: Endpoint, remote: Endpoint, now: float) -> SeqNum:
         m = int(now * TICKS_PER_SECOND)
-        h = hashlib.blake2s(key=self._key, digest_size=4)
+        return SeqNum((m + self._f(local, remote, b"")) % MODULUS)
+
+    def ts_offset(self, local: Endpoint, remote: Endpoint) -> int:
+        """The connection's timestamp clock offset (RFC 7323 7.1), a keyed hash of the
+        four-tuple like F, so TSval tells an observer nothing about the host's clock or
+        its other connections."""
+        return self._f(local, remote, b"tsoffset")
+
+    def _f(self, local: Endpoint, remote: Endpoint, purpose: bytes) -> int:
+        """F(localip, localport, remoteip, remoteport, secretkey), one per `purpose`."""
+        h = hashlib.blake2s(key=self._key, digest_size=4, person=purpose)
         h.update(local.ip.packed)
         h.update(local.port.to_bytes(2, "big"))
         h.update(remote.ip.packed)
         h.update(remote.port.to_bytes(2, "big"))
-        f = int.from_bytes(h.digest(), "big")
-        return SeqNum((m + f) % MODULUS)
+        return int.from_bytes(h.digest(), "big")

@@ -1,0 +1,90 @@
+"""RFC 7323 timestamps: the TSopt clock, which timestamp to echo, RTTM and PAWS.
+
+Every segment carries TSval, the sender's timestamp clock, and TSecr, the last TSval it
+received that counts (TS.Recent). That buys two things:
+
+- RTTM (RFC 7323 4): an ACK's TSecr is the time its data was sent, even for a
+  retransmission, so every ACK that advances SND.UNA is an RTT sample, not one per round
+  trip as with RFC 6298's timing of a single segment.
+- PAWS (RFC 7323 5): sequence numbers wrap after 4 GiB, a few seconds at 1 GB/s, so an old
+  duplicate can carry a sequence number that is in the window again. Its timestamp is old
+  though: a segment whose TSval is older than TS.Recent is rejected (R1), the way an
+  out-of-window segment is (an ACK in reply, then dropped).
+
+The clock ticks once a millisecond (RFC 7323 5.4: between 1 ms and 1 s per tick), from a
+per-connection offset (RFC 7323 7.1) the stack derives from its secret key, as it derives
+the ISN (stack/isn.py), so TSval reveals neither the host's uptime nor other connections.
+Comparisons are modulo 2^32, like sequence numbers (RFC 7323 5.2).
+
+This object is the arithmetic; the connection calls it from SEGMENT ARRIVES (PAWS before
+the window check, TS.Recent after it) and when it builds a segment.
+"""
+
+from __future__ import annotations
+
+from ..wire.seq import SeqNum
+
+TICKS_PER_SECOND = 1000  # one tick per millisecond
+MODULUS = 1 << 32
+HALF = 1 << 31
+# RFC 7323 5.5: TS.Recent from a connection idle longer than this may have wrapped
+# (2^31 ticks at the fastest allowed clock, 1 ms: 24.8 days); it is no longer valid
+PAWS_IDLE = 24 * 24 * 3600.0
+
+
+def ts_before(a: int, b: int) -> bool:
+    """a < b in 32-bit timestamp arithmetic (RFC 7323 5.2)."""
+    return a != b and (a - b) % MODULUS >= HALF
+
+
+class Timestamps:
+    """One connection's timestamp state, once both SYNs carried TSopt (RFC 7323 3.2)."""
+
+    __slots__ = ("last_ack_sent", "offset", "ts_recent", "ts_recent_age")
+
+    def __init__(self, offset: int, ts_recent: int, now: float) -> None:
+        """`ts_recent` is the TSval of the peer's SYN (or SYN-ACK): TS.Recent's first value."""
+        self.offset = offset % MODULUS
+        self.ts_recent = ts_recent
+        self.ts_recent_age = now  # when TS.Recent was recorded (for the 24-day rule)
+        self.last_ack_sent: SeqNum | None = None  # Last.ACK.sent (RFC 7323 4.3)
+
+    def clock(self, now: float) -> int:
+        """TSval at `now`."""
+        return (self.offset + int(now * TICKS_PER_SECOND)) % MODULUS
+
+    def option(self, now: float, ack: SeqNum | None) -> tuple[int, int]:
+        """(TSval, TSecr) for a segment being sent; `ack` is its ACK field, None without ACK
+        (then TSecr is 0, RFC 7323 3.2). Records Last.ACK.sent."""
+        if ack is None:
+            return self.clock(now), 0
+        self.last_ack_sent = ack
+        return self.clock(now), self.ts_recent  # RFC 7323 4.3 (3): TSecr = TS.Recent
+
+    def recent_valid(self, now: float) -> bool:
+        """RFC 7323 5.5: TS.Recent older than 24 days is no longer valid."""
+        return now - self.ts_recent_age <= PAWS_IDLE
+
+    def paws_rejects(self, tsval: int, *, rst: bool, now: float) -> bool:
+        """RFC 7323 5.3 R1: TSval older than a valid TS.Recent, not a RST: not acceptable."""
+        return not rst and self.recent_valid(now) and ts_before(tsval, self.ts_recent)
+
+    def update_recent(self, tsval: int, seq: SeqNum, now: float) -> bool:
+        """RFC 7323 5.3 R3 (4.3 (2)), for a segment that passed the window check: record
+        its TSval if it is not older than TS.Recent and the segment starts at or before
+        Last.ACK.sent, the left edge of the window we last acknowledged. True if recorded."""
+        if ts_before(tsval, self.ts_recent) and self.recent_valid(now):
+            return False
+        if self.last_ack_sent is not None and seq > self.last_ack_sent:
+            return False
+        self.ts_recent = tsval
+        self.ts_recent_age = now
+        return True
+
+    def rtt_sample(self, tsecr: int, now: float) -> float | None:
+        """RFC 7323 4.1 RTTM: the round trip of the data an ACK with this TSecr covers.
+        None for an echo from the future or from too long ago to be ours."""
+        ticks = (self.clock(now) - tsecr) % MODULUS
+        if ticks >= HALF:
+            return None
+        return ticks / TICKS_PER_SECOND

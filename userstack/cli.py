@@ -98,6 +98,8 @@ def add_link_flags(parser: argparse.ArgumentParser) -> None:
                         help="control socket for `userstack ss` (default per --tun)")
     faults = parser.add_argument_group("faults (both directions)")
     faults.add_argument("--loss", type=_probability, default=0.0, metavar="P")
+    faults.add_argument("--ce", type=_probability, default=0.0, metavar="P",
+                        help="congestion: mark ECN-capable packets CE, drop the others")
     faults.add_argument("--dup", type=_probability, default=0.0, metavar="P")
     faults.add_argument("--reorder", type=_probability, default=0.0, metavar="P")
     faults.add_argument("--corrupt", type=_probability, default=0.0, metavar="P")
@@ -143,9 +145,9 @@ async def running_stack(args: argparse.Namespace, trace_out: TextIO) -> AsyncIte
         if args.pcap is not None:
             pcap_file = exits.enter_context(args.pcap.open("wb"))
             link = PcapTap(link, PcapWriter(pcap_file))
-        if args.loss or args.dup or args.reorder or args.corrupt or args.delay:
+        if args.loss or args.ce or args.dup or args.reorder or args.corrupt or args.delay:
             link = await exits.enter_async_context(open_faulty_link(
-                link, loss=args.loss, duplicate=args.dup, reorder=args.reorder,
+                link, loss=args.loss, ce=args.ce, duplicate=args.dup, reorder=args.reorder,
                 corrupt=args.corrupt, delay=args.delay / 1000, seed=args.seed,
             ))
         observer = Tracer(trace_out) if args.trace else None

@@ -18,6 +18,7 @@ import trio.testing
 from userstack.link.faults import FaultPath, Faults, FaultyLink, open_faulty_link
 from userstack.link.memory import memory_link_pair
 from userstack.wire import SeqNum, TcpFlags, TcpSegment, WireError, build_tcp_packet, parse_packet
+from userstack.wire.ipv4 import Ecn, ecn_of
 
 N = 20_000
 
@@ -126,6 +127,31 @@ def test_corrupted_packets_fail_the_wire_checksums() -> None:
     for corrupted in out:
         with pytest.raises(WireError):
             parse_packet(corrupted)
+
+
+def test_congestion_marks_ecn_capable_packets_and_drops_the_rest() -> None:
+    """`ce`: an ECT packet is marked CE (the header checksum still right), a Not-ECT one
+    is dropped, as an ECN router does (RFC 3168 5)."""
+    segment = TcpSegment(src_port=40000, dst_port=80, seq=SeqNum(1000), ack=SeqNum(2000),
+                         flags=TcpFlags.ACK, window=65535, payload=b"data")
+    src, dst = IPv4Address("10.0.0.2"), IPv4Address("10.0.0.1")
+    ect = build_tcp_packet(src, dst, segment, tos=0x20 | Ecn.ECT_0)  # DSCP 8 kept
+    plain = build_tcp_packet(src, dst, segment, tos=0x20)
+    path, out = run_path(Faults(ce=0.1), [ect] * N)
+    assert_rate(path.counters.marked, 0.1)
+    assert path.counters.dropped == 0 and len(out) == N
+    marked = [p for p in out if ecn_of(p) is Ecn.CE]
+    assert len(marked) == path.counters.marked
+    for p in marked[:5]:
+        ip, parsed = parse_packet(p)  # checksums still good
+        assert ip.tos == 0x20 | Ecn.CE and parsed == segment
+    path, out = run_path(Faults(ce=0.1), [plain] * N)
+    assert path.counters.marked == 0
+    assert_rate(path.counters.dropped, 0.1)
+    assert all(ecn_of(p) is Ecn.NOT_ECT for p in out)
+    # anything that is not an IPv4 header cannot be marked: dropped
+    path, _ = run_path(Faults(ce=1.0), numbered(10))
+    assert path.counters.dropped == 10
 
 
 # FaultyLink: the same engine around any link, both directions.

@@ -8,6 +8,8 @@ run, however the two directions interleave. Time comes only from `trio.current_t
 
 What each fault does to a packet, in this order:
 - loss: the packet is gone (`dropped`);
+- congestion (`ce`): what a router with a full queue does (RFC 3168 5): an ECN-capable
+  packet (ECT(0) or ECT(1)) is marked Congestion Experienced (`marked`), any other dropped;
 - corruption: one random bit flips (`corrupted`); the wire layer's checksums must reject it;
 - duplication: the packet goes out twice (`duplicated`);
 - delay + jitter: each copy is due `delay + uniform(0, jitter)` seconds later (jitter alone can
@@ -37,6 +39,7 @@ from typing import Any
 import trio
 
 from userstack.link.base import Link, LinkBase
+from userstack.wire.ipv4 import Ecn, ecn_of, with_ecn
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +47,7 @@ class Faults:
     """What to do to the packets going one way: probabilities per packet, times in seconds."""
 
     loss: float = 0.0
+    ce: float = 0.0
     duplicate: float = 0.0
     reorder: float = 0.0
     corrupt: float = 0.0
@@ -52,7 +56,7 @@ class Faults:
     reorder_hold: float = 0.05
 
     def __post_init__(self) -> None:
-        for name in ("loss", "duplicate", "reorder", "corrupt"):
+        for name in ("loss", "ce", "duplicate", "reorder", "corrupt"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} is a probability in [0, 1], not {value!r}")
@@ -76,6 +80,7 @@ class FaultCounters:
     duplicated: int = 0
     reordered: int = 0
     corrupted: int = 0
+    marked: int = 0  # ECN-capable packets marked CE instead of dropped
 
     def __add__(self, other: FaultCounters) -> FaultCounters:
         return FaultCounters(
@@ -88,6 +93,13 @@ def _flip_bit(packet: bytes, rng: random.Random) -> bytes:
     corrupted = bytearray(packet)
     corrupted[bit >> 3] ^= 1 << (bit & 7)
     return bytes(corrupted)
+
+
+def _ecn_capable(packet: bytes) -> bool:
+    """An IPv4 packet whose sender set ECT(0) or ECT(1)."""
+    if len(packet) < 20 or packet[0] >> 4 != 4 or len(packet) < (packet[0] & 0xF) * 4:
+        return False
+    return ecn_of(packet) in (Ecn.ECT_0, Ecn.ECT_1)
 
 
 class FaultPath:
@@ -111,6 +123,12 @@ class FaultPath:
         if faults.loss and rng.random() < faults.loss:
             counters.dropped += 1
             return
+        if faults.ce and rng.random() < faults.ce:
+            if not _ecn_capable(packet):
+                counters.dropped += 1
+                return
+            packet = with_ecn(packet, Ecn.CE)
+            counters.marked += 1
         if faults.corrupt and packet and rng.random() < faults.corrupt:
             packet = _flip_bit(packet, rng)
             counters.corrupted += 1

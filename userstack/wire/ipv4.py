@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
-from enum import IntFlag
+from enum import IntEnum, IntFlag
 from ipaddress import IPv4Address
 
 from construct import Int8ub, Int16ub, Int32ub, Struct
@@ -160,3 +160,30 @@ class IPv4Packet:
             )
             + self.payload
         )
+
+
+class Ecn(IntEnum):
+    """The ECN field, the low two bits of the TOS byte (RFC 3168 5)."""
+
+    NOT_ECT = 0b00
+    ECT_1 = 0b01
+    ECT_0 = 0b10
+    CE = 0b11  # Congestion Experienced: set by a router instead of dropping
+
+
+def ecn_of(packet: bytes | bytearray | memoryview) -> Ecn:
+    """The ECN codepoint of a raw IPv4 packet (at least a whole header long)."""
+    return Ecn(packet[1] & 0b11)
+
+
+def with_ecn(packet: bytes, ecn: Ecn) -> bytes:
+    """The same IPv4 packet with another ECN codepoint, its header checksum recomputed
+    (what a router marking CE does, RFC 3168 5). Raises WireError on a short header."""
+    if len(packet) < 20 or packet[0] >> 4 != 4 or len(packet) < (packet[0] & 0xF) * 4:
+        raise WireError("not a whole IPv4 header")
+    hlen = (packet[0] & 0xF) * 4
+    header = bytearray(packet[:hlen])
+    header[1] = (header[1] & ~0b11) | ecn
+    header[10:12] = b"\0\0"
+    header[10:12] = internet_checksum(header).to_bytes(2, "big")
+    return bytes(header) + packet[hlen:]

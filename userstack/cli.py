@@ -40,6 +40,7 @@ from .observe.ladder import add_ladder_parser
 from .observe.plot import add_plot_parser
 from .observe.ss import Show, format_table
 from .observe.trace import Tracer
+from .observe.view import add_view
 from .observe.why import add_explain
 from .tcp.config import TcpConfig
 from .tcp.state import State
@@ -340,6 +341,7 @@ def ss(args: argparse.Namespace) -> int:
 
 SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     add_serve, add_connect, add_ss, add_ladder_parser, add_plot_parser, add_demo, add_explain,
+    add_view,
 ]
 
 

@@ -18,7 +18,8 @@ ensure_venv() {
     export PATH="$VENV/bin:$PATH"
 }
 
-# Debian packages for the real peers: nc (netcat-openbsd), nft, ping, tcpdump.
+# Debian packages for the real peers: nc (netcat-openbsd), nft, ping, tcpdump; and chromium,
+# the headless browser the viewer's test drives (tests/observe/test_view.py).
 ensure_debian_tools() {
     [[ "$(id -u)" == 0 ]] || return 0
     command -v apt-get >/dev/null || return 0
@@ -29,6 +30,7 @@ ensure_debian_tools() {
     command -v tcpdump >/dev/null || missing+=(tcpdump)
     command -v curl >/dev/null || missing+=(curl)
     command -v ip >/dev/null || missing+=(iproute2)
+    command -v chromium >/dev/null || missing+=(chromium)
     if ((${#missing[@]})); then
         echo "==> installing ${missing[*]}" >&2
         DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null

@@ -196,22 +196,39 @@ def explain_capture(pcap_path: str | Path, connection: int | None = None) -> lis
 
     Raises WireError for an unreadable capture, LookupError if there is no such connection.
     """
-    capture = read_capture(pcap_path)
-    conversations = find_connections(capture.segments)
-    if connection is not None and not 0 <= connection < len(conversations):
-        raise LookupError(
-            f"{pcap_path}: no connection {connection}: found {len(conversations)} "
-            "(a connection is counted from its SYN)"
-        )
-    chosen = range(len(conversations)) if connection is None else [connection]
+    conversations = find_connections(read_capture(pcap_path).segments)
     return [
         explain_conversation(
             conversations[i],
             f"=== connection {i} of {len(conversations)}: {conversations[i].client} > "
             f"{conversations[i].server}, {len(conversations[i].segments)} segments",
         )
-        for i in chosen
+        for i in chosen(pcap_path, conversations, connection)
     ]
+
+
+def chosen(
+    pcap_path: str | Path, conversations: list[TcpConversation], connection: int | None
+) -> range | list[int]:
+    """Connection ``connection`` (0-based, by first SYN), or all of them if None.
+
+    Raises LookupError if there is no such connection.
+    """
+    if connection is None:
+        return range(len(conversations))
+    if not 0 <= connection < len(conversations):
+        raise LookupError(
+            f"{pcap_path}: no connection {connection}: found {len(conversations)} "
+            "(a connection is counted from its SYN)"
+        )
+    return [connection]
+
+
+def add_capture_arguments(p: argparse.ArgumentParser) -> None:
+    """The arguments `explain` and `view` share: the capture and --connection."""
+    p.add_argument("capture", type=Path, help="pcap file (raw IP, Ethernet or Linux cooked)")
+    p.add_argument("--connection", type=int, metavar="N",
+                   help="only connection N: 0-based, in order of first SYN (default: all)")
 
 
 def add_explain(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -223,9 +240,7 @@ def add_explain(subparsers: argparse._SubParsersAction) -> None:  # type: ignore
         "(tcpdump's format) with the RFC rules the receiving endpoint applied to it and "
         "the TCB variables it changed.",
     )
-    p.add_argument("capture", type=Path, help="pcap file (raw IP, Ethernet or Linux cooked)")
-    p.add_argument("--connection", type=int, metavar="N",
-                   help="only connection N: 0-based, in order of first SYN (default: all)")
+    add_capture_arguments(p)
     p.set_defaults(run=run_explain)
 
 

@@ -54,10 +54,8 @@ from .replay import (
     read_capture,
     replay,
 )
+from .svg import SVG_NS
 from .why import Bases, add_capture_arguments, bases_for, chosen, format_decision, format_value
-
-_SVG_NS = "http://www.w3.org/2000/svg"
-
 
 # ---- RFC 9293 Figure 5, redrawn -----------------------------------------------------------
 
@@ -111,7 +109,7 @@ def figure5_svg(paths: dict[Side, list[State]]) -> str:
             if a != b:
                 taken.setdefault((a, b), set()).add(side.value)
     where = {name: (x, y) for name, x, y in _BOXES}
-    svg = ET.Element("svg", {"class": "figure5"}, xmlns=_SVG_NS, viewBox="0 0 760 620",
+    svg = ET.Element("svg", {"class": "figure5"}, xmlns=SVG_NS, viewBox="0 0 760 620",
                      width="760", height="620")
     ET.SubElement(svg, "title").text = "RFC 9293 Figure 5: TCP connection state diagram"
     defs = ET.SubElement(svg, "defs")

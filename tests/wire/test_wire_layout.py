@@ -11,11 +11,12 @@ from userstack.wire._layout import Layout
 from userstack.wire.icmp import ICMP_ECHO_HEADER
 from userstack.wire.ipv4 import IPV4_HEADER
 from userstack.wire.tcp import TCP_HEADER
+from userstack.wire.virtio import VIRTIO_NET_HDR
 
-LAYOUTS = [IPV4_HEADER, TCP_HEADER, ICMP_ECHO_HEADER]
+LAYOUTS = [IPV4_HEADER, TCP_HEADER, ICMP_ECHO_HEADER, VIRTIO_NET_HDR]
 
 
-@pytest.mark.parametrize("layout", LAYOUTS, ids=["ipv4", "tcp", "icmp"])
+@pytest.mark.parametrize("layout", LAYOUTS, ids=["ipv4", "tcp", "icmp", "virtio"])
 @settings(max_examples=50, deadline=None)
 @given(data=st.data())
 def test_fast_path_matches_compiled_construct(layout: Layout, data: st.DataObject) -> None:
@@ -28,9 +29,18 @@ def test_fast_path_matches_compiled_construct(layout: Layout, data: st.DataObjec
 
 
 def test_sizes() -> None:
-    assert [layout.size for layout in LAYOUTS] == [20, 20, 8]
+    assert [layout.size for layout in LAYOUTS] == [20, 20, 8, 10]
+
+
+def test_virtio_header_is_little_endian() -> None:
+    assert VIRTIO_NET_HDR.fast.format == "<BBHHHH"
 
 
 def test_layout_refuses_nested_fields() -> None:
-    with pytest.raises(TypeError, match="big-endian integer fields"):
-        Layout(construct.Struct("x" / construct.Int16ul))
+    with pytest.raises(TypeError, match="flat integer fields"):
+        Layout(construct.Struct("x" / construct.Bytes(2)))
+
+
+def test_layout_refuses_mixed_byte_orders() -> None:
+    with pytest.raises(TypeError, match="one byte order"):
+        Layout(construct.Struct("x" / construct.Int16ub, "y" / construct.Int16ul))

@@ -89,6 +89,9 @@ def add_link_flags(parser: argparse.ArgumentParser) -> None:
                         help="the kernel's address on the TUN (default 10.0.0.1/24)")
     parser.add_argument("--mtu", type=int, default=1500,
                         help="TUN MTU (default 1500); the MSS we offer is MTU - 40")
+    parser.add_argument("--offload", action=argparse.BooleanOptionalAction, default=True,
+                        help="TSO and checksum offload on the TUN, where the kernel accepts"
+                        " it (default on)")
     parser.add_argument("--msl", type=float, metavar="SECONDS",
                         help="Maximum Segment Lifetime; TIME-WAIT lasts 2*MSL (default 120)")
     parser.add_argument("--trace", action="store_true",
@@ -138,7 +141,9 @@ async def running_stack(args: argparse.Namespace, trace_out: TextIO) -> AsyncIte
         raise SystemExit(f"{PROG}: another userstack answers on {control}; pass --control PATH")
     async with AsyncExitStack() as exits:
         try:
-            tun = TunLink.create(args.tun, host_addr=args.host_addr, mtu=args.mtu)
+            tun = TunLink.create(
+                args.tun, host_addr=args.host_addr, mtu=args.mtu, offload=args.offload
+            )
         except Exception as exc:  # pytun.Error or OSError; pytun stays inside link/tun.py
             raise SystemExit(f"{PROG}: cannot create TUN device {args.tun}: {exc}") from exc
         exits.push_async_callback(tun.aclose)

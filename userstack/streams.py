@@ -68,7 +68,8 @@ async def open_stack(
     caller's: it is not closed on exit. Leaving the block stops the stack at once, as
     a host that vanishes would: no FIN or RST goes out for connections still open.
     """
-    stack = Stack(address, key=os.urandom(16) if isn_key is None else isn_key, config=config)
+    key = os.urandom(16) if isn_key is None else isn_key
+    stack = Stack(address, key=key, config=config, offload=link.offload)
     async with trio.open_nursery() as nursery:
         user_stack = UserStack(stack, link, observer)
         await nursery.start(user_stack._driver.run)

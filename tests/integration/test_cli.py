@@ -21,6 +21,8 @@ def test_serve_defaults() -> None:
         "us0", "10.0.0.2", "10.0.0.1/24", 1500)
     assert args.port is None and not args.trace and args.pcap is None
     assert tcp_config(args).mss == 1460
+    assert args.offload  # on where the kernel accepts it
+    assert not build_parser().parse_args(["serve", "http", "--no-offload"]).offload
 
 
 def test_connect_flags() -> None:

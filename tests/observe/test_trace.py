@@ -190,3 +190,24 @@ def test_lines_match_real_tcpdump(tmp_path: Path) -> None:
     for mine, real in zip(ours(packets), theirs, strict=True):
         # tcpdump goes on to decode some payloads (": HTTP: ..."); the TCP part must match
         assert real.startswith(mine), f"\nours:    {mine}\ntcpdump: {real}"
+
+
+def test_offloaded_packets_print_as_tcpdump_on_a_tso_interface() -> None:
+    from userstack.wire.offload import OffloadedPacket, PartialChecksum, SuperSegment
+
+    seg = TcpSegment(80, 43210, SeqNum(1000), SeqNum(2000), F.ACK, 512, payload=bytes(45 * 1448))
+    out = OffloadedPacket.from_segment(S, C, seg, gso_size=1448)
+    line = format_packet(out, Conversations())
+    assert line.endswith(", length 65160 (offloaded: TSO, gso_size 1448)")
+    assert "bad" not in line
+    plain = format_packet(out.complete(), Conversations())
+    assert line == plain + " (offloaded: TSO, gso_size 1448)"
+    # Coming in, the checksum field holds the pseudo-header sum only: not checked, marked.
+    arrived = SuperSegment(out.header + out.payload)
+    assert format_packet(arrived, Conversations()) == plain + " (offloaded: super-segment)"
+    small = OffloadedPacket.from_segment(S, C, seg.__class__(80, 43210, SeqNum(1), SeqNum(2),
+                                                              F.ACK, 512, payload=b"x"))
+    assert format_packet(small, Conversations()) == format_packet(small.complete(),
+                                                                  Conversations())
+    partial = PartialChecksum(small.header + small.payload)
+    assert "bad" not in format_packet(partial, Conversations())

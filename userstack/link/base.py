@@ -16,6 +16,16 @@ Closing, as in trio's channels:
   `trio.EndOfChannel` once everything already in flight has been delivered, and `send` raises
   `trio.BrokenResourceError`.
 A TUN has no peer to go away: it only ends by being closed.
+
+Offload. `link.offload` (an `OffloadCapability`, userstack/wire/offload.py) says what else the
+link takes besides plain `bytes`: with `checksum`, an `OffloadedPacket` whose TCP checksum it
+completes; with `segmentation` too, one whose payload it cuts into `gso_size` pieces (a
+super-segment of up to `max_packet` bytes). The stack reads it and never sends a link what it
+cannot take: a link that cannot segment never receives a super-segment, one without offload
+only `bytes`. On the way in, a link may hand up `Vouched` bytes, whose TCP checksum it
+vouches for (the kernel checked it, or it was never computed because it never left this
+machine); the stack skips the checksum for those alone, and they may be longer than one MSS.
+Wrappers pass the capability of the link they wrap through.
 """
 
 from __future__ import annotations
@@ -27,16 +37,20 @@ from typing import Protocol, runtime_checkable
 
 import trio
 
+from userstack.wire.offload import NO_OFFLOAD, LinkPacket, OffloadCapability
+
 
 @runtime_checkable
 class Link(Protocol):
     """Moves whole IPv4 packets; see the module docstring for the closing rules."""
 
-    async def send(self, packet: bytes) -> None:
+    offload: OffloadCapability  # what the link takes besides plain bytes
+
+    async def send(self, packet: LinkPacket) -> None:
         """Hand one packet to the link."""
         ...
 
-    async def send_batch(self, packets: Sequence[bytes]) -> None:
+    async def send_batch(self, packets: Sequence[LinkPacket]) -> None:
         """Hand several packets to the link, in order, in one go."""
         ...
 
@@ -62,6 +76,8 @@ class LinkBase(trio.abc.AsyncResource):
     keeps the order right when a caller mixes the two calls.
     """
 
+    offload: OffloadCapability = NO_OFFLOAD
+
     def __init__(self) -> None:
         self._pending: deque[bytes] = deque()
         self._closed = False
@@ -70,7 +86,7 @@ class LinkBase(trio.abc.AsyncResource):
     def closed(self) -> bool:
         return self._closed
 
-    async def send(self, packet: bytes) -> None:
+    async def send(self, packet: LinkPacket) -> None:
         await self.send_batch((packet,))
 
     async def receive(self) -> bytes:
@@ -106,7 +122,7 @@ class LinkBase(trio.abc.AsyncResource):
             raise trio.ClosedResourceError("link is closed")
 
     @abstractmethod
-    async def send_batch(self, packets: Sequence[bytes]) -> None: ...
+    async def send_batch(self, packets: Sequence[LinkPacket]) -> None: ...
 
     @abstractmethod
     async def _receive_batch(self) -> list[bytes]: ...

@@ -23,6 +23,10 @@ next due packet at once. The send path with delay, jitter or reordering keeps pa
 after `send` has returned, so it needs a background task: give the link a nursery, or use
 `open_faulty_link()`, which owns one. Closing the link drops whatever is still in flight, as
 pulling a cable does. `memory_link_pair` uses the same engine (`FaultPath`) for each direction.
+
+With offload, a super-segment (`OffloadedPacket`) is one packet to the faults: it is lost,
+duplicated or held back whole. Corrupting one completes its checksum first, so the flipped
+bit reaches the receiver as a plain packet that its checksum must reject.
 """
 
 from __future__ import annotations
@@ -33,13 +37,14 @@ import math
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 import trio
 
 from userstack.link.base import Link, LinkBase
 from userstack.wire.ipv4 import Ecn, ecn_of, with_ecn
+from userstack.wire.offload import LinkPacket, OffloadedPacket
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,18 +93,28 @@ class FaultCounters:
         )
 
 
-def _flip_bit(packet: bytes, rng: random.Random) -> bytes:
+def _flip_bit(packet: LinkPacket, rng: random.Random) -> bytes:
     bit = rng.randrange(len(packet) * 8)
-    corrupted = bytearray(packet)
+    corrupted = bytearray(bytes(packet))  # an OffloadedPacket completes its checksum
     corrupted[bit >> 3] ^= 1 << (bit & 7)
     return bytes(corrupted)
 
 
-def _ecn_capable(packet: bytes) -> bool:
+def _ecn_capable(packet: LinkPacket) -> bool:
     """An IPv4 packet whose sender set ECT(0) or ECT(1)."""
+    if type(packet) is OffloadedPacket:
+        packet = packet.header
     if len(packet) < 20 or packet[0] >> 4 != 4 or len(packet) < (packet[0] & 0xF) * 4:
         return False
     return ecn_of(packet) in (Ecn.ECT_0, Ecn.ECT_1)
+
+
+def _mark_ce(packet: LinkPacket) -> LinkPacket:
+    """CE on any packet a link carries; an offloaded one keeps its payload apart, a
+    vouched-for one its mark (the TCP checksum does not cover the ECN bits)."""
+    if type(packet) is OffloadedPacket:
+        return replace(packet, header=with_ecn(packet.header, Ecn.CE))
+    return type(packet)(with_ecn(packet, Ecn.CE))
 
 
 class FaultPath:
@@ -113,11 +128,11 @@ class FaultPath:
         self.faults = faults
         self.counters = FaultCounters()
         self._rng = rng
-        self._heap: list[tuple[float, int, bytes]] = []
+        self._heap: list[tuple[float, int, LinkPacket]] = []
         self._arrival = itertools.count()
-        self._held: tuple[float, bytes] | None = None  # (give up waiting at, packet)
+        self._held: tuple[float, LinkPacket] | None = None  # (give up waiting at, packet)
 
-    def offer(self, packet: bytes, now: float) -> None:
+    def offer(self, packet: LinkPacket, now: float) -> None:
         faults, rng, counters = self.faults, self._rng, self.counters
         counters.offered += 1
         if faults.loss and rng.random() < faults.loss:
@@ -127,7 +142,7 @@ class FaultPath:
             if not _ecn_capable(packet):
                 counters.dropped += 1
                 return
-            packet = with_ecn(packet, Ecn.CE)
+            packet = _mark_ce(packet)
             counters.marked += 1
         if faults.corrupt and packet and rng.random() < faults.corrupt:
             packet = _flip_bit(packet, rng)
@@ -150,7 +165,7 @@ class FaultPath:
                 self._held = None
                 counters.reordered += 1
 
-    def take_due(self, now: float) -> list[bytes]:
+    def take_due(self, now: float) -> list[LinkPacket]:
         """Every packet due at `now`, in the order it leaves."""
         if self._held is not None and self._held[0] <= now:
             self._push(*self._held)
@@ -177,7 +192,7 @@ class FaultPath:
         self._heap.clear()
         self._held = None
 
-    def _push(self, due: float, packet: bytes) -> None:
+    def _push(self, due: float, packet: LinkPacket) -> None:
         heapq.heappush(self._heap, (due, next(self._arrival), packet))
 
 
@@ -231,6 +246,7 @@ class FaultyLink(LinkBase):
         super().__init__()
         faults = Faults(**options)
         self.inner = inner
+        self.offload = inner.offload
         self._tx = FaultPath(faults, rng_for(seed, "send"))
         self._rx = FaultPath(faults, rng_for(seed, "receive"))
         self._inner_ended = False
@@ -258,7 +274,7 @@ class FaultyLink(LinkBase):
     def counters(self) -> FaultCounters:
         return self._tx.counters + self._rx.counters
 
-    async def send_batch(self, packets: Sequence[bytes]) -> None:
+    async def send_batch(self, packets: Sequence[LinkPacket]) -> None:
         self._check_open()
         path, now = self._tx, trio.current_time()
         for packet in packets:

@@ -11,6 +11,13 @@ The queue is bounded: a packet sent while `capacity` packets are in flight is dr
 with back-pressure instead, two drivers that both block sending into full queues while neither
 reads would deadlock, and a real network never pushes back like that. The default is generous
 enough that a test which keeps reading never hits it.
+
+`offload=True` gives both ends the capability of a TUN with TSO (`TSO`): the stacks send
+`OffloadedPacket`s, which the faults treat as one packet each, and the far end receives
+each super-segment whole, as a `SuperSegment` whose checksum is vouched for (as two kernel
+sockets on one host do), or, with `whole=False`, cut into MSS-sized packets with complete
+checksums (the kernel's GSO towards a peer that takes no super-segments). Either way every
+super-segment path of the stack runs without root.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ import trio
 
 from userstack.link.base import LinkBase
 from userstack.link.faults import FaultCounters, FaultPath, Faults, receive_due, rng_for
+from userstack.wire.offload import NO_OFFLOAD, TSO, LinkPacket, OffloadCapability, delivered
 
 DEFAULT_CAPACITY = 4096
 
@@ -29,9 +37,10 @@ DEFAULT_CAPACITY = 4096
 class _Direction:
     """One direction of a pair: the packets in flight, and the receivers waiting for them."""
 
-    def __init__(self, path: FaultPath, capacity: int) -> None:
+    def __init__(self, path: FaultPath, capacity: int, whole: bool) -> None:
         self.path = path
         self.capacity = capacity
+        self.whole = whole  # super-segments arrive whole, not cut (see the module docstring)
         self.waiting = trio.lowlevel.ParkingLot()
         self.sender_closed = False
         self.receiver_closed = False
@@ -40,10 +49,13 @@ class _Direction:
 class MemoryLink(LinkBase):
     """One end of a memory pair; make them with `memory_link_pair`."""
 
-    def __init__(self, outgoing: _Direction, incoming: _Direction) -> None:
+    def __init__(
+        self, outgoing: _Direction, incoming: _Direction, offload: OffloadCapability
+    ) -> None:
         super().__init__()
         self._out = outgoing
         self._in = incoming
+        self.offload = offload
         self.queue_drops = 0
 
     @property
@@ -56,7 +68,7 @@ class MemoryLink(LinkBase):
         """What the faults did to the packets sent to this end."""
         return self._in.path.counters
 
-    async def send_batch(self, packets: Sequence[bytes]) -> None:
+    async def send_batch(self, packets: Sequence[LinkPacket]) -> None:
         self._check_open()
         out = self._out
         if out.receiver_closed:
@@ -71,7 +83,10 @@ class MemoryLink(LinkBase):
         await trio.lowlevel.checkpoint()
 
     async def _receive_batch(self) -> list[bytes]:
-        return await receive_due(self, self._in.path, self._wait_for_sender)
+        batch = await receive_due(self, self._in.path, self._wait_for_sender)
+        if self.offload is NO_OFFLOAD:
+            return batch
+        return delivered(batch, whole=self._in.whole)
 
     async def _wait_for_sender(self, deadline: float | None) -> None:
         """Until `deadline`, or until the sender offers more or goes away."""
@@ -91,12 +106,19 @@ class MemoryLink(LinkBase):
 
 
 def memory_link_pair(
-    *, seed: int | str | None = None, capacity: int = DEFAULT_CAPACITY, **options: float
+    *,
+    seed: int | str | None = None,
+    capacity: int = DEFAULT_CAPACITY,
+    offload: bool = False,
+    whole: bool = True,
+    **options: float,
 ) -> tuple[MemoryLink, MemoryLink]:
     """Two joined links. `options` are the fields of `Faults`, by name (`loss=0.05,
-    delay=0.02`); they apply to each direction independently, seeded from `seed`."""
+    delay=0.02`); they apply to each direction independently, seeded from `seed`.
+    `offload` and `whole`: see the module docstring."""
     faults = Faults(**options)
-    a_to_b = _Direction(FaultPath(faults, rng_for(seed, "a->b")), capacity)
-    b_to_a = _Direction(FaultPath(faults, rng_for(seed, "b->a")), capacity)
-    return MemoryLink(a_to_b, b_to_a), MemoryLink(b_to_a, a_to_b)
+    capability = TSO if offload else NO_OFFLOAD
+    a_to_b = _Direction(FaultPath(faults, rng_for(seed, "a->b")), capacity, whole)
+    b_to_a = _Direction(FaultPath(faults, rng_for(seed, "b->a")), capacity, whole)
+    return MemoryLink(a_to_b, b_to_a, capability), MemoryLink(b_to_a, a_to_b, capability)
 

@@ -13,12 +13,31 @@ kernel refuses as malformed (EINVAL: e.g. a corrupted version nibble from a Faul
 dropped and counted in `stats.tx_rejected`, as the peer's problem, not the driver's.
 
 Closing the fd removes the device (it is not persistent), with its address and routes.
+
+Offload (on by default, `offload=False` to refuse it). The device is opened with IFF_VNET_HDR,
+so every packet each way starts with a 10-byte virtio-net header (userstack/wire/virtio.py), and
+TUNSETOFFLOAD with TUN_F_CSUM | TUN_F_TSO4 tells the kernel that this "NIC" checksums and
+segments in hardware. Then:
+- the kernel hands up its TCP segments unsegmented (up to 64 KB) and unchecksummed (NEEDS_CSUM:
+  only the pseudo-header sum is filled in); they come up as `Vouched` bytes
+  (userstack/wire/offload.py), so the stack skips the checksum it could not verify anyway. A
+  non-TCP packet marked NEEDS_CSUM (UDP) has its checksum completed here instead;
+- the stack may write an `OffloadedPacket`: its header and payload go out with one `os.writev`
+  behind its virtio-net header, and the kernel completes the checksum and, for a super-segment,
+  cuts it into `gso_size` pieces.
+`offload` says which (`OffloadCapability`). A kernel that refuses IFF_VNET_HDR or TUNSETOFFLOAD
+gets a plain device instead: one line on stderr, `stats.offload_refused` counts it.
+Reads go into one preallocated buffer (`os.readv`), so a 64 KB super-segment is copied once,
+into the `bytes` handed up.
 """
 
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
+import struct
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from ipaddress import IPv4Interface
@@ -27,31 +46,67 @@ import pytun
 import trio
 
 from userstack.link.base import LinkBase
+from userstack.wire.checksum import internet_checksum
+from userstack.wire.offload import (
+    NO_OFFLOAD,
+    TSO,
+    LinkPacket,
+    OffloadCapability,
+    OffloadedPacket,
+    PartialChecksum,
+    SuperSegment,
+    ValidChecksum,
+    link_packet_bytes,
+)
+from userstack.wire.virtio import (
+    NO_VIRTIO_OFFLOAD,
+    TCP_CSUM_OFFSET,
+    VIRTIO_NET_HDR,
+    VIRTIO_NET_HDR_SIZE,
+    VirtioFlags,
+)
 
 DEFAULT_NAME = "userstack%d"  # the kernel fills in %d with the first free number
 DEFAULT_MTU = 1500
 _MAX_BATCH = 256  # reads per wake-up, so a flood cannot starve the rest of the driver
 _READ_SIZE = 65535  # larger than any MTU: a short buffer would silently truncate a packet
 
+# From Linux include/uapi/linux/if_tun.h: _IOW('T', 208, unsigned int), _IOW('T', 216, int).
+_TUNSETOFFLOAD = 0x400454D0
+_TUNSETVNETHDRSZ = 0x400454D8
+_TUN_F_CSUM = 0x01  # we take packets with NEEDS_CSUM, and the kernel takes ours
+_TUN_F_TSO4 = 0x02  # and TCP/IPv4 super-segments (needs TUN_F_CSUM)
+_NEEDS_CSUM, _DATA_VALID = int(VirtioFlags.NEEDS_CSUM), int(VirtioFlags.DATA_VALID)
+_IPPROTO_TCP = 6
+
 
 @dataclass(slots=True)
 class TunStats:
     rx_packets: int = 0  # IPv4 packets passed up
     rx_not_ipv4: int = 0  # dropped: IPv6 or anything else that is not IPv4
+    rx_super_segments: int = 0  # of rx_packets: the kernel's unsegmented TCP (gso_type set)
     tx_packets: int = 0  # written to the kernel
+    tx_super_segments: int = 0  # of tx_packets: ours, for the kernel to segment
     tx_rejected: int = 0  # the kernel refused them as malformed (EINVAL)
+    offload_refused: int = 0  # 1 if offload was asked for and the kernel said no
 
 
 class TunLink(LinkBase):
     """A TUN device as a Link. Make one with `TunLink.create(...)`; `aclose()` removes it."""
 
-    def __init__(self, device: pytun.TunTapDevice, mtu: int) -> None:
+    def __init__(
+        self, device: pytun.TunTapDevice, mtu: int, offload: OffloadCapability = NO_OFFLOAD
+    ) -> None:
         super().__init__()
         self._device = device
         self._fd: int = device.fileno()
         self.name: str = device.name
         self.mtu = mtu
+        self.offload = offload
         self.stats = TunStats()
+        self._vnet = offload is not NO_OFFLOAD  # every packet behind a virtio-net header
+        self._buffer = bytearray(VIRTIO_NET_HDR_SIZE + _READ_SIZE)
+        self._view = memoryview(self._buffer)
 
     @classmethod
     def create(
@@ -61,13 +116,24 @@ class TunLink(LinkBase):
         host_addr: str | IPv4Interface | None = "10.0.0.1/24",
         mtu: int = DEFAULT_MTU,
         disable_ipv6: bool = True,
+        offload: bool = True,
     ) -> TunLink:
         """Create the device in the calling thread's network namespace and bring it up.
 
         `host_addr` is the kernel's side ("10.0.0.1/24": the kernel is 10.0.0.1 and routes the
         rest of 10.0.0.0/24 into the TUN, where the stack answers); None leaves it unaddressed.
+        `offload`: ask for checksum and segmentation offload (see the module docstring).
         """
-        device = pytun.TunTapDevice(name=name, flags=pytun.IFF_TUN | pytun.IFF_NO_PI)
+        capability, refused = NO_OFFLOAD, False
+        if offload:
+            try:
+                device = _open_offloaded(name)
+                capability = TSO
+            except (OSError, pytun.Error) as exc:
+                print(f"userstack: TUN offload refused ({exc}); without it", file=sys.stderr)
+                refused = True
+        if capability is NO_OFFLOAD:
+            device = pytun.TunTapDevice(name=name, flags=pytun.IFF_TUN | pytun.IFF_NO_PI)
         try:
             fd = device.fileno()
             os.set_inheritable(fd, False)  # a child holding the fd would keep the device alive
@@ -83,15 +149,28 @@ class TunLink(LinkBase):
         except BaseException:
             device.close()
             raise
-        return cls(device, mtu)
+        link = cls(device, mtu, capability)
+        link.stats.offload_refused = int(refused)
+        return link
 
-    async def send_batch(self, packets: Sequence[bytes]) -> None:
+    async def send_batch(self, packets: Sequence[LinkPacket]) -> None:
         self._check_open()
-        fd, write, stats = self._fd, os.write, self.stats
+        fd, stats, vnet = self._fd, self.stats, self._vnet
+        writev, write = os.writev, os.write
         for packet in packets:
+            if type(packet) is OffloadedPacket:
+                if not vnet:  # a wrapper's mistake; the stack never sends one here
+                    packet = link_packet_bytes(packet)
+                elif packet.gso_size:
+                    stats.tx_super_segments += 1
             while True:
                 try:
-                    write(fd, packet)
+                    if not vnet:
+                        write(fd, packet)
+                    elif type(packet) is OffloadedPacket:
+                        writev(fd, (packet.virtio_header, packet.header, packet.payload))
+                    else:
+                        writev(fd, (NO_VIRTIO_OFFLOAD, packet))
                 except BlockingIOError:
                     await trio.lowlevel.wait_writable(fd)
                     continue
@@ -115,25 +194,76 @@ class TunLink(LinkBase):
         return batch
 
     def _drain(self) -> list[bytes]:
-        """Read until EAGAIN (or _MAX_BATCH packets); keep only IPv4."""
-        fd, read, batch, not_ipv4 = self._fd, os.read, [], 0
+        """Read until EAGAIN (or _MAX_BATCH packets) into the one buffer; keep only IPv4."""
+        fd, readv, buffers, view = self._fd, os.readv, [self._buffer], self._view
+        start = VIRTIO_NET_HDR_SIZE if self._vnet else 0
+        batch: list[bytes] = []
+        not_ipv4 = 0
         for _ in range(_MAX_BATCH):
             try:
-                packet = read(fd, _READ_SIZE)
+                n = readv(fd, buffers)
             except BlockingIOError:
                 break
-            if packet and packet[0] >> 4 == 4:
-                batch.append(packet)
-            else:
+            if n <= start or view[start] >> 4 != 4:
                 not_ipv4 += 1
+            elif start:
+                batch.append(self._unwrap(n))
+            else:
+                batch.append(bytes(view[:n]))
         self.stats.rx_packets += len(batch)
         self.stats.rx_not_ipv4 += not_ipv4
         return batch
+
+    def _unwrap(self, n: int) -> bytes:
+        """The IPv4 packet behind the virtio-net header in the buffer's first `n` bytes,
+        marked for the stack by what the header says about its TCP checksum."""
+        view = self._view
+        flags, gso_type, _, _, csum_start, csum_offset = _VNET.unpack_from(view)
+        packet = view[VIRTIO_NET_HDR_SIZE:n]
+        if flags & _NEEDS_CSUM:
+            ihl = (packet[0] & 0xF) << 2
+            if packet[9] == _IPPROTO_TCP and csum_start == ihl and csum_offset == TCP_CSUM_OFFSET:
+                if gso_type:
+                    self.stats.rx_super_segments += 1
+                    return SuperSegment(packet)
+                return PartialChecksum(packet)
+            return _complete_checksum(packet, csum_start, csum_offset)
+        if flags & _DATA_VALID and packet[9] == _IPPROTO_TCP:
+            return ValidChecksum(packet)
+        return bytes(packet)
 
     async def _aclose(self) -> None:
         trio.lowlevel.notify_closing(self._fd)  # a task blocked in receive gets ClosedResourceError
         self._device.close()
         await trio.lowlevel.checkpoint()
+
+
+_VNET = VIRTIO_NET_HDR.fast
+
+
+def _open_offloaded(name: str) -> pytun.TunTapDevice:
+    """A TUN with virtio-net headers, 10 bytes each, and TSO/checksum offload switched on."""
+    flags = pytun.IFF_TUN | pytun.IFF_NO_PI | pytun.IFF_VNET_HDR
+    device = pytun.TunTapDevice(name=name, flags=flags)
+    try:
+        fd = device.fileno()
+        fcntl.ioctl(fd, _TUNSETVNETHDRSZ, struct.pack("i", VIRTIO_NET_HDR_SIZE))
+        fcntl.ioctl(fd, _TUNSETOFFLOAD, _TUN_F_CSUM | _TUN_F_TSO4)
+    except BaseException:
+        device.close()
+        raise
+    return device
+
+
+def _complete_checksum(packet: memoryview, start: int, offset: int) -> bytes:
+    """NEEDS_CSUM on a packet the stack verifies (UDP, say): fill in its checksum here."""
+    data = bytearray(packet)
+    at = start + offset
+    if at + 2 > len(data):
+        return bytes(data)  # nonsense from the kernel: the stack's own checks drop it
+    # The field holds the pseudo-header sum: summing over it completes the sum (RFC 1071).
+    data[at : at + 2] = internet_checksum(data[start:]).to_bytes(2, "big")
+    return bytes(data)
 
 
 def _disable_ipv6(name: str) -> None:

@@ -11,6 +11,7 @@ from typing import Protocol
 
 from ..tcp.state import State
 from ..wire.addr import Endpoint
+from ..wire.offload import LinkPacket
 
 
 class Direction(Enum):
@@ -19,8 +20,10 @@ class Direction(Enum):
 
 
 class Observer(Protocol):
-    def packet(self, direction: Direction, packet: bytes, now: float) -> None:
-        """A whole IPv4 packet crossed the link boundary."""
+    def packet(self, direction: Direction, packet: LinkPacket, now: float) -> None:
+        """A whole IPv4 packet crossed the link boundary (with offload, perhaps an
+        `OffloadedPacket` or `Vouched` bytes: `userstack.wire.offload.link_packet_bytes`
+        makes it a checked packet)."""
 
     def state_changed(
         self, local: Endpoint, remote: Endpoint, old: State, new: State, now: float

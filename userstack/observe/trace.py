@@ -16,6 +16,12 @@ table, reset by every SYN-ACK); options in their order on the wire, nops include
 Only the trace parses packets, and only when tracing is on (the driver calls an
 observer only if one is installed).
 
+With offload, the trace shows what crossed the link, as tcpdump does on a TSO interface:
+a super-segment is one line, `length 65160`, marked `(offloaded: TSO, gso_size 1448)` on
+the way out or `(offloaded: super-segment)` on the way in. A packet whose checksum the
+link vouches for is not checked here either; ours are completed first, so a wrong partial
+checksum would show as `bad TCP checksum`.
+
 The formatting is pure functions of (packet, conversation table); `Tracer` adds the
 timestamp and the output file.
 """
@@ -32,6 +38,7 @@ from ..wire.addr import Endpoint
 from ..wire.errors import WireError
 from ..wire.icmp import ICMP_ERROR_TYPES, IcmpEcho, IcmpError, IcmpType, icmp_type
 from ..wire.ipv4 import IPPROTO_ICMP, IPPROTO_TCP, IPv4Packet
+from ..wire.offload import LinkPacket, OffloadedPacket, SuperSegment, Vouched
 from ..wire.tcp import TcpFlags, TcpSegment
 from .hooks import Direction
 
@@ -202,15 +209,24 @@ def format_icmp_error(ip: IPv4Packet, error: IcmpError) -> str:
     return f"IP {ip.src} > {ip.dst}: ICMP {text}, length {len(ip.payload)}"
 
 
-def format_packet(packet: bytes, conversations: Conversations) -> str:
+def format_packet(packet: LinkPacket, conversations: Conversations) -> str:
     """A tcpdump line for any packet; what cannot be parsed says why instead."""
+    note = ""
+    if type(packet) is OffloadedPacket:
+        if packet.gso_size:
+            note = f" (offloaded: TSO, gso_size {packet.gso_size})"
+        packet = packet.complete()
+    elif isinstance(packet, SuperSegment):
+        note = " (offloaded: super-segment)"
+    verify = not isinstance(packet, Vouched)
     try:
         ip = IPv4Packet.parse(packet)
     except WireError as exc:
         return f"IP bad packet ({exc}), length {len(packet)}"
     try:
         if ip.protocol == IPPROTO_TCP:
-            return format_tcp(ip, TcpSegment.parse(ip.payload, ip.src, ip.dst), conversations)
+            seg = TcpSegment.parse(ip.payload, ip.src, ip.dst, verify=verify)
+            return format_tcp(ip, seg, conversations) + note
         if ip.protocol == IPPROTO_ICMP:
             if icmp_type(ip.payload) in ICMP_ERROR_TYPES:
                 return format_icmp_error(ip, IcmpError.parse(ip.payload))
@@ -258,7 +274,7 @@ class Tracer:
         local = datetime.datetime.fromtimestamp(t)
         return f"{local:%H:%M:%S}.{local.microsecond:06d}"
 
-    def packet(self, direction: Direction, packet: bytes, now: float) -> None:
+    def packet(self, direction: Direction, packet: LinkPacket, now: float) -> None:
         line = format_packet(packet, self.conversations)
         print(f"{self._stamp(now)} {line}", file=self.out, flush=True)
 

@@ -22,6 +22,11 @@ A peer can send anything; nothing it sends raises out of `receive_packets()`. Ba
 packets are dropped and counted (`counters`), and an exception inside one
 connection's processing aborts that connection alone (also counted).
 
+Offload: with a link that completes checksums (`offload`, from `Link.offload`), every TCP
+packet leaves as an `OffloadedPacket` with only the pseudo-header sum in its checksum field,
+and a segment longer than the MSS, where the link also segments, as a super-segment cut at
+the connection's MSS. A packet the link vouches for (`Vouched`) is not checksummed again.
+
 TCP is point to point: a packet whose source is not one host (broadcast, multicast,
 0.0.0.0) is dropped, so no SYN from one is answered and no RST goes to one, and an
 OPEN to such an address is refused (RFC 1122 3.2.1.3 and 4.2.3.10; RFC 9293 3.9.1
@@ -46,6 +51,7 @@ from ..wire.addr import Endpoint
 from ..wire.errors import WireError
 from ..wire.icmp import ICMP_ERROR_TYPES, IcmpEcho, IcmpError, IcmpType, icmp_type
 from ..wire.ipv4 import IPPROTO_ICMP, IPPROTO_TCP, IPv4Packet
+from ..wire.offload import NO_OFFLOAD, LinkPacket, OffloadCapability, OffloadedPacket, Vouched
 from ..wire.packet import build_icmp_packet, build_tcp_packet
 from ..wire.tcp import TcpFlags, TcpSegment
 from .counters import StackCounters
@@ -72,8 +78,10 @@ class Stack:
         key: bytes,
         config: TcpConfig | None = None,
         ephemeral_ports: tuple[int, int] | None = None,
+        offload: OffloadCapability = NO_OFFLOAD,
     ) -> None:
         """`key` is the secret behind ISNs (RFC 6528) and ephemeral ports (RFC 6056).
+        `offload` is what the link takes (see the module docstring).
 
         `address` may carry its prefix ("10.0.0.2/24"): then the subnet's broadcast
         address is known too, and treated like any other broadcast address.
@@ -86,6 +94,7 @@ class Stack:
             self._broadcasts.add(int(interface.network.broadcast_address))
         self.config = config or TcpConfig()
         self.counters = StackCounters()
+        self.offload = offload
         self._isn = IsnGenerator(key)
         self._ports = EphemeralPorts(key, *(ephemeral_ports or ()))
         self._conns: dict[DemuxKey, Connection] = {}
@@ -93,7 +102,7 @@ class Stack:
         self._half_open: dict[DemuxKey, Listener] = {}  # SYN-RECEIVED TCBs of listeners
         self._orphans: set[DemuxKey] = set()  # the application closed and forgot these
         self._touched: dict[DemuxKey, Connection] = {}  # by this batch, not yet collected
-        self._packets: list[bytes] = []
+        self._packets: list[LinkPacket] = []
         self._events: list[ConnectionEvents] = []
         self._accept_ready: set[int] = set()
         self._handles: dict[Connection, ConnectionHandle] = {}  # connections the user holds
@@ -131,7 +140,8 @@ class Stack:
                 counters.bad_source += 1
                 return
             if ip.protocol == IPPROTO_TCP:
-                seg = TcpSegment.parse(ip.payload, src, self._address)
+                vouched = isinstance(data, Vouched)  # the link checked it: no second sum
+                seg = TcpSegment.parse(ip.payload, src, self._address, verify=not vouched)
             elif ip.protocol == IPPROTO_ICMP:
                 self._icmp_arrives(ip.src, ip.payload, now)
                 return
@@ -340,9 +350,17 @@ class Stack:
     def _packets_for(self, conn: Connection, remote: int, out: list[TcpSegment]) -> None:
         """The connection's segments as IPv4 packets, with its own TTL and DiffServ
         byte (RFC 9293 3.9.1 MUST-48, 3.9.2 MUST-49)."""
-        local, cfg = self._address, conn.config
+        local, cfg, offload = self._address, conn.config, self.offload
         ttl, tos = cfg.ttl, cfg.tos
-        self._packets.extend(build_tcp_packet(local, remote, seg, ttl=ttl, tos=tos) for seg in out)
+        if not offload.checksum:
+            build = build_tcp_packet
+            self._packets.extend(build(local, remote, seg, ttl=ttl, tos=tos) for seg in out)
+            return
+        gso_size = conn.send_mss if offload.segmentation else 0
+        offloaded = OffloadedPacket.from_segment
+        self._packets.extend(
+            offloaded(local, remote, seg, gso_size=gso_size, ttl=ttl, tos=tos) for seg in out
+        )
 
     def _established(self, key: DemuxKey, conn: Connection) -> None:
         listener = self._half_open.pop(key, None)
@@ -403,7 +421,7 @@ class Stack:
 
     # ---- what leaves -----------------------------------------------------------------
 
-    def take_packets(self) -> list[bytes]:
+    def take_packets(self) -> list[LinkPacket]:
         """IPv4 packets to put on the link, in order."""
         packets, self._packets = self._packets, []
         self.counters.packets_out += len(packets)

@@ -479,6 +479,11 @@ class Connection:
             self._soft_error = kind.reason
         return True
 
+    @property
+    def send_mss(self) -> int:
+        """Eff.snd.MSS (RFC 9293 3.7.1): the most payload one packet on the wire carries."""
+        return self._mss
+
     def _lower_mss(self, mss: int) -> None:
         """The path MTU fell (RFC 1191): send at most `mss` from now on, and resend at
         once, at the new size and without slow start, what was too big (RFC 1191 6.5)."""

@@ -31,6 +31,7 @@ receives one at all.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
 from .checksum import Address, internet_checksum
@@ -178,9 +179,31 @@ def completed(packet: bytes) -> bytes:
     return _fill_checksum(bytearray(packet[:end]), ihl, memoryview(packet)[end:])
 
 
-def link_packet_bytes(packet: bytes | OffloadedPacket) -> bytes:
+LinkPacket = bytes | OffloadedPacket  # what a link's send_batch takes
+
+
+def link_packet_bytes(packet: LinkPacket) -> bytes:
     """Whatever a link carries, as the complete IPv4 packet it stands for."""
     return packet.complete() if type(packet) is OffloadedPacket else completed(packet)
+
+
+def delivered(packets: Iterable[LinkPacket], *, whole: bool) -> list[bytes]:
+    """What the far side of an offloading link hands up for ``packets``: with ``whole``, a
+    super-segment as one ``SuperSegment`` and a single offloaded packet as one
+    ``PartialChecksum`` (both copied once, into one ``bytes``), as a kernel does between two
+    of its own sockets; without, the packets the kernel's GSO would put on a wire to a peer
+    that takes no super-segments (``segments()``). Plain packets pass unchanged."""
+    out: list[bytes] = []
+    for packet in packets:
+        if type(packet) is not OffloadedPacket:
+            out.append(packet)
+        elif not whole:
+            out.extend(packet.segments())
+        elif packet.gso_size:
+            out.append(SuperSegment(packet.header + packet.payload))
+        else:
+            out.append(PartialChecksum(packet.header + packet.payload))
+    return out
 
 
 def _fill_checksum(header: bytearray, ihl: int, payload: bytes | memoryview) -> bytes:
@@ -194,4 +217,3 @@ def _fill_checksum(header: bytearray, ihl: int, payload: bytes | memoryview) -> 
     return bytes(header) + payload
 
 
-LinkPacket = bytes | OffloadedPacket  # what a link's send_batch takes

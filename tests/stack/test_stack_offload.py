@@ -72,7 +72,7 @@ def test_a_stray_segment_is_answered_with_a_plain_rst() -> None:
 
 
 def test_a_super_segment_is_taken_whole_without_a_checksum() -> None:
-    server, client, conn, peer = connected_pair()
+    server, _, conn, peer = connected_pair()
     info = conn.info(0.0)
     payload = bytes(i % 251 for i in range(45 * 1448))
     segment = seg(info.local.port, 80, ACK, seq=info.snd_nxt, ack=info.rcv_nxt or 0,
@@ -86,7 +86,7 @@ def test_a_super_segment_is_taken_whole_without_a_checksum() -> None:
 
 
 def test_an_unvouched_packet_with_a_partial_checksum_is_dropped() -> None:
-    server, client, conn, _ = connected_pair()
+    server, _, conn, _ = connected_pair()
     info = conn.info(0.0)
     segment = seg(info.local.port, 80, ACK, seq=info.snd_nxt, ack=info.rcv_nxt or 0,
                   payload=b"not checked by anyone")

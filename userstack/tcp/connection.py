@@ -1085,8 +1085,8 @@ class Connection:
             # RFC 5681 4.2: ACK at once for out-of-order data and for data filling a gap
             # (and for anything we could not take)
             self._ack_now = True
-        else:
-            self._ack_delayed()
+        else:  # a segment longer than the MSS is a coalesced train (TSO/GRO): its count
+            self._ack_delayed(segments=len(payload) // self.config.mss or 1)
 
     def _check_fin(self, seg: TcpSegment) -> None:
         """Eighth step: check the FIN bit (RFC 9293 3.10.7.4).
@@ -1277,15 +1277,16 @@ class Connection:
     def _fin_acked(self) -> bool:
         return self._fin_queued and self.tcb.snd_una > self._buf_seq + len(self._sndbuf)
 
-    def _ack_delayed(self, *, force_timer: bool = False) -> None:
+    def _ack_delayed(self, *, force_timer: bool = False, segments: int = 1) -> None:
         """RFC 1122 4.2.3.2 / RFC 5681 4.2: delay the ACK, but ACK at least every second
-        full-sized segment, and never wait longer than config.delayed_ack."""
+        full-sized segment, and never wait longer than config.delayed_ack. `segments`:
+        how many full-sized segments the data was (a coalesced train counts in MSS units)."""
         delay = self.config.delayed_ack
         if delay <= 0:
             self._ack_now = True
             return
         if not force_timer:
-            self._unacked_segments += 1
+            self._unacked_segments += segments
             if self._unacked_segments >= 2:
                 self._ack_now = True
                 return

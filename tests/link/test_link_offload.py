@@ -138,3 +138,13 @@ async def test_pcap_records_offloaded_packets_with_correct_checksums(tmp_path) -
                          text=True, check=True, timeout=30).stdout
     assert out.count("(correct)") >= 3 and "incorrect" not in out
     assert "length 65160" in out
+
+
+async def test_congestion_marks_the_super_segment_header_only() -> None:
+    a, b = memory_link_pair(offload=True, ce=1.0, seed=1)
+    ect = OffloadedPacket.from_segment(A, B, SEG, gso_size=MSS, tos=0b10)  # ECT(0)
+    await a.send_batch([ect, SUPER])  # SUPER is not ECN-capable: dropped, as a router would
+    [got] = await b.receive_batch()
+    assert type(got) is SuperSegment and a.send_counters.marked == 1
+    ip = checked_by_dpkt(completed(got))
+    assert ip.tos & 0b11 == 0b11 and ip.data.data == SEG.payload  # CE

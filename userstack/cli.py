@@ -8,7 +8,8 @@
 side --host-addr and run the stack as --addr behind it. Link flags add faults in both
 directions (--loss/--dup/--reorder/--corrupt probabilities, --delay milliseconds,
 --seed), a pcap of what crossed the TUN (--pcap), and the trace (--trace): tcpdump-style
-lines on stdout for `serve`, on stderr for `connect` (whose stdout carries the data).
+lines on stdout for `serve`, on stderr for `connect` (whose stdout carries the data); with
+--why, under each segment, the RFC rules the core applied (observe/why.py).
 Both answer `userstack ss` on a control socket (--control; see userstack.control).
 
 Each subcommand is one `add_<name>(subparsers)` that registers its parser and sets
@@ -41,7 +42,7 @@ from .observe.plot import add_plot_parser
 from .observe.ss import Show, format_table
 from .observe.trace import Tracer
 from .observe.view import add_view
-from .observe.why import add_explain
+from .observe.why import LiveWhy, add_explain
 from .tcp.config import TcpConfig
 from .tcp.state import State
 from .wire.pcap import PcapWriter
@@ -96,6 +97,8 @@ def add_link_flags(parser: argparse.ArgumentParser) -> None:
                         help="Maximum Segment Lifetime; TIME-WAIT lasts 2*MSL (default 120)")
     parser.add_argument("--trace", action="store_true",
                         help="print every segment (tcpdump format) and state change")
+    parser.add_argument("--why", action="store_true",
+                        help="with --trace: under each segment, the RFC rules the core applied")
     parser.add_argument("--pcap", type=Path, metavar="FILE",
                         help="record every packet crossing the TUN into FILE")
     parser.add_argument("--control", type=Path, metavar="PATH",
@@ -157,8 +160,9 @@ async def running_stack(args: argparse.Namespace, trace_out: TextIO) -> AsyncIte
                 corrupt=args.corrupt, delay=args.delay / 1000, seed=args.seed,
             ))
         observer = Tracer(trace_out) if args.trace else None
+        explain = LiveWhy(trace_out) if args.trace and args.why else None
         stack = await exits.enter_async_context(
-            open_stack(link, args.addr, config=config, observer=observer)
+            open_stack(link, args.addr, config=config, observer=observer, explain=explain)
         )
         nursery = await exits.enter_async_context(trio.open_nursery())
         exits.callback(nursery.cancel_scope.cancel)  # runs before the nursery's exit

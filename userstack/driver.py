@@ -88,7 +88,10 @@ class Driver:
             if observer is not None:
                 for packet in batch:
                     observer.packet(Direction.IN, packet, now)
-            stack.receive_packets(batch, now)
+                    if stack.explain is not None:  # its decisions follow its trace line
+                        stack.receive_packets((packet,), now)
+            if observer is None or stack.explain is None:
+                stack.receive_packets(batch, now)
             self._dispatch(now)
             self._wakeup.set()
 

@@ -31,6 +31,7 @@ from .tcp.config import TcpConfig
 from .tcp.errors import ConnectionFailed, ConnectionStateError
 from .tcp.events import ErrorReason
 from .tcp.info import TcbInfo
+from .tcp.rules import Explainer
 from .tcp.state import State
 from .wire.addr import Endpoint
 
@@ -60,6 +61,7 @@ async def open_stack(
     config: TcpConfig | None = None,
     observer: Observer | None = None,
     isn_key: bytes | None = None,
+    explain: Callable[[Endpoint, Endpoint], Explainer] | None = None,
 ) -> AsyncIterator[UserStack]:
     """Run a TCP/IP stack with `address` on `link` for the duration of the block.
 
@@ -67,9 +69,13 @@ async def open_stack(
     reproducible run, or leave it None for 16 random bytes. The link stays the
     caller's: it is not closed on exit. Leaving the block stops the stack at once, as
     a host that vanishes would: no FIN or RST goes out for connections still open.
+    `explain` makes the recorder each new connection names its decisions to
+    (tcp/rules.py; `serve --trace --why`); with an observer, the driver then hands it
+    each packet alone, so a packet's decisions follow its trace line.
     """
     key = os.urandom(16) if isn_key is None else isn_key
     stack = Stack(address, key=key, config=config, offload=link.offload)
+    stack.explain = explain
     async with trio.open_nursery() as nursery:
         user_stack = UserStack(stack, link, observer)
         await nursery.start(user_stack._driver.run)

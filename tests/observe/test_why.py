@@ -63,6 +63,7 @@ def test_explain_prints_tcpdump_lines_each_followed_by_the_receivers_rules(
     assert "options [mss 1460]" in out[syn_ack]
     assert out[syn_ack + 1].split() == [
         "client", "syn_sent.established", "RFC", "9293", "3.10.7.3", "SEG.ACK=1", "ISS=0",
+        "IRS=0",
     ]
     assert out[syn_ack + 3].split()[:5] == ["client", "changed:", "state", "SYN-SENT", "->"]
     # the server's TIME-WAIT is not in the capture: its 2*MSL is said to be assumed

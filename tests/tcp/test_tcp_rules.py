@@ -28,7 +28,7 @@ def test_the_handshake_is_told_rule_by_rule_with_the_values_compared() -> None:
     opened, established = why.take()
     assert opened == Decision(Rule.OPEN_ACTIVE, (("iss", ISS),))
     assert established == Decision(
-        Rule.SYN_SENT_ESTABLISHED, (("seg_ack", ISS + 1), ("iss", ISS))
+        Rule.SYN_SENT_ESTABLISHED, (("seg_ack", ISS + 1), ("iss", ISS), ("irs", IRS))
     )
     assert why.take() == []  # taken once
 

@@ -29,9 +29,11 @@ import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
-from ..tcp.rules import Decision, variable_name
+from ..tcp.rules import Decision, Explainer, variable_name
 from ..tcp.state import State
+from ..wire.addr import Endpoint
 from ..wire.errors import WireError
 from ..wire.seq import SeqNum
 from .replay import (
@@ -229,6 +231,38 @@ def add_capture_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("capture", type=Path, help="pcap file (raw IP, Ethernet or Linux cooked)")
     p.add_argument("--connection", type=int, metavar="N",
                    help="only connection N: 0-based, in order of first SYN (default: all)")
+
+
+class LiveWhy:
+    """`serve --trace --why`: each decision of a live connection as a line under the
+    trace line of the packet (or the timer, or the user call) that led to it.
+
+    Sequence numbers are relative to the connection's ISNs, learnt from its own decisions
+    (the OPEN names ISS, the peer's SYN names IRS), as tcpdump's are after the handshake.
+    """
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+
+    def __call__(self, local: Endpoint, remote: Endpoint) -> Explainer:
+        """The recorder for one new connection (Stack.explain's shape)."""
+        who = f"{local} {remote}"
+        bases = [Bases(None, None)]
+
+        def decided(decision: Decision) -> None:
+            names = dict(decision.compared)
+            base = bases[0]
+            own, peer = names.get("iss", base.own), names.get("irs", base.peer)
+            bases[0] = base = Bases(_int(own), _int(peer))
+            print(f"{_INDENT}{who}  {format_decision(decision, base)}\n"
+                  f"{_INDENT}{' ' * len(who)}    {decision.rule.summary}", file=self.out,
+                  flush=True)
+
+        return Explainer(decided)
+
+
+def _int(n: object) -> int | None:
+    return n.value if isinstance(n, SeqNum) else n if isinstance(n, int) else None
 
 
 def add_explain(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

@@ -38,7 +38,7 @@ from __future__ import annotations
 import errno
 import heapq
 import itertools
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from ipaddress import IPv4Address, IPv4Interface
 
 from ..tcp.config import TcpConfig
@@ -46,6 +46,7 @@ from ..tcp.connection import Connection, reset_for
 from ..tcp.events import Closed, Connected, DataReadable, Error, ErrorReason, Event
 from ..tcp.icmp_errors import classify, path_mtu
 from ..tcp.info import TcbInfo
+from ..tcp.rules import Explainer
 from ..tcp.state import State
 from ..wire.addr import Endpoint
 from ..wire.errors import WireError
@@ -112,6 +113,9 @@ class Stack:
         self._timers: list[tuple[float, int, DemuxKey]] = []
         self._deadlines: dict[DemuxKey, float] = {}
         self._tiebreak = itertools.count()
+        # Who hears each new connection's decisions (tcp/rules.py; `serve --trace --why`):
+        # called with (local, remote) when a connection is made; None: nobody, no cost.
+        self.explain: Callable[[Endpoint, Endpoint], Explainer] | None = None
 
     # ---- packets in ----------------------------------------------------------------
 
@@ -257,7 +261,8 @@ class Stack:
         if previous is not None:
             iss = previous.new_incarnation_iss(iss)
         conn = Connection.open_passive(
-            listener.local, remote, iss=iss, now=now, config=listener.config
+            listener.local, remote, iss=iss, now=now, config=listener.config,
+            explain=None if self.explain is None else self.explain(listener.local, remote),
         )
         self._conns[key] = conn
         self._half_open[key] = listener
@@ -472,6 +477,7 @@ class Stack:
             iss=self._isn.isn(local, remote, now),
             now=now,
             config=config or self.config,
+            explain=None if self.explain is None else self.explain(local, remote),
         )
         key = (rip, rport, port)
         conns[key] = conn

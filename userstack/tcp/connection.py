@@ -739,7 +739,7 @@ class Connection:
                 self._why.decide(Rule.LISTEN_DROP)
             return  # fourth: "other text or control ... drop the segment"
         if self._why is not None:
-            self._why.decide(Rule.LISTEN_SYN, seg_seq=seg.seq)
+            self._why.decide(Rule.LISTEN_SYN, irs=seg.seq)
         # third: a SYN. (Security/compartment checks are not applicable, 3.10.7.2.)
         tcb = self.tcb
         tcb.irs = seg.seq
@@ -798,7 +798,9 @@ class Connection:
             if tcb.snd_una > tcb.iss:
                 # our SYN has been ACKed: ESTABLISHED, send <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>
                 if self._why is not None:
-                    self._why.decide(Rule.SYN_SENT_ESTABLISHED, seg_ack=seg.ack, iss=tcb.iss)
+                    self._why.decide(
+                        Rule.SYN_SENT_ESTABLISHED, seg_ack=seg.ack, iss=tcb.iss, irs=seg.seq
+                    )
                 tcb.snd_wnd = seg.window  # never scaled in a SYN
                 tcb.max_snd_wnd = seg.window
                 tcb.snd_wl1 = seg.seq
@@ -816,7 +818,7 @@ class Connection:
         # Simultaneous open (Figure 8): enter SYN-RECEIVED, form <SEQ=ISS><ACK=RCV.NXT>
         # <CTL=SYN,ACK>. Text on the SYN is not kept (the peer resends it).
         if self._why is not None:
-            self._why.decide(Rule.SYN_SENT_SIMULTANEOUS, seg_seq=seg.seq)
+            self._why.decide(Rule.SYN_SENT_SIMULTANEOUS, irs=seg.seq)
         tcb.snd_wnd = seg.window
         tcb.max_snd_wnd = seg.window
         tcb.snd_wl1 = seg.seq

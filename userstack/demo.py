@@ -18,8 +18,9 @@ tells the story in acts, each arranged so that its close has a known shape:
    so the stack goes FIN-WAIT-1 -> CLOSING -> TIME-WAIT.
 5. TIME-WAIT runs out (2*MSL, MSL is short here) and the connections are gone.
 
-At the end it writes one ladder diagram (SVG) per connection from the pcap, and prints
-which states it saw and which close shapes the capture shows.
+At the end it writes one ladder diagram (SVG) per connection from the pcap and the
+viewer page (`userstack view`: every segment with the RFC rules behind it, offline), and
+prints which states it saw and which close shapes the capture shows.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from .netns import NamespaceError, enter_private_netns
 from .observe.ladder import list_connections, render_ladder
 from .observe.ss import Show, format_table
 from .observe.trace import Tracer
+from .observe.view import render_view
 from .tcp.config import TcpConfig
 from .tcp.state import State
 from .wire import Endpoint, PcapReader, PcapWriter, TcpFlags, WireError, parse_tcp_packet
@@ -312,6 +314,8 @@ async def demo(args: argparse.Namespace) -> int:
     pcap = out / "demo.pcap"
     shapes = close_shapes(pcap)
     ladders = draw_ladders(pcap, out)
+    page = out / "demo.html"
+    render_view(pcap, page)
 
     heading("What happened")
     missing = [s for s in ALL_STATES if s not in seen]
@@ -323,6 +327,8 @@ async def demo(args: argparse.Namespace) -> int:
     say(f"pcap: {pcap}  (tcpdump -nn -r {pcap})")
     for i, path in enumerate(ladders):
         say(f"ladder of connection {i}: {path}")
+    say(f"why each segment did what it did: {page}  (open it in a browser: it needs no "
+        f"network; or userstack explain {pcap})")
     say(f"page curl fetched: {out / 'index.html'}")
     wanted = {"four-way", "three-way"}
     if missing or not wanted <= set(shapes.values()):

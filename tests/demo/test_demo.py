@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from netns import skip_or_fail, unavailable_reason
 
+from userstack.observe.why import explain_capture
 from userstack.tcp.state import State
 from userstack.wire import PcapReader, TcpFlags, TcpSegment, parse_tcp_packet
 
@@ -122,3 +123,18 @@ def test_writes_a_ladder_per_connection_that_parses(demo: DemoRun) -> None:
         assert str(svg) in demo.stdout
     texts = "".join(ET.parse(svgs[3]).getroot().itertext())
     assert "CLOSING" in texts
+
+
+def test_every_segment_of_the_demo_is_explained_and_the_page_written(demo: DemoRun) -> None:
+    """Issue 17: on the demo's pcap, each segment gets at least one decision of a core."""
+    assert demo.returncode == 0, demo.stdout + demo.stderr
+    explanations = explain_capture(demo.out / "demo.pcap")
+    assert len(explanations) == 4
+    assert {e.conversation.client.port: e.undecided() for e in explanations} == {
+        e.conversation.client.port: [] for e in explanations
+    }
+    page = demo.out / "demo.html"
+    assert f"why each segment did what it did: {page}" in demo.stdout
+    assert page.read_text().count('class="segment ') == sum(
+        len(e.conversation.segments) for e in explanations
+    )

@@ -1,12 +1,11 @@
-"""Congestion control: RFC 5681 and NewReno (RFC 6582)."""
+"""Congestion control (RFC 5681) and NewReno recovery (RFC 6582), through a connection."""
 
 from __future__ import annotations
 
 from tcp_harness import ACK, IRS, ISS, NODELAY, PSH, established, expect, out, seg, send
 
-from userstack.tcp.congestion import NewReno, initial_window
+from userstack.tcp.congestion import Reno, initial_window
 from userstack.tcp.connection import Connection
-from userstack.wire.seq import SeqNum
 
 CFG = NODELAY
 BIG = 60000
@@ -19,13 +18,13 @@ def test_initial_window_rfc_5681() -> None:
 
 
 def test_slow_start_then_congestion_avoidance() -> None:
-    cc = NewReno(1000, SeqNum(0))
+    cc = Reno(1000)
     cc.ssthresh = 6000
-    cc.on_new_ack(SeqNum(1001), 1000, 0)
+    cc.on_ack(1000, 0.0, rtt=None)
     assert cc.cwnd == 5000  # +min(acked, SMSS) (RFC 5681 (2))
-    cc.on_new_ack(SeqNum(4001), 3000, 0)
+    cc.on_ack(3000, 0.0, rtt=None)
     assert cc.cwnd == 6000  # byte counting capped at one SMSS per ACK
-    cc.on_new_ack(SeqNum(5001), 1000, 0)
+    cc.on_ack(1000, 0.0, rtt=None)
     assert cc.cwnd == 6000 + 1000 * 1000 // 6000  # (3): SMSS*SMSS/cwnd
 
 
@@ -36,7 +35,7 @@ def _flight(conn: Connection, n: int) -> list[int]:
 
 def test_fast_retransmit_and_newreno_recovery() -> None:
     conn = established(CFG, peer_window=BIG)
-    conn._cc.cwnd = 6000  # six segments in flight: 1, 1001, ..., 5001
+    conn.sender.cc.cwnd = 6000  # six segments in flight: 1, 1001, ..., 5001
     assert _flight(conn, 6000) == [1, 1001, 2001, 3001, 4001, 5001]
     # segments 1001 and 3001 are lost; the rest make duplicate ACKs for 1001
     send(conn, seg(IRS + 1, ISS + 1001, window=BIG))
@@ -49,39 +48,28 @@ def test_fast_retransmit_and_newreno_recovery() -> None:
     info = conn.info(0.0)
     # FlightSize 5000 -> ssthresh 2500; cwnd = ssthresh + 3 SMSS (RFC 5681 3.2 (2)-(3))
     assert (info.ssthresh, info.cwnd) == (2500, 5500)
-    assert conn._cc.in_recovery and conn._cc.recover == ISS + 6001
+    assert conn.sender.recovery.in_recovery and conn.sender.recovery.recover == ISS + 6001
     # a partial ACK (up to the second hole): retransmit it at once (RFC 6582 3.2 (5))
     send(conn, seg(IRS + 1, ISS + 3001, window=BIG))
     expect(conn, [out(ISS + 3001, IRS + 1, payload=b"d" * 1000)])
-    assert conn._cc.in_recovery
+    assert conn.sender.recovery.in_recovery
     # the full ACK ends recovery: cwnd = min(ssthresh, FlightSize + SMSS)
     send(conn, seg(IRS + 1, ISS + 6001, window=BIG))
-    assert not conn._cc.in_recovery
+    assert not conn.sender.recovery.in_recovery
     assert conn.info(0.0).cwnd == 2000  # min(2500, max(FlightSize 0, SMSS) + SMSS)
 
 
-def test_no_fast_retransmit_for_dupacks_below_recover() -> None:
-    """RFC 6582 3.2 (2): after a timeout, duplicate ACKs that do not cover `recover`
-    (the highest sequence sent before the timeout) do not start fast retransmit."""
-    cc = NewReno(1000, SeqNum(0))
-    cc.on_timeout(5000, SeqNum(5001), first=True)
-    for _ in range(3):
-        assert not cc.on_duplicate_ack(SeqNum(1001), 4000, SeqNum(5001))
-    cc.on_new_ack(SeqNum(5001), 4000, 4000)  # past recover now
-    assert [cc.on_duplicate_ack(SeqNum(5001), 4000, SeqNum(9001)) for _ in range(3)] == [
-        False, False, True
-    ]
-
-
 def test_timeout_resets_window_and_holds_ssthresh_on_repeat() -> None:
-    cc = NewReno(1000, SeqNum(0))
-    cc.on_timeout(8000, SeqNum(8001), first=True)
+    cc = Reno(1000)
+    cc.on_rto(8000, 0.0, first=True)
     assert (cc.cwnd, cc.ssthresh) == (1000, 4000)
-    cc.on_timeout(8000, SeqNum(8001), first=False)
+    cc.on_rto(8000, 0.0, first=False)
     assert (cc.cwnd, cc.ssthresh) == (1000, 4000)
-    cc2 = NewReno(1000, SeqNum(0))
-    cc2.on_timeout(1000, SeqNum(1001), first=True)
+    cc2 = Reno(1000)
+    cc2.on_rto(1000, 0.0, first=True)
     assert cc2.ssthresh == 2000  # max(FlightSize/2, 2*SMSS)
+    cc2.on_loss(9000, 0.0)
+    assert (cc2.cwnd, cc2.ssthresh) == (4500, 4500)  # RFC 5681 (4)
 
 
 def test_window_update_is_not_a_duplicate_ack() -> None:
@@ -89,13 +77,13 @@ def test_window_update_is_not_a_duplicate_ack() -> None:
     _flight(conn, 3000)
     for w in (BIG - 1, BIG - 2, BIG - 3):
         send(conn, seg(IRS + 1, ISS + 1, window=w))
-    assert conn._cc.dupacks == 0
+    assert conn.sender.recovery.dupacks == 0
 
 
 def test_limited_transmit_sends_new_data_on_first_two_dupacks() -> None:
     """RFC 3042: with a small window, two duplicate ACKs each release one new segment."""
     conn = established(CFG, peer_window=BIG)
-    conn._cc.cwnd = 2000
+    conn.sender.cc.cwnd = 2000
     assert _flight(conn, 5000) == [1, 1001]
     send(conn, seg(IRS + 1, ISS + 1, window=BIG))  # first duplicate
     expect(conn, [out(ISS + 2001, IRS + 1, payload=b"d" * 1000)])
@@ -114,7 +102,7 @@ def test_only_the_first_partial_ack_restarts_the_timer() -> None:
     """RFC 6582 3.2 (5), the "Impatient" variant: with many holes, later partial ACKs
     leave the retransmission timer alone, so the RTO ends a slow recovery."""
     conn = established(CFG, peer_window=BIG)
-    conn._cc.cwnd = 6000
+    conn.sender.cc.cwnd = 6000
     assert _flight(conn, 6000) == [1, 1001, 2001, 3001, 4001, 5001]
     assert conn.next_deadline() == 1.0
     for _ in range(4):  # 1001, 3001 and 5001 were lost: an ACK, three duplicates
@@ -127,7 +115,7 @@ def test_only_the_first_partial_ack_restarts_the_timer() -> None:
     expect(conn, [out(ISS + 5001, IRS + 1, PSH | ACK, payload=b"d" * 1000)])
     assert conn.next_deadline() == 1.2  # not restarted
     send(conn, seg(IRS + 1, ISS + 6001, window=BIG), at=0.4)
-    assert conn.next_deadline() is None and not conn._cc.in_recovery
+    assert conn.next_deadline() is None and not conn.sender.recovery.in_recovery
 
 
 def test_slow_start_restarts_after_an_idle_rto() -> None:

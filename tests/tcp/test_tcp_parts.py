@@ -22,10 +22,11 @@ from tcp_harness import (
 
 from userstack.tcp.buffers import MAX_OUT_OF_ORDER_PIECES, ReceiveBuffer, SendBuffer
 from userstack.tcp.config import TcpConfig
-from userstack.tcp.connection import Connection, window_shift_for
+from userstack.tcp.connection import Connection
 from userstack.tcp.events import Error, ErrorReason
 from userstack.tcp.info import TimerKind
 from userstack.tcp.state import State
+from userstack.tcp.syn_options import window_shift_for
 from userstack.tcp.tcb import segment_acceptable
 from userstack.wire.seq import SeqNum
 

@@ -84,7 +84,7 @@ def test_sack_blocks_ride_on_a_pure_ack_before_data() -> None:
     """A full-sized data segment has no room for a SACK option within the MTU, so the
     blocks go first on their own ACK, and the data follows."""
     conn = sack_conn()
-    conn._cc.cwnd = 1000
+    conn.sender.cc.cwnd = 1000
     conn.send(b"d" * 2000, 0.0)
     expect(conn, [out(ISS + 1, IRS + 1, payload=D)])  # cwnd holds the rest
     send(conn, seg(IRS + 1001, ISS + 1001, payload=D))  # ACKs it, and is out of order
@@ -109,7 +109,7 @@ def test_rack_marks_the_hole_lost_after_the_reordering_window() -> None:
     info = conn.info(0.125)
     assert (info.cwnd, info.ssthresh) == (2000, 2000)
     send(conn, seg(IRS + 1, ISS + 4001, window=BIG), at=0.2)
-    assert not conn._cc.in_recovery  # the ACK passed RecoveryPoint
+    assert not conn.sender.recovery.in_recovery  # the ACK passed RecoveryPoint
 
 
 def test_rto_does_not_resend_what_was_sacked() -> None:
@@ -147,7 +147,7 @@ def test_tail_loss_probe_resends_the_last_segment() -> None:
 
 def test_tail_loss_probe_sends_new_data_when_it_can() -> None:
     conn = sack_conn()
-    conn._cc.cwnd = 1000
+    conn.sender.cc.cwnd = 1000
     conn.send(b"d" * 1500, 0.0)
     expect(conn, [out(ISS + 1, IRS + 1, payload=D)])  # cwnd holds the other 500
     assert conn.next_deadline() == pytest.approx(2 * 0.1 + 0.2)

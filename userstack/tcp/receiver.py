@@ -1,0 +1,132 @@
+"""The receiving half of a connection: the receive buffer and when and what to ACK.
+
+How to read this beside the RFCs
+--------------------------------
+    RFC                                   here
+    RFC 9293 3.10.7.4 seventh step        take_text(): into the buffer, out-of-order held
+    RFC 9293 3.8.6.2.2 receiver SWS       window_field(), window_update_due()
+    RFC 7323 2.2-2.4 window scaling       window_field() (never shrink, round up)
+    RFC 1122 4.2.3.2, RFC 5681 4.2        ack_delayed(): delay, but ACK every second
+                                          full-sized segment; at once for out-of-order data
+    RFC 2018 4 SACK blocks, RFC 2883      sack_option(), the buffer's dsack
+    RFC 9293 3.8.5 urgent data            `urgent`: in urgent mode until RCV.UP is read
+
+The state machine (connection.py) decides *whether* text is processed (the state, the
+sequence check); the Receiver does the processing and keeps the ACK policy, and the
+connection's emit() tells it when an ACK went out (`ack_sent`).
+"""
+
+from __future__ import annotations
+
+from ..wire.seq import SeqNum
+from ..wire.tcp import TcpOptions
+from .buffers import ReceiveBuffer
+from .config import TcpConfig
+from .tcb import Tcb
+from .timers import Timer, Timers
+
+# RFC 2018 3: a SACK option of n blocks takes 8n + 2 bytes; with two NOPs, 4 fit in 40.
+# They ride on pure ACKs only, so a full-sized data segment never outgrows the MTU.
+MAX_SACK_BLOCKS = 4
+
+
+class Receiver:
+    """The receive side of one TCB; see the module docstring."""
+
+    __slots__ = (
+        "ack_now", "buffer", "delay", "eof", "mss", "sack", "timers", "unacked", "urgent"
+    )
+
+    def __init__(self, config: TcpConfig, timers: Timers) -> None:
+        self.buffer = ReceiveBuffer(config.recv_buffer)
+        self.delay = config.delayed_ack
+        self.mss = config.mss  # what we advertised: the size of a full-sized segment to us
+        self.timers = timers
+        self.sack = False  # both SYNs carried SACK-permitted: report SACK blocks
+        self.ack_now = False  # an ACK is owed and must go out with the next output
+        self.unacked = 0  # data segments received since our last ACK
+        self.eof = False  # the peer's FIN was reached in sequence
+        self.urgent = False  # "urgent mode": urgent data up to RCV.UP not yet read
+
+    def take_text(self, tcb: Tcb, data_seq: SeqNum, payload: bytes, now: float) -> int:
+        """The seventh step's work: put the text into the buffer (held if ahead of
+        RCV.NXT), advance RCV.NXT, and decide the ACK. Returns the bytes now readable."""
+        buffer = self.buffer
+        rel = data_seq - tcb.rcv_nxt
+        had_gaps = buffer.has_gaps
+        delivered = buffer.insert(rel, payload, tcb.rcv_wnd)
+        if delivered:
+            tcb.rcv_nxt = tcb.rcv_nxt + delivered
+            tcb.rcv_wnd = max(0, tcb.rcv_wnd - delivered)
+        if rel != 0 or had_gaps or delivered < len(payload):
+            # RFC 5681 4.2: ACK at once for out-of-order data and for data filling a gap
+            # (and for anything we could not take)
+            self.ack_now = True
+        else:  # a segment longer than the MSS is a coalesced train (TSO/GRO): its count
+            self.ack_delayed(now, segments=len(payload) // self.mss or 1)
+        return delivered
+
+    def ack_delayed(self, now: float, *, force_timer: bool = False, segments: int = 1) -> None:
+        """RFC 1122 4.2.3.2 / RFC 5681 4.2: delay the ACK, but ACK at least every second
+        full-sized segment, and never wait longer than config.delayed_ack. `segments`:
+        how many full-sized segments the data was (a coalesced train counts in MSS units)."""
+        delay = self.delay
+        if delay <= 0:
+            self.ack_now = True
+            return
+        if not force_timer:
+            self.unacked += segments
+            if self.unacked >= 2:
+                self.ack_now = True
+                return
+        self.timers.arm_if_off(Timer.DELAYED_ACK, now + delay)
+
+    def ack_sent(self) -> None:
+        """An ACK of RCV.NXT went out: nothing is owed any more."""
+        self.ack_now = False
+        self.timers.cancel(Timer.DELAYED_ACK)
+        self.unacked = 0
+
+    def window_update_due(self, tcb: Tcb, mss: int) -> bool:
+        """RFC 9293 3.8.6.2.2: would we now offer a window larger by min(buffer/2, MSS)?"""
+        grow = self.buffer.space - tcb.rcv_wnd
+        return grow >= min(self.buffer.capacity // 2, mss)
+
+    def window_field(self, tcb: Tcb, *, syn: bool, mss: int) -> int:
+        """The window field to send, and RCV.WND to match.
+
+        Receiver SWS avoidance (RFC 9293 3.8.6.2.2): the right edge RCV.NXT+RCV.WND only
+        moves right once the free buffer exceeds it by min(buffer/2, MSS); it never moves
+        left. A SYN's window is never scaled (RFC 7323 2.2).
+        """
+        free = self.buffer.space
+        if syn:
+            field = min(free, 0xFFFF)
+            tcb.rcv_wnd = field
+            return field
+        shift = tcb.rcv_wscale
+        cur = tcb.rcv_wnd
+        keep = (cur + (1 << shift) - 1) >> shift  # round up: never shrink (RFC 7323 2.4)
+        if free - cur >= min(self.buffer.capacity // 2, mss):
+            field = max(free >> shift, keep)
+        else:
+            field = keep
+        if field > 0xFFFF:
+            field = 0xFFFF
+        tcb.rcv_wnd = field << shift
+        return field
+
+    @property
+    def sack_due(self) -> bool:
+        """The next ACK must carry SACK blocks (out-of-order data held, or a D-SACK)."""
+        buffer = self.buffer
+        return self.sack and (buffer.has_gaps or buffer.dsack is not None)
+
+    def sack_option(self, tcb: Tcb) -> TcpOptions:
+        """The SACK blocks of the out-of-order data we hold (RFC 2018 4: the block of the
+        latest segment first)."""
+        buffer = self.buffer
+        base = tcb.rcv_nxt - buffer.next  # the sequence number of stream offset 0
+        return TcpOptions(sack_blocks=tuple(
+            (base + left, base + right) for left, right in buffer.sack_blocks(MAX_SACK_BLOCKS)
+        ))

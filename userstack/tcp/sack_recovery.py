@@ -1,0 +1,212 @@
+"""Loss recovery with SACK: RFC 6675 driven by RACK-TLP's loss marks (RFC 8985).
+
+Each ACK updates the scoreboard from its SACK blocks (sack.py) and tells RACK (rack.py)
+which segments were delivered. RACK marks lost every segment sent before the most
+recently delivered one that has stayed unacknowledged a reordering window longer (6.2),
+or arms the reordering timer to look again (6.3). The first loss begins recovery
+(RFC 6675 5 (4)): the controller halves cwnd, RecoveryPoint = HighData, and the first
+lost segment is resent at once; after that, lost segments are resent lowest first and
+new data follows while pipe < cwnd (RFC 6675 5 (C), NextSeg (1)). With nothing SACKed
+and no recovery under way, a tail loss probe (RFC 8985 7) fires after PTO ~= 2*SRTT
+and sends one segment to draw out an ACK that shows the losses.
+
+RFC 9293 names nothing here; the names are RFC 6675's (pipe, RecoveryPoint, NextSeg)
+and RFC 8985's (RACK.*, TLP.end_seq, TLP.is_retrans).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ..wire.seq import SeqNum
+from ..wire.tcp import TcpSegment
+from .rack import Rack, probe_timeout, sent_after
+from .recovery import Recovery
+from .sack import SentSegment
+from .timers import Timer
+
+if TYPE_CHECKING:
+    from .sender import Sender
+
+
+class SackRecovery(Recovery):
+    """RFC 6675 + RACK-TLP; see the module docstring."""
+
+    __slots__ = ("rack", "tlp_end", "tlp_is_retrans")
+
+    def __init__(self, snd_una: SeqNum) -> None:
+        super().__init__(snd_una)
+        self.rack = Rack(snd_una)  # RFC 8985 loss detection
+        self.tlp_end: SeqNum | None = None  # TLP.end_seq: a tail loss probe episode
+        self.tlp_is_retrans = False  # TLP.is_retrans: the probe resent old data
+
+    # ---- ACKs ------------------------------------------------------------------------
+
+    def on_ack(self, sender: Sender, seg: TcpSegment, wnd: int, now: float) -> int:
+        ack = seg.ack
+        tcb = sender.tcb
+        if ack > tcb.snd_una:
+            result = sender.acknowledge(ack, now)
+            if not self.in_recovery:
+                sender.cc.on_ack(result.acked, now, rtt=result.rtt)
+            elif ack >= self.recover:
+                self.in_recovery = False  # RFC 6675 5: cwnd stays at ssthresh; no growth
+            sender.restart_timer(ack, now)
+            self._on_sack_ack(sender, seg, result.delivered, now)
+            return result.freed
+        if ack == tcb.snd_una and tcb.snd_nxt != ack:
+            self._on_sack_ack(sender, seg, [], now)  # a duplicate ACK: its SACK blocks matter
+        return 0
+
+    def _on_sack_ack(
+        self, sender: Sender, seg: TcpSegment, delivered: list[SentSegment], now: float
+    ) -> None:
+        """RFC 6675, RFC 8985 6.2 and 7.4: update the scoreboard from the SACK blocks,
+        let RACK see what was delivered, close a tail loss probe episode, look for losses."""
+        tcb = sender.tcb
+        board = sender.board
+        blocks = seg.options.sack_blocks
+        if blocks:
+            delivered += board.sack(blocks, tcb.snd_una)
+        # RFC 2018 8: the receiver dropped data it had SACKed; the marks go, and RACK or
+        # the RTO will find the data lost and resend it
+        board.reneged()
+        self.rack.delivered(delivered, now)
+        if self.tlp_end is not None and tcb.snd_una >= self.tlp_end:
+            # RFC 8985 7.4: the probe's episode is over. Had it resent old data that the
+            # peer did not report as a duplicate (D-SACK, RFC 2883: a first block below
+            # SEG.ACK), the probe repaired a loss: react to it
+            dsack = bool(blocks) and blocks[0][1] <= seg.ack
+            if self.tlp_is_retrans and not dsack:
+                sender.cc.on_loss(tcb.snd_nxt - tcb.snd_una, now)  # RFC 8985 7.4.2
+            self.tlp_end = None
+        if tcb.snd_nxt == tcb.snd_una:
+            sender.timers.cancel(Timer.REORDER)
+            sender.timers.cancel(Timer.LOSS_PROBE)
+            return
+        self._detect_losses(sender, now)
+        self._schedule_loss_probe(sender, now)
+
+    def _detect_losses(self, sender: Sender, now: float) -> None:
+        """RFC 8985 6.2 steps 4-5 and 6.3: mark what RACK deems lost, arm the reordering
+        timer for what it may soon deem lost, and begin recovery (RFC 6675 5 (4))."""
+        board = sender.board
+        rack = self.rack
+        segments = board.segments
+        timers = sender.timers
+        timers.cancel(Timer.REORDER)
+        if not segments:
+            return
+        first = segments[0]
+        if not (board.sacked or board.lost) and sent_after(
+            first.xmit_ts, first.end, rack.xmit_ts, rack.end_seq
+        ):
+            return  # nothing outstanding was sent before the latest delivered segment
+        tcb = sender.tcb
+        reo_wnd = rack.reo_wnd(board, self.in_recovery, sender.rtt.srtt)
+        timeout = rack.detect_loss(board, now, reo_wnd)
+        if timeout:
+            timers.arm(Timer.REORDER, now + timeout)
+        if board.lost and not self.recovering(tcb.snd_una):
+            # RFC 6675 5 (4): RecoveryPoint = HighData, ssthresh = cwnd = FlightSize / 2
+            sender.cc.on_loss(tcb.snd_nxt - tcb.snd_una, now)
+            self.recover = tcb.snd_nxt
+            self.in_recovery = True
+            timers.cancel(Timer.LOSS_PROBE)
+            self.tlp_end = None  # the recovery deals with the loss a probe found
+            lost = board.first_lost(tcb.snd_una + tcb.snd_wnd)
+            if lost is not None:
+                # RFC 6675 5 (4.3): the first segment presumed lost goes out at once,
+                # whatever pipe says; (C) in repair() sends the rest
+                sender.resend(lost.start, lost.end, now)
+
+    def _schedule_loss_probe(self, sender: Sender, now: float) -> None:
+        """RFC 8985 7.2: arm the PTO when data is outstanding, nothing is SACKed, we are
+        not recovering and no probe is out; it fires no later than the RTO would."""
+        timers = sender.timers
+        rtx_at = timers.at(Timer.RETRANSMIT)
+        if (
+            rtx_at is None
+            or sender.board.sacked
+            or self.tlp_end is not None
+            or self.recovering(sender.tcb.snd_una)
+        ):
+            timers.cancel(Timer.LOSS_PROBE)
+            return
+        at = now + probe_timeout(sender.rtt.srtt, len(sender.board.segments))
+        timers.arm(Timer.LOSS_PROBE, min(at, rtx_at))
+
+    # ---- sending -----------------------------------------------------------------------
+
+    def send_edge(self, sender: Sender, nxt: SeqNum) -> SeqNum:
+        # RFC 6675 (C): send while pipe < cwnd; SACKed and lost octets have left the
+        # pipe, which also does what Limited Transmit does without SACK
+        tcb = sender.tcb
+        room = sender.cc.cwnd - sender.board.pipe(tcb.snd_nxt - tcb.snd_una)
+        return min(tcb.snd_una + tcb.snd_wnd, nxt + max(room, 0))
+
+    def repair(self, sender: Sender, now: float) -> None:
+        """RFC 6675 4 NextSeg (1) and 5 (C): while cwnd - pipe allows, resend the
+        segments RACK deemed lost, lowest first, before any new data; never the
+        SACKed ones. (RACK's lost marks stand in for RFC 6675's IsLost and HighRxt.)"""
+        board = sender.board
+        if not board.lost:
+            return
+        tcb = sender.tcb
+        edge = tcb.snd_una + tcb.snd_wnd
+        cwnd = sender.cc.cwnd
+        while board.lost:
+            s = board.first_lost(edge)
+            if s is None or cwnd - board.pipe(tcb.snd_nxt - tcb.snd_una) < s.length:
+                return
+            sender.resend(s.start, s.end, now)
+
+    def after_new_data(self, sender: Sender, now: float) -> None:
+        # RFC 8985 7.2: after sending new data. (If an ACK armed it, leave it: the ACK
+        # that released this data restarted it a moment ago.)
+        if not sender.timers.is_armed(Timer.LOSS_PROBE):
+            self._schedule_loss_probe(sender, now)
+
+    def go_back(self, sender: Sender) -> None:
+        sender.board.mark_all_lost()  # repair() resends them in order
+
+    def mss_lowered(self, sender: Sender) -> None:
+        sender.board.split_lost(sender.mss)  # repair() resends the pieces
+
+    def on_rto(self, sender: Sender, now: float) -> None:
+        # RFC 6675 5.1, RFC 8985 6.3: everything not SACKed is lost, resent in order by
+        # repair(); what the peer SACKed is not sent again (the scoreboard is kept, not
+        # cleared as RFC 2018 8 once suggested; see sack.py on reneging)
+        self.tlp_end = None
+        super().on_rto(sender, now)
+
+    # ---- RACK's and TLP's timers -------------------------------------------------------
+
+    def on_timer(self, kind: Timer, sender: Sender, now: float) -> None:
+        if kind is Timer.REORDER:
+            # RFC 8985 6.3: the reordering window ran out: look for losses again
+            self._detect_losses(sender, now)
+        elif kind is Timer.LOSS_PROBE:
+            self._on_probe_timeout(sender, now)
+
+    def _on_probe_timeout(self, sender: Sender, now: float) -> None:
+        """RFC 8985 7.3: no ACK for a PTO: send a tail loss probe, new data if the peer's
+        window allows (regardless of cwnd), else the last segment again; re-arm the RTO."""
+        tcb = sender.tcb
+        if tcb.snd_nxt == tcb.snd_una:
+            return
+        end = sender.queued_end
+        nxt = tcb.snd_nxt
+        n = max(0, min(sender.mss, end - nxt, tcb.snd_una + tcb.snd_wnd - nxt))
+        fin = sender.fin_queued and nxt + n == end
+        if n or fin:
+            sender.tx_nxt = sender.transmit(nxt, n, fin, now)
+            self.tlp_is_retrans = False
+        else:
+            last = sender.board.last()
+            if last is None:
+                return
+            sender.resend(last.start, last.end, now)
+            self.tlp_is_retrans = True
+        self.tlp_end = tcb.snd_nxt
+        sender.timers.arm(Timer.RETRANSMIT, now + sender.rtt.rto)

@@ -1,0 +1,436 @@
+"""The sending half of a connection: everything between SEND and the peer's ACK.
+
+How to read this beside the RFCs
+--------------------------------
+The `Sender` owns the send buffer and the cursors into it, the scoreboard of what is in
+flight, RTT sampling with Karn's rule, the congestion controller and the loss-recovery
+strategy. The state machine (connection.py) tells it what the RFC steps found, with `now`,
+and it answers by transmitting through the connection's `emit` (which adds the ACK
+number and window that belong to the receiving side).
+
+    RFC                                   here
+    RFC 9293 3.3.1 SND.UNA, SND.NXT       the shared Tcb (tcb.py); only the Sender moves them
+                                          once the handshake is done
+    RFC 9293 3.7.4 Nagle                  send_queued()
+    RFC 9293 3.8.6.2.1 sender SWS         send_queued(), on_persist_timeout()
+    RFC 9293 3.8.6.1 zero window          zero_window(), on_persist_timeout()
+    RFC 9293 3.10.7.4 fifth step          on_ack() (the recovery strategy's), acknowledge()
+    RFC 6298 RTO and RTT                  rtt.py; take_rtt_sample(), transmit(), back_off()
+    RFC 5681 congestion control           congestion.py (the controller `cc`)
+    RFC 5681 4.1 restart after idle       restart_if_idle()
+    RFC 5681 3.2 / RFC 6582 NewReno       reno_recovery.py (no SACK)
+    RFC 6675 + RFC 8985 RACK-TLP          sack_recovery.py (both SYNs carried SACK-permitted)
+    RFC 1191 path MTU                     lower_mss()
+
+Two cursors. `tcb.snd_nxt` is exactly RFC 9293's SND.NXT (one past the highest sequence
+number ever sent; it never moves back). `tx_nxt` says where the *next transmission*
+starts: it equals SND.NXT except after a retransmission timeout without SACK (go back to
+SND.UNA and resend under slow start, RFC 5681 3.1) and while probing a zero window. (BSD
+calls these two snd_max and snd_nxt.)
+
+The recovery strategy is chosen once, at the handshake (`start`): `RenoRecovery` counts
+duplicate ACKs, `SackRecovery` reads the scoreboard and RACK's loss marks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+from ..wire.seq import SeqNum
+from ..wire.tcp import TcpFlags, TcpSegment
+from .buffers import SendBuffer
+from .config import TcpConfig
+from .congestion import CongestionControl, Reno
+from .recovery import Recovery
+from .reno_recovery import RenoRecovery
+from .rtt import RttEstimator
+from .sack import Scoreboard, SentSegment
+from .sack_recovery import SackRecovery
+from .tcb import Tcb
+from .timers import Timer, Timers
+
+ACK = int(TcpFlags.ACK)
+FIN = int(TcpFlags.FIN)
+PSH = int(TcpFlags.PSH)
+SYN_RTO_AFTER_LOSS = 3.0  # RFC 6298 (5.7)
+
+Emit = Callable[[SeqNum, int, bytes], None]
+"""The connection's emit(seq, flags, payload): one segment out, with ACK and window."""
+
+
+class Acked(NamedTuple):
+    """What one cumulative ACK did (Sender.acknowledge)."""
+
+    acked: int  # SEG.ACK - the old SND.UNA
+    flight: int  # FlightSize before it: SND.NXT - the old SND.UNA
+    freed: int  # bytes that left the send buffer
+    rtt: float | None  # the RTT sample it gave, if any
+    delivered: list[SentSegment]  # scoreboard entries it newly delivered (for RACK)
+
+
+class Sender:
+    """The send side of one TCB; see the module docstring."""
+
+    __slots__ = (
+        "board",
+        "buf_seq",
+        "buffer",
+        "cc",
+        "config",
+        "emit",
+        "fin_queued",
+        "last_sent_at",
+        "mss",
+        "nodelay",
+        "persist_backoff",
+        "probes_unanswered",
+        "recovery",
+        "retries",
+        "rtt",
+        "rtt_sent_at",
+        "rtt_seq",
+        "syn_retransmitted",
+        "tcb",
+        "timers",
+        "tx_nxt",
+        "urgent",
+    )
+
+    def __init__(
+        self, tcb: Tcb, config: TcpConfig, timers: Timers, emit: Emit, *, mss: int, now: float
+    ) -> None:
+        self.tcb = tcb
+        self.config = config
+        self.timers = timers
+        self.emit = emit
+        self.buffer = SendBuffer(config.send_buffer)
+        self.buf_seq = tcb.iss + 1  # sequence number of the send buffer's first byte
+        self.tx_nxt = tcb.iss  # where the next transmission starts (module docstring)
+        self.mss = mss  # Eff.snd.MSS, fixed by the peer's SYN (RFC 9293 3.7.1)
+        self.fin_queued = False  # CLOSE was called: our FIN follows the queued data
+        self.urgent = False  # urgent data sent and not yet acknowledged (SND.UP valid)
+        self.nodelay = not config.nagle
+        self.board = Scoreboard()  # what is in flight, segment by segment (sack.py)
+        self.rtt = RttEstimator(config.rto_initial, config.rto_min, config.rto_max)
+        self.rtt_seq: SeqNum | None = None  # the timed segment ends here (one at a time)
+        self.rtt_sent_at = 0.0
+        self.last_sent_at = now  # when data (or a FIN) last went out (RFC 5681 4.1)
+        self.cc: CongestionControl = Reno(mss)
+        self.recovery: Recovery = RenoRecovery(tcb.iss)  # until the handshake decides
+        self.retries = 0  # consecutive retransmission timeouts (RFC 1122 4.2.3.5 R2)
+        self.persist_backoff = 0
+        self.probes_unanswered = 0  # zero-window or keep-alive probes without any reply
+        self.syn_retransmitted = False
+
+    # ---- the handshake -----------------------------------------------------------------
+
+    def syn_sent(self, now: float) -> None:
+        """Our SYN (or SYN,ACK) went out: it occupies ISS; time it unless it is a
+        retransmission (Karn), and (re)arm the retransmission timer (RFC 6298 (5.1))."""
+        tcb = self.tcb
+        if tcb.snd_nxt == tcb.iss:
+            tcb.snd_nxt = tcb.iss + 1
+            self.tx_nxt = tcb.snd_nxt
+        if self.rtt_seq is None and not self.syn_retransmitted:
+            self.rtt_seq = tcb.iss + 1
+            self.rtt_sent_at = now
+        self.timers.arm(Timer.RETRANSMIT, now + self.rtt.rto)
+
+    def syn_acked(self, ack: SeqNum, now: float) -> None:
+        """The peer acknowledged our SYN: SND.UNA <- SEG.ACK, stop the timer."""
+        tcb = self.tcb
+        tcb.snd_una = ack
+        self.take_rtt_sample(ack, now)
+        self.retries = 0
+        self.timers.cancel(Timer.RETRANSMIT)
+        self.tx_nxt = tcb.snd_nxt
+
+    def start(self, *, sack: bool) -> None:
+        """Both SYNs are acknowledged: congestion control for the agreed MSS, and the
+        recovery strategy the SYNs agreed on (RFC 2018 2)."""
+        # RFC 5681 3.1: after a lost SYN or SYN,ACK the initial window is one segment;
+        # RFC 6298 (5.7): and the RTO starts at 3 s
+        iw = self.mss if self.syn_retransmitted else None
+        if self.syn_retransmitted:
+            self.rtt.at_least(SYN_RTO_AFTER_LOSS)
+        self.cc = Reno(self.mss, iw=iw)
+        una = self.tcb.snd_una
+        self.recovery = SackRecovery(una) if sack else RenoRecovery(self.tcb.iss)
+        self.retries = 0
+
+    def reset(self, tcb: Tcb) -> None:
+        """A passive open's handshake failed: back to LISTEN with a fresh TCB."""
+        self.tcb = tcb
+        self.tx_nxt = tcb.iss
+        self.board.clear()
+        self.retries = 0
+        self.rtt_seq = None
+
+    # ---- SEND (RFC 9293 3.10.2) ----------------------------------------------------------
+
+    @property
+    def queued_end(self) -> SeqNum:
+        """The sequence number after the last byte queued."""
+        return self.buf_seq + len(self.buffer)
+
+    @property
+    def fin_acked(self) -> bool:
+        return self.fin_queued and self.tcb.snd_una > self.buf_seq + len(self.buffer)
+
+    def write(self, data: bytes | bytearray | memoryview, *, urgent: bool) -> int:
+        """Queue what the send buffer takes; with `urgent`, SND.UP moves past it
+        (RFC 9293 3.10.2, 3.8.5 MUST-62)."""
+        n = self.buffer.write(data)
+        if urgent and n:
+            self.tcb.snd_up = self.buf_seq + len(self.buffer)
+            self.urgent = True
+        return n
+
+    def restart_if_idle(self, now: float) -> None:
+        """RFC 5681 4.1: idle for more than an RTO, so slow start again."""
+        tcb = self.tcb
+        if tcb.snd_nxt == tcb.snd_una and now - self.last_sent_at > self.rtt.rto:
+            self.cc.restart_after_idle()
+
+    # ---- output --------------------------------------------------------------------------
+
+    def output(self, now: float) -> None:
+        """Send what the windows allow: repairs first, then new data."""
+        if self.tcb.snd_wnd == 0:
+            self.zero_window(now)
+            return
+        self.recovery.repair(self, now)
+        self.send_queued(now)
+
+    def send_queued(self, now: float) -> None:
+        """Segment the queued data by MSS within the window the recovery strategy allows,
+        with sender SWS avoidance (RFC 9293 3.8.6.2.1) and Nagle (3.7.4); our FIN rides on
+        the last data segment when it fits."""
+        tcb = self.tcb
+        mss = self.mss
+        end = self.buf_seq + len(self.buffer)  # sequence number after the queued data
+        fin = self.fin_queued
+        nxt = self.tx_nxt
+        if end - nxt <= 0 and not (fin and nxt == end):
+            self.timers.cancel(Timer.PERSIST)  # all sent (the FIN too, if any)
+            return
+        edge = self.recovery.send_edge(self, nxt)
+        held = False
+        while True:
+            unsent = end - nxt
+            usable = edge - nxt
+            if unsent > 0:
+                n = min(unsent, mss, usable)
+                if n <= 0:
+                    held = True
+                    break
+                with_fin = fin and n == unsent and usable > n
+                if n < mss and nxt >= tcb.snd_nxt and not with_fin:
+                    # new data, less than a full segment, no FIN to carry it:
+                    # send only if it is all we have, or at least half the largest
+                    # window the peer offered; and, with Nagle, nothing is in flight
+                    if n < unsent and n < tcb.max_snd_wnd // 2:
+                        held = True
+                        break
+                    if not self.nodelay and tcb.snd_nxt != tcb.snd_una:
+                        held = True
+                        break
+                nxt = self.transmit(nxt, n, with_fin, now)
+                continue
+            if fin and unsent == 0 and usable > 0:
+                nxt = self.transmit(nxt, 0, True, now)  # the FIN alone
+            break
+        if nxt != self.tx_nxt:
+            self.recovery.after_new_data(self, now)
+        self.tx_nxt = nxt
+        if held and tcb.snd_nxt == tcb.snd_una:
+            # data waits but no ACK will come to release it: the SWS override timer
+            self.timers.arm_if_off(Timer.PERSIST, now + self._persist_interval())
+        else:
+            self.timers.cancel(Timer.PERSIST)
+
+    def zero_window(self, now: float) -> None:
+        """SND.WND is zero: stop retransmitting into it and probe with the persist
+        timer instead (RFC 9293 3.8.6.1; RFC 1122 4.2.2.17)."""
+        tcb = self.tcb
+        pending = self.buf_seq + len(self.buffer) + self.fin_queued - tcb.snd_una
+        timers = self.timers
+        if pending <= 0:
+            timers.cancel(Timer.PERSIST)
+            return
+        # nothing beyond a zero window can be delivered: send it again once it opens
+        self.recovery.go_back(self)
+        timers.cancel(Timer.RETRANSMIT)
+        timers.cancel(Timer.LOSS_PROBE)
+        timers.cancel(Timer.REORDER)
+        timers.arm_if_off(Timer.PERSIST, now + self._persist_interval())
+
+    def retransmit_first(self, now: float) -> None:
+        """Resend the first unacknowledged segment (fast retransmit, partial ACK)."""
+        tcb = self.tcb
+        una = tcb.snd_una
+        end = self.buf_seq + len(self.buffer)
+        n = max(0, min(self.mss, end - una, tcb.snd_nxt - una))
+        fin = self.fin_queued and una + n == end and tcb.snd_nxt > end
+        if n or fin:
+            self.rtt_seq = None  # Karn's algorithm
+            self.transmit(una, n, fin, now)
+
+    def resend(self, start: SeqNum, end: SeqNum, now: float) -> None:
+        """Send [start, end) of what was sent before again (our FIN if it lies inside)."""
+        data_end = self.buf_seq + len(self.buffer)
+        self.transmit(start, min(end, data_end) - start, end > data_end, now)
+
+    def transmit(
+        self, seq: SeqNum, n: int, fin: bool, now: float, *, probe: bool = False
+    ) -> SeqNum:
+        """Send n bytes of queued data starting at `seq` (plus our FIN); return the
+        sequence number after it. New data advances SND.NXT and may be timed."""
+        payload = self.buffer.peek(seq - self.buf_seq, n) if n else b""
+        flags = ACK
+        if fin:
+            flags |= FIN
+        elif n and seq + n == self.buf_seq + len(self.buffer):
+            flags |= PSH  # the last of the queued data
+        self.emit(seq, flags, payload)
+        self.last_sent_at = now
+        end = seq + (n + fin)
+        tcb = self.tcb
+        board = self.board
+        snd_nxt = tcb.snd_nxt
+        if end > snd_nxt:
+            if seq < snd_nxt:  # partly sent before
+                board.resent(seq, snd_nxt, now)
+                board.sent(snd_nxt, end, now)
+            else:
+                board.sent(seq, end, now)
+                if self.rtt_seq is None and not probe:
+                    self.rtt_seq = end
+                    self.rtt_sent_at = now
+            tcb.snd_nxt = end
+        else:
+            board.resent(seq, end, now)
+            if self.rtt_seq is not None and seq < self.rtt_seq:
+                self.rtt_seq = None  # Karn: this range is now ambiguous
+        if not probe:
+            self.timers.arm_if_off(Timer.RETRANSMIT, now + self.rtt.rto)  # RFC 6298 (5.1)
+        return end
+
+    # ---- acknowledgments (RFC 9293 3.10.7.4 fifth step) --------------------------------
+
+    def on_ack(self, seg: TcpSegment, wnd: int, now: float) -> int:
+        """An acceptable ACK (SND.UNA =< SEG.ACK =< SND.NXT) with the peer's window `wnd`
+        (scaled), before the window update: the recovery strategy reads it. Returns how
+        many bytes left the send buffer."""
+        return self.recovery.on_ack(self, seg, wnd, now)
+
+    def acknowledge(self, ack: SeqNum, now: float) -> Acked:
+        """SND.UNA < SEG.ACK =< SND.NXT: "set SND.UNA <- SEG.ACK", drop the acknowledged
+        data and its scoreboard entries, take an RTT sample."""
+        tcb = self.tcb
+        acked = ack - tcb.snd_una
+        flight = tcb.snd_nxt - tcb.snd_una
+        freed = min(ack - self.buf_seq, len(self.buffer))
+        if freed > 0:
+            self.buffer.consume(freed)
+            self.buf_seq = self.buf_seq + freed
+        tcb.snd_una = ack
+        if self.urgent and ack >= tcb.snd_up:
+            self.urgent = False  # the urgent data is delivered (RFC 9293 3.8.5)
+        if self.tx_nxt < ack:
+            self.tx_nxt = ack
+        delivered = self.board.acked(ack)
+        sample = self.take_rtt_sample(ack, now)
+        self.retries = 0
+        self.persist_backoff = 0
+        return Acked(acked, flight, max(freed, 0), sample, delivered)
+
+    def restart_timer(self, ack: SeqNum, now: float) -> None:
+        """RFC 6298 (5.2)/(5.3): all data acknowledged, stop the timer; else restart it."""
+        if ack == self.tcb.snd_nxt:
+            self.timers.cancel(Timer.RETRANSMIT)
+        else:
+            self.timers.arm(Timer.RETRANSMIT, now + self.rtt.rto)
+
+    def is_duplicate_ack(self, seg: TcpSegment, wnd: int) -> bool:
+        """RFC 5681 2: data outstanding, no text, no SYN/FIN, SEG.ACK = SND.UNA and the
+        same window as before. Never while the peer's window is zero (we are probing)."""
+        tcb = self.tcb
+        return (
+            seg.ack == tcb.snd_una
+            and not seg.payload
+            and not int(seg.flags) & (int(TcpFlags.SYN) | FIN)
+            and tcb.snd_nxt != tcb.snd_una
+            and wnd == tcb.snd_wnd
+            and wnd != 0
+        )
+
+    def take_rtt_sample(self, ack: SeqNum, now: float) -> float | None:
+        """RFC 6298 (2.2)/(2.3) for the one timed segment, if this ACK covers it."""
+        if self.rtt_seq is not None and ack >= self.rtt_seq:
+            sample = now - self.rtt_sent_at
+            self.rtt.sample(sample)
+            self.rtt_seq = None
+            return sample
+        return None
+
+    # ---- timeouts ----------------------------------------------------------------------
+
+    def back_off(self) -> None:
+        """A retransmission timeout: one more retry, RFC 6298 (5.5), and Karn's rule."""
+        self.retries += 1
+        self.rtt.back_off()  # RFC 6298 (5.5)
+        self.rtt_seq = None  # Karn: no sample from a retransmitted segment
+
+    def on_retransmit_timeout(self, now: float) -> None:
+        """RFC 6298 (5.4)-(5.6) for data: the recovery strategy reacts (RFC 5681 3.1's
+        ssthresh and loss window, then resend from SND.UNA); output() retransmits the
+        first segment (5.4) and restarts the timer with the doubled RTO (5.6)."""
+        self.timers.cancel(Timer.LOSS_PROBE)
+        self.timers.cancel(Timer.REORDER)
+        self.recovery.on_rto(self, now)
+
+    def on_persist_timeout(self, now: float) -> bool:
+        """Probe a zero window (RFC 9293 3.8.6.1), or the SWS override (3.8.6.2.1).
+        False: the peer stopped answering even our probes, give up (RFC 1122 4.2.2.17
+        only forbids giving up while it still answers)."""
+        if self.probes_unanswered >= self.config.max_retries:
+            return False
+        self.probes_unanswered += 1
+        self.persist_backoff += 1
+        tcb = self.tcb
+        end = self.buf_seq + len(self.buffer)
+        if tcb.snd_wnd == 0:
+            # "transmit at least one octet of new data (if available), or retransmit"
+            una = tcb.snd_una
+            if end - una > 0:
+                self.transmit(una, 1, False, now, probe=True)
+            elif self.fin_queued and una == end:
+                self.transmit(una, 0, True, now, probe=True)
+            return True
+        # The override timeout: send what the window allows even if it is small
+        nxt = self.tx_nxt
+        n = min(end - nxt, tcb.snd_una + tcb.snd_wnd - nxt, self.mss)
+        if n > 0:
+            fin = self.fin_queued and nxt + n == end
+            self.tx_nxt = self.transmit(nxt, n, fin, now)
+        return True
+
+    def _persist_interval(self) -> float:
+        cfg = self.config
+        base = max(self.rtt.rto, cfg.persist_min)
+        return min(base * (1 << min(self.persist_backoff, 16)), cfg.rto_max)
+
+    # ---- path MTU (RFC 1191) -------------------------------------------------------------
+
+    def lower_mss(self, mss: int) -> bool:
+        """The path MTU fell: send at most `mss` from now on. True if it did fall: the
+        caller then resends at once, at the new size and without slow start, what was
+        too big (RFC 1191 6.5)."""
+        if mss >= self.mss:
+            return False
+        self.mss = mss
+        self.cc.smss = mss
+        self.recovery.mss_lowered(self)
+        return True

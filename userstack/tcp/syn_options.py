@@ -1,0 +1,60 @@
+"""What the two SYNs negotiate: MSS, window scaling and SACK-permitted.
+
+    RFC 9293 3.7.1   MSS: ours always; the peer's, or 536 when its SYN has none
+    RFC 7323 2.2-2.3 window scale: used only when both SYNs carry it; a shift above 14
+                     is taken as 14; a SYN's own window is never scaled
+    RFC 2018 2       SACK-permitted: SACK only when both SYNs carry it
+
+Our SYN offers what the configuration allows; a SYN,ACK offers window scaling and SACK
+only if the peer's SYN did.
+"""
+
+from __future__ import annotations
+
+from ..wire.tcp import TcpOptions
+from .config import TcpConfig
+from .tcb import Tcb
+
+DEFAULT_MSS = 536  # RFC 9293 3.7.1: assumed when the peer's SYN carries no MSS option
+MAX_WINDOW_SHIFT = 14  # RFC 7323 2.3
+
+
+def window_shift_for(buffer: int) -> int:
+    """The smallest Rcv.Wind.Shift that lets a 16-bit field describe `buffer` bytes."""
+    shift = 0
+    while (buffer >> shift) > 0xFFFF and shift < MAX_WINDOW_SHIFT:
+        shift += 1
+    return shift
+
+
+class SynOptions:
+    """One connection's side of the negotiation; see the module docstring."""
+
+    __slots__ = ("config", "our_shift", "sack", "scaling")
+
+    def __init__(self, config: TcpConfig) -> None:
+        self.config = config
+        self.our_shift = window_shift_for(config.recv_buffer) if config.window_scale else None
+        self.scaling = False  # both SYNs carried the window scale option
+        self.sack = False  # both SYNs carried SACK-permitted (RFC 2018 2)
+
+    def offer(self, *, reply: bool) -> TcpOptions:
+        """The options of our SYN (`reply`: our SYN,ACK to the peer's SYN)."""
+        scale = self.our_shift if self.our_shift is not None and (
+            self.scaling or not reply) else None
+        sack = self.sack if reply else self.config.sack
+        return TcpOptions(mss=self.config.mss, window_scale=scale, sack_permitted=sack)
+
+    def take(self, options: TcpOptions, tcb: Tcb) -> int:
+        """The peer's SYN: set the window shifts in `tcb`; return Eff.snd.MSS."""
+        ours, theirs = self.our_shift, options.window_scale
+        self.scaling = ours is not None and theirs is not None
+        self.sack = self.config.sack and options.sack_permitted
+        if ours is not None and theirs is not None:
+            tcb.snd_wscale = min(theirs, MAX_WINDOW_SHIFT)  # RFC 7323 2.3
+            tcb.rcv_wscale = ours
+        else:
+            tcb.snd_wscale = 0
+            tcb.rcv_wscale = 0
+        peer_mss = options.mss if options.mss else DEFAULT_MSS
+        return max(1, min(peer_mss, self.config.mss))

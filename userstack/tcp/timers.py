@@ -1,0 +1,109 @@
+"""A connection's timers (RFC 9293 3.8.1, 3.8.4, 3.8.6.1, 3.10.8; RFC 8985 6.3, 7.2).
+
+Every timer is an absolute deadline in `now` units, or off. They all live in one
+`Timers` object, so "what fires next" (`earliest`), "what is due" (`due`) and "turn
+everything off" (`cancel_all`, on entering CLOSED) are each written once:
+
+    timers.arm(Timer.RETRANSMIT, now + rto)
+    timers.cancel(Timer.RETRANSMIT)
+    timers.earliest()            -> (Timer.DELAYED_ACK, 12.3) or None
+    for kind in timers.due(now): ...handle kind...
+
+`Connection.on_timer` is a loop over `due(now)` that hands each kind to its handler.
+`due` looks at each deadline as it goes, in the order below, so a handler that cancels
+a later timer (a retransmission timeout cancels the loss probe) stops it from firing in
+the same call. (smoltcp's `Timer` and `poll_at()` play the same part.)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from enum import IntEnum
+
+from .info import TimerKind
+
+
+class Timer(IntEnum):
+    """The timers, in the order they fire when several are due at once."""
+
+    TIME_WAIT = 0  # 2*MSL in TIME-WAIT (RFC 9293 3.10.8): delete the TCB
+    FIN_WAIT_2 = 1  # the application is gone and the peer never sent its FIN
+    RETRANSMIT = 2  # RFC 6298 retransmission timer (SYN, data, FIN)
+    REORDER = 3  # RFC 8985 6.3 RACK reordering timer (with SACK)
+    LOSS_PROBE = 4  # RFC 8985 7.2 tail loss probe timeout, PTO (with SACK)
+    PERSIST = 5  # zero-window probe (3.8.6.1) or sender SWS override (3.8.6.2.1)
+    DELAYED_ACK = 6  # RFC 1122 4.2.3.2
+    KEEPALIVE = 7  # RFC 9293 3.8.4
+
+    @property
+    def ss_name(self) -> TimerKind:
+        """How `ss -o` shows it."""
+        return _SS_NAMES[self]
+
+
+_SS_NAMES = {
+    Timer.TIME_WAIT: TimerKind.TIME_WAIT,
+    Timer.FIN_WAIT_2: TimerKind.TIME_WAIT,  # as Linux's ss shows it
+    Timer.RETRANSMIT: TimerKind.RETRANSMIT,
+    Timer.REORDER: TimerKind.RETRANSMIT,  # loss probe and RACK timers: "on" too
+    Timer.LOSS_PROBE: TimerKind.RETRANSMIT,
+    Timer.PERSIST: TimerKind.PERSIST,
+    Timer.DELAYED_ACK: TimerKind.DELAYED_ACK,
+    Timer.KEEPALIVE: TimerKind.KEEPALIVE,
+}
+_ALL = tuple(Timer)
+
+
+class Timers:
+    """One deadline per Timer, None when off; see the module docstring."""
+
+    __slots__ = ("_at",)
+
+    def __init__(self) -> None:
+        self._at: list[float | None] = [None] * len(_ALL)
+
+    def arm(self, kind: Timer, at: float) -> None:
+        """Set (or move) `kind` to fire at `at`."""
+        self._at[kind] = at
+
+    def arm_if_off(self, kind: Timer, at: float) -> None:
+        """Set `kind` to fire at `at` unless it is already running."""
+        if self._at[kind] is None:
+            self._at[kind] = at
+
+    def cancel(self, kind: Timer) -> None:
+        self._at[kind] = None
+
+    def cancel_all(self) -> None:
+        at = self._at  # in place: a `due()` loop under way sees it
+        for kind in _ALL:
+            at[kind] = None
+
+    def at(self, kind: Timer) -> float | None:
+        """When `kind` fires, or None when it is off."""
+        return self._at[kind]
+
+    def is_armed(self, kind: Timer) -> bool:
+        return self._at[kind] is not None
+
+    def earliest(self) -> tuple[Timer, float] | None:
+        """The next timer to fire and when; the first in Timer order on a tie."""
+        best: tuple[Timer, float] | None = None
+        for kind, at in zip(_ALL, self._at, strict=True):
+            if at is not None and (best is None or at < best[1]):
+                best = (kind, at)
+        return best
+
+    def due(self, now: float) -> Iterator[Timer]:
+        """The timers due at `now`, in Timer order, each checked when it is reached."""
+        at = self._at
+        for kind in _ALL:
+            deadline = at[kind]
+            if deadline is not None and deadline <= now:
+                yield kind
+
+    def __repr__(self) -> str:
+        armed = ", ".join(
+            f"{k.name}={a:g}" for k, a in zip(_ALL, self._at, strict=True) if a is not None
+        )
+        return f"<Timers {armed or 'off'}>"

@@ -216,6 +216,11 @@ class Connection:
         return self._failure
 
     @property
+    def send_mss(self) -> int:
+        """Eff.snd.MSS (RFC 9293 3.7.1): the most payload one packet on the wire carries."""
+        return self.sender.mss
+
+    @property
     def nodelay(self) -> bool:
         """True while Nagle's algorithm is off (set_nodelay)."""
         return self.sender.nodelay

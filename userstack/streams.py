@@ -26,7 +26,7 @@ from trio.lowlevel import ParkingLot, cancel_shielded_checkpoint, checkpoint_if_
 from .driver import Driver
 from .link.base import Link
 from .observe.hooks import Observer
-from .stack import ConnectionHandle, Stack, StackCounters
+from .stack import ConnectionHandle, QueueShare, Stack, StackCounters
 from .tcp.config import TcpConfig
 from .tcp.errors import ConnectionFailed, ConnectionStateError
 from .tcp.events import ErrorReason
@@ -62,6 +62,7 @@ async def open_stack(
     observer: Observer | None = None,
     isn_key: bytes | None = None,
     explain: Callable[[Endpoint, Endpoint], Explainer] | None = None,
+    queue: QueueShare | None = None,
 ) -> AsyncIterator[UserStack]:
     """Run a TCP/IP stack with `address` on `link` for the duration of the block.
 
@@ -72,9 +73,10 @@ async def open_stack(
     `explain` makes the recorder each new connection names its decisions to
     (tcp/rules.py; `serve --trace --why`); with an observer, the driver then hands it
     each packet alone, so a packet's decisions follow its trace line.
+    `queue` makes it one stack of several on a multi-queue TUN (`userstack.stack.queues`).
     """
     key = os.urandom(16) if isn_key is None else isn_key
-    stack = Stack(address, key=key, config=config, offload=link.offload)
+    stack = Stack(address, key=key, config=config, offload=link.offload, queue=queue)
     stack.explain = explain
     async with trio.open_nursery() as nursery:
         user_stack = UserStack(stack, link, observer)

@@ -29,6 +29,14 @@ segments in hardware. Then:
 gets a plain device instead: one line on stderr, `stats.offload_refused` counts it.
 Reads go into one preallocated buffer (`os.readv`), so a 64 KB super-segment is copied once,
 into the `bytes` handed up.
+
+Queues (IFF_MULTI_QUEUE): `create(..., queues=N)` makes a multi-queue device and returns its
+queue 0; `open_queue()` attaches one more queue of that device (another fd, opened with the
+same flags: the kernel applies the latest opener's to the whole device), up to N in all.
+The kernel steers each flow to one queue: by the queue that last transmitted the flow if it
+has one on record (it records one for each flow a queue writes, for a few seconds), else by the
+flow's hash. `from_fd` wraps a queue fd another process opened (a worker in
+userstack.workers). The device lives while any queue's fd is open, in any process.
 """
 
 from __future__ import annotations
@@ -95,9 +103,15 @@ class TunLink(LinkBase):
     """A TUN device as a Link. Make one with `TunLink.create(...)`; `aclose()` removes it."""
 
     def __init__(
-        self, device: pytun.TunTapDevice, mtu: int, offload: OffloadCapability = NO_OFFLOAD
+        self,
+        device: pytun.TunTapDevice | _InheritedQueue,
+        mtu: int,
+        offload: OffloadCapability = NO_OFFLOAD,
+        *,
+        multi_queue: bool = False,
     ) -> None:
         super().__init__()
+        self.multi_queue = multi_queue
         self._device = device
         self._fd: int = device.fileno()
         self.name: str = device.name
@@ -117,27 +131,29 @@ class TunLink(LinkBase):
         mtu: int = DEFAULT_MTU,
         disable_ipv6: bool = True,
         offload: bool = True,
+        queues: int = 1,
     ) -> TunLink:
         """Create the device in the calling thread's network namespace and bring it up.
 
         `host_addr` is the kernel's side ("10.0.0.1/24": the kernel is 10.0.0.1 and routes the
         rest of 10.0.0.0/24 into the TUN, where the stack answers); None leaves it unaddressed.
         `offload`: ask for checksum and segmentation offload (see the module docstring).
+        `queues` > 1 makes it multi-queue: this link is queue 0, `open_queue()` adds the others.
         """
+        if queues < 1:
+            raise ValueError(f"a TUN device has at least one queue, not {queues}")
+        multi_queue = queues > 1
         capability, refused = NO_OFFLOAD, False
         if offload:
             try:
-                device = _open_offloaded(name)
+                device = _open_device(name, vnet=True, multi_queue=multi_queue)
                 capability = TSO
             except (OSError, pytun.Error) as exc:
                 print(f"userstack: TUN offload refused ({exc}); without it", file=sys.stderr)
                 refused = True
         if capability is NO_OFFLOAD:
-            device = pytun.TunTapDevice(name=name, flags=pytun.IFF_TUN | pytun.IFF_NO_PI)
+            device = _open_device(name, vnet=False, multi_queue=multi_queue)
         try:
-            fd = device.fileno()
-            os.set_inheritable(fd, False)  # a child holding the fd would keep the device alive
-            os.set_blocking(fd, False)
             if disable_ipv6:
                 _disable_ipv6(device.name)  # before up: no router solicitation, no MLD
             if host_addr is not None:
@@ -149,9 +165,30 @@ class TunLink(LinkBase):
         except BaseException:
             device.close()
             raise
-        link = cls(device, mtu, capability)
+        link = cls(device, mtu, capability, multi_queue=multi_queue)
         link.stats.offload_refused = int(refused)
         return link
+
+    def open_queue(self) -> TunLink:
+        """Attach one more queue of this multi-queue device: a new fd the kernel steers flows to."""
+        self._check_open()
+        if not self.multi_queue:
+            raise ValueError(f"{self.name} is single-queue: create it with queues=N")
+        device = _open_device(self.name, vnet=self._vnet, multi_queue=True)
+        return TunLink(device, self.mtu, self.offload, multi_queue=True)
+
+    def fileno(self) -> int:
+        """The queue's fd, to hand to a worker process (`pass_fds`; see `from_fd`)."""
+        return self._fd
+
+    @classmethod
+    def from_fd(
+        cls, fd: int, name: str, mtu: int = DEFAULT_MTU, offload: OffloadCapability = NO_OFFLOAD
+    ) -> TunLink:
+        """A queue of device `name` whose fd this process inherited (`offload`: what the
+        device was opened with); `aclose()` closes it."""
+        os.set_blocking(fd, False)
+        return cls(_InheritedQueue(fd, name), mtu, offload, multi_queue=True)
 
     async def send_batch(self, packets: Sequence[LinkPacket]) -> None:
         self._check_open()
@@ -241,18 +278,37 @@ class TunLink(LinkBase):
 _VNET = VIRTIO_NET_HDR.fast
 
 
-def _open_offloaded(name: str) -> pytun.TunTapDevice:
-    """A TUN with virtio-net headers, 10 bytes each, and TSO/checksum offload switched on."""
-    flags = pytun.IFF_TUN | pytun.IFF_NO_PI | pytun.IFF_VNET_HDR
+def _open_device(name: str, *, vnet: bool, multi_queue: bool) -> pytun.TunTapDevice:
+    """One fd on the device: TUNSETIFF creates it, or attaches one more queue of a multi-queue
+    one. `vnet`: with virtio-net headers, 10 bytes each, and TSO/checksum offload switched on."""
+    flags = pytun.IFF_TUN | pytun.IFF_NO_PI
+    flags |= (pytun.IFF_VNET_HDR if vnet else 0) | (pytun.IFF_MULTI_QUEUE if multi_queue else 0)
     device = pytun.TunTapDevice(name=name, flags=flags)
     try:
         fd = device.fileno()
-        fcntl.ioctl(fd, _TUNSETVNETHDRSZ, struct.pack("i", VIRTIO_NET_HDR_SIZE))
-        fcntl.ioctl(fd, _TUNSETOFFLOAD, _TUN_F_CSUM | _TUN_F_TSO4)
+        if vnet:
+            fcntl.ioctl(fd, _TUNSETVNETHDRSZ, struct.pack("i", VIRTIO_NET_HDR_SIZE))
+            fcntl.ioctl(fd, _TUNSETOFFLOAD, _TUN_F_CSUM | _TUN_F_TSO4)
+        os.set_inheritable(fd, False)  # a child holding the fd would keep the device alive
+        os.set_blocking(fd, False)
     except BaseException:
         device.close()
         raise
     return device
+
+
+class _InheritedQueue:
+    """A queue fd opened by another process: what `TunLink` needs of a pytun device."""
+
+    def __init__(self, fd: int, name: str) -> None:
+        self._fd = fd
+        self.name = name
+
+    def fileno(self) -> int:
+        return self._fd
+
+    def close(self) -> None:
+        os.close(self._fd)
 
 
 def _complete_checksum(packet: memoryview, start: int, offset: int) -> bytes:

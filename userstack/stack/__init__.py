@@ -4,13 +4,16 @@ from .counters import StackCounters
 from .handle import ConnectionHandle
 from .listener import ANY, Listener
 from .ports import EphemeralPorts
+from .queues import QueueShare
 from .stack import ConnectionEvents, Stack
 
 __all__ = [
     "ANY",
     "ConnectionEvents",
-    "ConnectionHandle",     "EphemeralPorts",
+    "ConnectionHandle",
+    "EphemeralPorts",
     "Listener",
+    "QueueShare",
     "Stack",
     "StackCounters",
 ]

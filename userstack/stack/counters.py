@@ -26,6 +26,7 @@ class StackCounters:
     icmp_errors_out_of_window: int = 0
     icmp_errors_no_connection: int = 0
     rst_sent: int = 0  # RSTs for segments no connection owns (RFC 9293 3.10.7.1)
+    other_queue_drops: int = 0  # no TCB, but another queue's stack owns the port: no RST
     rst_ignored: int = 0  # RSTs that arrived for no connection: dropped, never answered
     syn_backlog_drops: int = 0  # SYNs dropped because the listener's backlog was full
     listener_resets: int = 0  # embryonic / unaccepted connections reset when a listener closed

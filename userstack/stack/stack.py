@@ -60,6 +60,7 @@ from .handle import ConnectionHandle
 from .isn import IsnGenerator
 from .listener import DemuxKey, Listener
 from .ports import EphemeralPorts
+from .queues import QueueShare
 
 _SYN, _ACK, _RST = TcpFlags.SYN, TcpFlags.ACK, TcpFlags.RST
 _LIMITED_BROADCAST = 0xFFFFFFFF  # 255.255.255.255
@@ -80,9 +81,14 @@ class Stack:
         config: TcpConfig | None = None,
         ephemeral_ports: tuple[int, int] | None = None,
         offload: OffloadCapability = NO_OFFLOAD,
+        queue: QueueShare | None = None,
     ) -> None:
         """`key` is the secret behind ISNs (RFC 6528) and ephemeral ports (RFC 6056).
         `offload` is what the link takes (see the module docstring).
+
+        `queue` makes this stack one of several on a multi-queue TUN (userstack.workers):
+        it opens connections from its own slice of the ephemeral ports, and leaves alone
+        segments for another stack's slice (see `_segment_arrives`).
 
         `address` may carry its prefix ("10.0.0.2/24"): then the subnet's broadcast
         address is known too, and treated like any other broadcast address.
@@ -97,6 +103,9 @@ class Stack:
         self.counters = StackCounters()
         self.offload = offload
         self._isn = IsnGenerator(key)
+        self._queue = queue
+        if queue is not None:
+            ephemeral_ports = queue.ports
         self._ports = EphemeralPorts(key, *(ephemeral_ports or ()))
         self._conns: dict[DemuxKey, Connection] = {}
         self._listeners: dict[int, Listener] = {}
@@ -219,6 +228,12 @@ class Stack:
             return
         if listener is not None:
             self._listen_segment(listener, key, seg, now)
+            return
+        if self._queue is not None and self._queue.owned_elsewhere(seg.dst_port):
+            # Not ours to answer: another queue's stack opened this four-tuple, and the
+            # kernel steered the segment here (its record of the flow's queue expired). A
+            # RST would kill that connection; the owner's next transmission re-steers it.
+            self.counters.other_queue_drops += 1
             return
         # No TCB: the reply of RFC 9293 3.10.7.1 for CLOSED (none to a RST).
         replies = reset_for(seg)

@@ -28,6 +28,7 @@ import sys
 import traceback
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
+from functools import partial
 from ipaddress import IPv4Address, IPv4Interface
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
@@ -35,7 +36,7 @@ from typing import TYPE_CHECKING, TextIO
 import trio
 
 from .apps import APPS
-from .control import answers, default_path, fetch_table, serve_control
+from .control import answers, default_path, fetch_host_table, serve_control
 from .demo import add_demo
 from .observe.ladder import add_ladder_parser
 from .observe.plot import add_plot_parser
@@ -50,6 +51,7 @@ from .wire.pcap import PcapWriter
 if TYPE_CHECKING:  # the stack and the TUN load only for serve/connect (`ss` stays light)
     from .link.base import Link
     from .streams import TcpListener, TcpStream, UserStack
+    from .workers import WorkerSpec
 
 PROG = "userstack"
 CHUNK = 64 * 1024
@@ -143,8 +145,9 @@ async def running_stack(args: argparse.Namespace, trace_out: TextIO) -> AsyncIte
     if await answers(control):
         raise SystemExit(f"{PROG}: another userstack answers on {control}; pass --control PATH")
     async with AsyncExitStack() as exits:
+        worker: WorkerSpec | None = getattr(args, "worker_spec", None)  # serve --queues N
         try:
-            tun = TunLink.create(
+            tun = worker.link() if worker else TunLink.create(
                 args.tun, host_addr=args.host_addr, mtu=args.mtu, offload=args.offload
             )
         except Exception as exc:  # pytun.Error or OSError; pytun stays inside link/tun.py
@@ -161,9 +164,10 @@ async def running_stack(args: argparse.Namespace, trace_out: TextIO) -> AsyncIte
             ))
         observer = Tracer(trace_out) if args.trace else None
         explain = LiveWhy(trace_out) if args.trace and args.why else None
-        stack = await exits.enter_async_context(
-            open_stack(link, args.addr, config=config, observer=observer, explain=explain)
-        )
+        stack = await exits.enter_async_context(open_stack(
+            link, args.addr, config=config, observer=observer, explain=explain,
+            isn_key=worker.isn_key if worker else None, queue=worker.share if worker else None,
+        ))
         nursery = await exits.enter_async_context(trio.open_nursery())
         exits.callback(nursery.cancel_scope.cancel)  # runs before the nursery's exit
         await nursery.start(serve_control, control, stack.connections)
@@ -178,8 +182,28 @@ def add_serve(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("app", choices=sorted(APPS))
     p.add_argument("--port", type=_port,
                    help="port (default: echo 7, discard 9, chargen 19, http 80)")
+    p.add_argument("--queues", type=int, default=1, metavar="N",
+                   help="N stack processes, one per queue of a multi-queue TUN (default 1)")
+    p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)  # one of N
     add_link_flags(p)
-    p.set_defaults(run=lambda args: trio.run(serve, args))
+    p.set_defaults(run=run_serve)
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    """One stack, or with --queues N a supervisor of N (userstack.workers)."""
+    from . import workers
+
+    if args.worker:
+        args.worker_spec = spec = workers.read_spec()
+        args.control, args.pcap = Path(spec.control), spec.pcap and Path(spec.pcap)
+    elif args.queues > 1:
+        argv = [sys.executable, "-m", "userstack.cli", *args.argv, "--worker"]
+        return trio.run(partial(
+            workers.supervise, args.tun, args.queues, argv, host_addr=args.host_addr,
+            mtu=args.mtu, control=control_path(args), pcap=args.pcap,
+            trace_out=sys.stdout if args.trace else None, say=say,
+        ))
+    return trio.run(serve, args)
 
 
 async def serve(args: argparse.Namespace) -> int:
@@ -337,7 +361,7 @@ def add_ss(subparsers: argparse._SubParsersAction) -> None:
 def ss(args: argparse.Namespace) -> int:
     path = control_path(args)
     try:
-        infos = trio.run(fetch_table, path)
+        infos = trio.run(fetch_host_table, path)
     except (OSError, ValueError) as exc:
         say(f"no stack answers on {path} ({exc}); is `userstack serve` running?")
         return 1
@@ -364,6 +388,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.argv = sys.argv[1:] if argv is None else argv
     try:
         return args.run(args)
     except KeyboardInterrupt:

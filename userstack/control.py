@@ -7,6 +7,10 @@ Anything else gets `{"error": "..."}`.
 
 The socket lives at /run/userstack/<tun>.sock when /run is writable (root), else
 under $XDG_RUNTIME_DIR/userstack/, else /tmp/userstack-<uid>/.
+
+With `serve --queues N` each worker (one stack per TUN queue) answers on its own socket
+beside that path, <tun>.q<i>.sock (`queue_path`), and `fetch_host_table` asks each of
+them and merges their tables into the one host's.
 """
 
 from __future__ import annotations
@@ -137,6 +141,31 @@ async def answers(path: Path) -> bool:
         return False
     await stream.aclose()
     return True
+
+
+def queue_path(path: Path, queue: int) -> Path:
+    """Where the worker of queue `queue` answers, for a host whose control path is `path`."""
+    return path.with_name(f"{path.stem}.q{queue}{path.suffix}")
+
+
+async def queue_paths(path: Path) -> list[Path]:
+    """The workers' sockets beside `path` that a live process answers on, by queue."""
+    found = path.parent.glob(f"{path.stem}.q*{path.suffix}") if path.parent.is_dir() else []
+    live = [p for p in found if p.stem.rpartition(".q")[2].isdigit() and await answers(p)]
+    return sorted(live, key=lambda p: int(p.stem.rpartition(".q")[2]))
+
+
+async def fetch_host_table(path: Path) -> list[TcbInfo]:
+    """The table at `path`, or, if nobody answers there, every queue worker's, merged."""
+    if await answers(path):
+        return await fetch_table(path)
+    workers = await queue_paths(path)
+    if not workers:
+        raise OSError(errno.ECONNREFUSED, f"nobody answers on {path} or beside it")
+    infos: list[TcbInfo] = []
+    for worker in workers:
+        infos += await fetch_table(worker)
+    return infos
 
 
 async def fetch_table(path: Path) -> list[TcbInfo]:

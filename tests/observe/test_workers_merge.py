@@ -1,0 +1,77 @@
+"""The sans-I/O halves of `serve --queues N`'s one view of the host: the trace merge, the
+capture merge (pcap parts -> one pcapng), and the pcapng codec, checked against dpkt."""
+
+from __future__ import annotations
+
+import io
+import math
+from ipaddress import IPv4Address
+from pathlib import Path
+
+import dpkt
+
+from userstack.wire.icmp import IcmpEcho, IcmpType
+from userstack.wire.packet import build_icmp_packet
+from userstack.wire.pcap import PcapWriter
+from userstack.wire.pcapng import PcapngReader, PcapngWriter
+from userstack.workers import TraceMerge, merge_captures
+
+
+def echo(sequence: int, data: bytes = b"") -> bytes:
+    return build_icmp_packet(IPv4Address("10.0.0.1"), IPv4Address("10.0.0.2"),
+                             IcmpEcho(IcmpType.ECHO_REQUEST, 7, sequence, data))
+
+
+def test_trace_lines_come_out_in_stamp_order_tagged_with_their_queue() -> None:
+    merge = TraceMerge()
+    merge.add(1, "12:00:00.000300 IP b\n")
+    merge.add(0, "12:00:00.000100 IP a\n")  # earlier, but its pipe was slower
+    merge.add(0, "12:00:01.500000 IP c\n")
+    assert merge.ready(12 * 3600 + 1.0) == ["12:00:00.000100 q0 IP a\n",
+                                            "12:00:00.000300 q1 IP b\n"]
+    assert merge.ready(12 * 3600 + 1.0) == []  # handed out once
+    assert merge.ready(math.inf) == ["12:00:01.500000 q0 IP c\n"]
+
+
+def test_a_line_without_a_stamp_goes_out_untagged_after_the_one_before_it() -> None:
+    merge = TraceMerge()
+    merge.add(0, "12:00:00.000100 IP a\n")
+    merge.add(1, "something else\n")
+    merge.add(1, "12:00:00.000200 IP b\n")
+    assert merge.ready(math.inf) == ["12:00:00.000100 q0 IP a\n", "something else\n",
+                                     "12:00:00.000200 q1 IP b\n"]
+
+
+def test_pcapng_round_trips_and_dpkt_reads_the_same_packets() -> None:
+    packets = [(0, 1_700_000_000.000001, echo(1)), (1, 1_700_000_000.5, echo(2, b"abc")),
+               (0, 1_700_000_001.25, echo(3, b"odd length!"))]
+    buf = io.BytesIO()
+    writer = PcapngWriter(buf, ["us0 queue 0", "us0 queue 1"])
+    for queue, t, packet in packets:
+        writer.write(queue, packet, t)
+    buf.seek(0)
+    reader = PcapngReader(buf)
+    assert [(q, round(t, 6), p) for q, t, p in reader] == packets
+    assert reader.interfaces == ["us0 queue 0", "us0 queue 1"]
+    buf.seek(0)
+    assert [(round(t, 6), bytes(p)) for t, p in dpkt.pcapng.Reader(buf)] == [
+        (t, p) for _, t, p in packets]
+
+
+def test_captures_merge_in_time_order_with_one_interface_per_queue(tmp_path: Path) -> None:
+    parts = []
+    for queue, times in ((0, [1.0, 3.0, 4.0]), (1, [2.0, 5.0])):
+        path = tmp_path / f"part{queue}"
+        with path.open("wb") as f:
+            writer = PcapWriter(f)
+            for t in times:
+                writer.write(echo(int(t)), 1_700_000_000 + t)
+        parts.append((queue, path))
+    out = tmp_path / "all.pcapng"
+    merge_captures(parts, ["us0 queue 0", "us0 queue 1"], out)
+    with out.open("rb") as f:
+        records = list(PcapngReader(f))
+    assert [(q, t - 1_700_000_000) for q, t, _ in records] == [
+        (0, 1.0), (1, 2.0), (0, 3.0), (0, 4.0), (1, 5.0)]
+    assert [p for _, _, p in records] == [echo(s) for s in (1, 2, 3, 4, 5)]
+    assert not any(path.exists() for _, path in parts)  # the parts are gone

@@ -1,0 +1,105 @@
+"""pcapng files with one interface per TUN queue (raw IPv4), for multi-queue runs.
+
+A classic pcap (userstack.wire.pcap) has no room to say where a packet was seen; pcapng
+gives every packet an interface id, and each interface a name. `userstack serve --queues N
+--pcap FILE` writes one interface per queue ("us0 queue 1"): one capture in time order that
+says which queue each packet crossed (Wireshark's frame.interface_name; tcpdump -r reads the
+packets but does not print the name; `PcapngReader` yields it). Layout: the pcapng draft
+(draft-ietf-opsawg-pcapng):
+a Section Header Block, an Interface Description Block per interface, then Enhanced
+Packet Blocks, all little-endian, every block padded to 32 bits.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator, Sequence
+from typing import BinaryIO
+
+from .errors import WireError
+
+LINKTYPE_IPV4 = 228  # raw IPv4; not RAW (101): libpcap 1.10 then refuses a second interface
+
+_SHB, _IDB, _EPB = 0x0A0D0D0A, 0x00000001, 0x00000006
+_BYTE_ORDER_MAGIC = 0x1A2B3C4D
+_SNAPLEN = 0xFFFF
+_OPT_IF_NAME, _OPT_END = 2, 0
+
+
+def _pad(data: bytes) -> bytes:
+    return data + bytes(-len(data) % 4)
+
+
+def _block(kind: int, body: bytes) -> bytes:
+    length = 12 + len(body)  # type, length, body, length again
+    return struct.pack("<II", kind, length) + body + struct.pack("<I", length)
+
+
+class PcapngWriter:
+    """Writes the section and interface headers at once, then one block per ``write``."""
+
+    def __init__(self, file: BinaryIO, interfaces: Sequence[str]) -> None:
+        self._file = file
+        self._count = len(interfaces)
+        file.write(_block(_SHB, struct.pack("<IHHq", _BYTE_ORDER_MAGIC, 1, 0, -1)))
+        for name in interfaces:
+            raw = name.encode()
+            options = struct.pack("<HH", _OPT_IF_NAME, len(raw)) + _pad(raw)
+            options += struct.pack("<HH", _OPT_END, 0)
+            file.write(_block(_IDB, struct.pack("<HHI", LINKTYPE_IPV4, 0, _SNAPLEN) + options))
+
+    def write(self, interface: int, packet: bytes, timestamp: float) -> None:
+        """One packet seen on `interface` (its index), at `timestamp` seconds since the epoch
+        (microseconds, pcapng's default resolution)."""
+        if not 0 <= interface < self._count:
+            raise ValueError(f"no interface {interface} in this file")
+        usec = round(timestamp * 1_000_000)
+        captured = packet[:_SNAPLEN]
+        head = struct.pack("<IIIII", interface, usec >> 32, usec & 0xFFFFFFFF,
+                           len(captured), len(packet))
+        self._file.write(_block(_EPB, head + _pad(captured)))
+
+
+class PcapngReader:
+    """Iterates (interface, timestamp, packet) over a file `PcapngWriter` wrote
+    (little-endian, microsecond timestamps); `interfaces` are the names, by index, as the
+    Interface Description Blocks arrive. Other block types are skipped."""
+
+    def __init__(self, file: BinaryIO) -> None:
+        self._file = file
+        self.interfaces: list[str] = []
+        head = file.read(8)
+        if len(head) < 8 or struct.unpack("<I", head[:4])[0] != _SHB:
+            raise WireError("not a pcapng file: no Section Header Block")
+        self._skip_rest(head)
+
+    def _skip_rest(self, head: bytes) -> bytes:
+        length = struct.unpack("<I", head[4:])[0]
+        body = self._file.read(length - 8)
+        if length < 12 or len(body) < length - 8:
+            raise WireError("pcapng file ends inside a block")
+        return body[:-4]
+
+    def __iter__(self) -> Iterator[tuple[int, float, bytes]]:
+        while head := self._file.read(8):
+            if len(head) < 8:
+                raise WireError("pcapng file ends inside a block header")
+            kind = struct.unpack("<I", head[:4])[0]
+            body = self._skip_rest(head)
+            if kind == _IDB:
+                self.interfaces.append(_if_name(body[8:]) or f"interface {len(self.interfaces)}")
+            elif kind == _EPB:
+                interface, high, low, captured, _ = struct.unpack_from("<IIIII", body)
+                yield interface, ((high << 32) | low) / 1e6, body[20:20 + captured]
+
+
+def _if_name(options: bytes) -> str | None:
+    offset = 0
+    while offset + 4 <= len(options):
+        code, length = struct.unpack_from("<HH", options, offset)
+        if code == _OPT_END:
+            break
+        if code == _OPT_IF_NAME:
+            return options[offset + 4:offset + 4 + length].decode(errors="replace")
+        offset += 4 + length + (-length % 4)
+    return None

@@ -33,12 +33,17 @@ import json
 import math
 import os
 import random
+import resource
+import shutil
+import signal
 import socket
 import statistics
 import subprocess
 import sys
+import tempfile
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Interface
@@ -47,6 +52,7 @@ from typing import Any
 
 import trio
 
+from .control import fetch_table, queue_path, serve_control
 from .netns import NamespaceError, enter_private_netns
 
 PORT = 5001
@@ -309,8 +315,11 @@ async def _ip(*argv: str) -> None:
     await trio.run_process(["ip", *argv], capture_stdout=True, capture_stderr=True)
 
 
-async def measure_kernel(plan: Plan) -> dict[str, float]:
-    """The same server on kernel sockets in a second namespace, over a veth pair."""
+async def measure_kernel(
+    plan: Plan, how: Callable[[str, Plan], Awaitable[dict[str, float]]] | None = None
+) -> dict[str, float]:
+    """The same server on kernel sockets in a second namespace, over a veth pair; `how`
+    measures it (default: `measure`)."""
     argv = ["unshare", "--net", sys.executable, "-m", "userstack.bench", "_server", str(PORT)]
     client_end, server_end = VETH_NAMES
     async with AsyncExitStack() as exits:
@@ -331,7 +340,7 @@ async def measure_kernel(plan: Plan) -> dict[str, float]:
                     ["link", "set", server_end, "up"], ["link", "set", "lo", "up"]):
             await trio.run_process(["nsenter", f"--net={netns}", "ip", *cmd],
                                    capture_stdout=True, capture_stderr=True)
-        results = await measure(str(VETH_SERVER.ip), plan)
+        results = await (how or measure)(str(VETH_SERVER.ip), plan)
     return results
 
 
@@ -353,6 +362,7 @@ async def bench(plan: Plan, profile: Path | None) -> dict[str, Any]:
         "userstack": userstack,
         "kernel": kernel,
         "ratio": {k: userstack[k] / kernel[k] if kernel[k] else None for k in userstack},
+        "queues": await bench_queues(plan),
     }
 
 
@@ -369,7 +379,221 @@ def format_report(report: dict[str, Any]) -> str:
         u, k, ratio = report["userstack"][key], report["kernel"][key], report["ratio"][key]
         ratio_text = "-" if ratio is None else f"{ratio:.3f}"
         lines.append(f"{label:30} {u:12.1f} {k:12.1f} {ratio_text:>17}")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n" + format_queues(report["queues"])
+
+
+# ---- multi-queue: how `serve --queues N` scales (userstack/workers.py) ----------------------
+
+QUEUE_COUNTS = (1, 2)
+PARALLEL = 4  # client threads for connections/s; parallel transfers for the bulk row
+QUEUE_METRICS = (  # key, row label
+    ("connections_per_s", f"connections/s, {PARALLEL} clients"),
+    ("parallel_bulk_MBps", f"bulk, {PARALLEL} parallel, out MB/s"),
+)
+
+
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def client_parallel_connections(host: str, port: int, threads: int, limit: float) -> dict[str, Any]:
+    """`threads` threads, each a connections/s loop (connect, hello, ok, close) for `limit` s."""
+    counts, errors = [0] * threads, []
+    start, cpu = time.perf_counter(), _cpu_seconds()
+
+    def loop(i: int) -> None:
+        try:
+            while time.perf_counter() - start < limit:
+                with _connect(host, port) as sock:
+                    sock.sendall(b"hello\n")
+                    if _recv_exactly(sock, 3) != b"ok\n":
+                        raise BenchError("bad answer to hello")
+                counts[i] += 1
+        except (OSError, BenchError) as exc:
+            errors.append(repr(exc))
+
+    _run_threads(loop, threads)
+    seconds = time.perf_counter() - start
+    return {"seconds": seconds, "connections": sum(counts), "cpu_seconds": _cpu_seconds() - cpu,
+            "errors": errors[:3], "ok": not errors and sum(counts) > 0}
+
+
+def client_parallel_bulk(host: str, port: int, size: int, streams: int,
+                         controls: str) -> dict[str, Any]:
+    """`streams` transfers of `size` bytes from the server at once, each sha256-checked;
+    `controls` (comma-separated worker control sockets, or "") places them evenly on the
+    workers, as an RSS-aware client would: 4 flows hashed onto 2 queues land 2 and 2 only
+    3 times in 8."""
+    socks = _placed_connections(host, port, streams, [c for c in controls.split(",") if c])
+    ok, errors = [False] * streams, []
+    start, cpu = time.perf_counter(), _cpu_seconds()
+
+    def transfer(i: int) -> None:
+        try:
+            with socks[i] as sock:
+                digest = hashlib.sha256()
+                sock.sendall(b"source %d\n" % size)
+                _recv_exactly(sock, size, digest)
+                ok[i] = _recv_exactly(sock, DIGEST_LINE).strip().decode() == digest.hexdigest()
+        except (OSError, BenchError) as exc:
+            errors.append(repr(exc))
+
+    _run_threads(transfer, streams)
+    seconds = time.perf_counter() - start
+    return {"seconds": seconds, "bytes": size * streams, "cpu_seconds": _cpu_seconds() - cpu,
+            "errors": errors[:3], "ok": all(ok)}
+
+
+def _run_threads(target: Callable[[int], None], count: int) -> None:
+    threads = [threading.Thread(target=target, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
+def _placed_connections(host: str, port: int, count: int,
+                        controls: list[str]) -> list[socket.socket]:
+    """`count` connections, as many on each worker as on any other (by the workers' tables)."""
+    if not controls:
+        return [_connect(host, port) for _ in range(count)]
+    per, kept, spare = count // len(controls), {c: [] for c in controls}, []  # type: ignore[var-annotated]
+    for _ in range(16 * count):
+        sock = _connect(host, port)
+        client_port = sock.getsockname()[1]
+        owner = next(c for c in controls if any(info.remote.port == client_port
+                                                for info in trio.run(fetch_table, Path(c))))
+        (kept[owner] if len(kept[owner]) < per else spare).append(sock)
+        if all(len(socks) == per for socks in kept.values()):
+            break
+    for sock in spare:
+        sock.close()
+    placed = [sock for socks in kept.values() for sock in socks]
+    if len(placed) != per * len(controls):
+        raise BenchError(f"could not place {count} connections evenly on {len(controls)} queues")
+    return placed
+
+
+CLIENTS.update(parallel_connections=client_parallel_connections,
+               parallel_bulk=client_parallel_bulk)
+
+
+async def bench_worker() -> None:
+    """`_worker`: one queue's stack in `measure_queues`, with the bench server and a control
+    socket (for `_placed_connections`), until SIGTERM."""
+    from .streams import open_stack
+    from .workers import read_spec
+
+    spec = read_spec()
+    link = spec.link()
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async with (
+            open_stack(link, STACK_ADDR, isn_key=spec.isn_key, queue=spec.share) as stack,
+            trio.open_nursery() as nursery,
+        ):
+            await nursery.start(serve_control, Path(spec.control), stack.connections)
+            await nursery.start(stack.serve_tcp, serve_one, PORT)
+            print(f"bench: serving {STACK_ADDR}:{PORT}", file=sys.stderr, flush=True)
+            async for _ in signals:
+                break
+            nursery.cancel_scope.cancel()
+    await link.aclose()
+
+
+def _process_cpu(pids: list[int | None]) -> float:
+    """User + system seconds of these processes so far (/proc/PID/stat utime, stime)."""
+    total = 0
+    for pid in pids:
+        if pid is not None:
+            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def _machine_busy() -> tuple[float, float]:
+    """(busy, all) CPU seconds of the whole machine so far (/proc/stat): other users too."""
+    ticks = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = ticks[3] + ticks[4]
+    return (sum(ticks) - idle) / os.sysconf("SC_CLK_TCK"), sum(ticks) / os.sysconf("SC_CLK_TCK")
+
+
+async def measure_parallel(host: str, plan: Plan, controls: list[Path] | None = None,
+                           pids: list[int | None] | None = None) -> dict[str, float]:
+    """The two parallel rows against `host`, with the cores the client, the stack's
+    workers and the whole machine used meanwhile (cores = CPU seconds / wall seconds)."""
+    results: dict[str, float] = {}
+    runs = (("connections_per_s", "parallel_connections", (PARALLEL, plan.limit)),
+            ("parallel_bulk_MBps", "parallel_bulk",
+             (plan.size // PARALLEL, PARALLEL, ",".join(map(str, controls or [])))))
+    for key, mode, args in runs:
+        stack0, (busy0, all0) = _process_cpu(pids or []), _machine_busy()
+        r = await run_client(mode, host, *args)
+        stack1, (busy1, all1) = _process_cpu(pids or []), _machine_busy()
+        seconds = r["seconds"]
+        results[key] = (r["connections"] if "connections" in r else r["bytes"] / 1e6) / seconds
+        results[f"{key}:client_cores"] = r["cpu_seconds"] / seconds
+        results[f"{key}:stack_cores"] = (stack1 - stack0) / seconds if pids else math.nan
+        results[f"{key}:machine_busy"] = (busy1 - busy0) / (all1 - all0)
+    return results
+
+
+async def measure_queues(plan: Plan, count: int) -> dict[str, float]:
+    """`measure_parallel` against `count` bench workers on a `count`-queue TUN."""
+    from .link.tun import TunLink
+    from .workers import Supervisor
+
+    first = TunLink.create("usbench", host_addr=TUN_HOST, mtu=MTU, queues=count)
+    queues = [first] + [first.open_queue() for _ in range(count - 1)]
+    workdir = Path(tempfile.mkdtemp(prefix="usbench-"))
+    control = workdir / "bench.sock"
+    argv = [sys.executable, "-m", "userstack.bench", "_worker"]
+    supervisor = Supervisor(queues, argv, control, say=lambda m: print(f"bench: {m}",
+                                                                      file=sys.stderr))
+    try:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(supervisor.run)
+            try:
+                return await measure_parallel(str(STACK_ADDR), plan,
+                                              [queue_path(control, i) for i in range(count)],
+                                              supervisor.pids)
+            finally:
+                with trio.CancelScope(shield=True):
+                    await supervisor.stop()
+    finally:
+        for queue in queues:
+            await queue.aclose()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+async def bench_queues(plan: Plan) -> dict[str, Any]:
+    runs = {f"{n}q": await measure_queues(plan, n) for n in QUEUE_COUNTS}
+    runs["kernel"] = await measure_kernel(plan, measure_parallel)
+    return runs
+
+
+def format_queues(runs: dict[str, Any]) -> str:
+    """The multi-queue table: each row, then the cores client / stack / machine used."""
+    names = [f"{n}q" for n in QUEUE_COUNTS]
+    lines = ["", "serve --queues N (workers on a multi-queue TUN); cores = CPU seconds / wall "
+             "seconds: client, userstack's workers, whole machine (other users too)",
+             f"{'':34}" + "".join(f"{n[:-1] + ' queues':>12}" for n in names)
+             + f"{'ratio':>8}{'kernel':>12}"]
+    for key, label in QUEUE_METRICS:
+        values = [runs[n][key] for n in names]
+        ratio = values[-1] / values[0] if values[0] else math.nan
+        lines.append(f"{label:34}" + "".join(f"{v:12.1f}" for v in values)
+                     + f"{ratio:8.2f}{runs['kernel'][key]:12.1f}")
+        for part in ("client", "stack", "machine"):
+            suffix = "machine_busy" if part == "machine" else f"{part}_cores"
+            scale = os.cpu_count() or 1 if part == "machine" else 1
+            cells = [runs[n][f"{key}:{suffix}"] * scale for n in [*names, "kernel"]]
+            text = "".join(f"{c:12.2f}" for c in cells[:-1]) + f"{'':8}{cells[-1]:12.2f}"
+            lines.append(f"{'  cores, ' + part:34}{text}")
+        per_core = [runs[n][key] / runs[n][f"{key}:stack_cores"] for n in names]
+        lines.append(f"{'  per core of the stack':34}" + "".join(f"{v:12.1f}" for v in per_core)
+                     + f"{per_core[-1] / per_core[0]:8.2f}")
+    return "\n".join(lines).replace("nan", "  -") + "\n"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -387,17 +611,32 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--json", nargs="?", const="-", metavar="FILE",
                    help="write the results as JSON to FILE (to stdout without FILE; the "
                         "table then goes to stderr)")
+    p.add_argument("--queues-only", action="store_true",
+                   help="only the multi-queue table (serve --queues 1 and 2, the kernel)")
     p.add_argument("--profile", type=Path, metavar="FILE",
                    help="cProfile the stack's process during the userstack run into FILE")
     return p
+
+
+def _client_arg(text: str) -> int | float | str:
+    """A client's argument: a number where it is one, else the text (paths)."""
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["_client"]:
         mode, host, port, *rest = argv[1:]
-        numbers = [float(a) if "." in a else int(a) for a in rest]
+        numbers = [_client_arg(a) for a in rest]
         print(json.dumps(CLIENTS[mode](host, int(port), *numbers)))
+        return 0
+    if argv[:1] == ["_worker"]:
+        trio.run(bench_worker)
         return 0
     if argv[:1] == ["_server"]:
         trio.run(kernel_server, int(argv[1]))
@@ -416,6 +655,11 @@ def main(argv: list[str] | None = None) -> int:
     table_out = sys.stderr if args.json == "-" else sys.stdout
     print(f"bench: in private network namespaces ({how})", file=table_out, flush=True)
     try:
+        if args.queues_only:
+            report = {"queues": trio.run(bench_queues, plan)}
+            table_out.write(format_queues(report["queues"]))
+            print(json.dumps(report, indent=2) if args.json == "-" else "", end="")
+            return 0
         report = trio.run(bench, plan, args.profile)
     except BenchError as exc:
         print(f"bench: {exc}", file=sys.stderr)

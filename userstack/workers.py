@@ -20,8 +20,8 @@ the kernel keeps steering the same flows to it (they wait in the queue), and the
 workers' flows are not moved. It reports the death and restarts the worker on the same
 queue; the new worker answers the dead one's connections with RST (their TCBs died with it).
 A worker that dies before it served (a crash at start) is not restarted: it would only die
-again. Its queue's flows then go unanswered; when no worker is left the service exits with
-status 1.
+again. Its queue is closed instead, so the kernel steers its flows to the other queues; when
+no worker is left the service exits with status 1.
 
 SIGINT or SIGTERM to the supervisor is passed on, once, as SIGTERM to every worker (they
 run in their own sessions, so a terminal's Ctrl-C reaches only the supervisor); each closes
@@ -198,8 +198,9 @@ class Supervisor:
             how = f"signal {-status}" if status < 0 else f"status {status}"
             if not worker.served:
                 self.say(f"worker {worker.index} (pid {process.pid}) died ({how}) before "
-                         "it served: not restarting it")
+                         "it served: not restarting it; its queue is closed")
                 worker.given_up = True
+                await worker.queue.aclose()  # the kernel steers its flows to the others
                 break
             self.say(f"worker {worker.index} (pid {process.pid}) died ({how}); restarting it")
         if all(w.given_up for w in self._workers):

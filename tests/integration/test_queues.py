@@ -25,21 +25,21 @@ from .test_real_clients import pattern_sha256
 
 CLIENTS = 24  # concurrent curls per round: with 2 queues, all on one has odds 2**-23
 SIZE = 200_000
-WORKERS = re.compile(r"workers \[(\d+), (\d+)\]")
+WORKERS = re.compile(r"workers \[(\d+), (\d+|None)\]")
 
 
 def worker_pids(served: Served) -> list[int]:
     match = WORKERS.search(served.stderr)
     assert match, served.stderr
-    return [int(pid) for pid in match.groups()]
+    return [int(pid) if pid != "None" else 0 for pid in match.groups()]
 
 
-def fetch_all(workdir: Path, tag: str) -> None:
+def fetch_all(workdir: Path, tag: str, clients: int = CLIENTS) -> None:
     """CLIENTS concurrent kernel clients (curl): half download /bytes/SIZE, half upload SIZE
     random bytes; every body checked by sha256. The server closes first (Connection: close),
     so each connection stays in its worker's table, in TIME-WAIT."""
     uploads, procs = {}, []
-    for n in range(CLIENTS):
+    for n in range(clients):
         out = workdir / f"{tag}-{n}.out"
         args = ["curl", "-sS", "--max-time", "60", "-H", "Connection: close", "-o", str(out)]
         if n % 2:
@@ -64,7 +64,8 @@ def fetch_all(workdir: Path, tag: str) -> None:
 def served_rows(served: Served, control: Path) -> list[str]:
     """The connection rows (no LISTEN) of the table at `control`."""
     result = subprocess.run(userstack_argv("ss", "-a", "--control", str(control)),
-                            capture_output=True, text=True, timeout=30, check=True)
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
     return [row for row in result.stdout.splitlines()[1:] if not row.startswith("LISTEN")]
 
 
@@ -95,6 +96,19 @@ def test_a_worker_that_dies_is_reported_restarted_and_the_other_keeps_serving(
                "the restarted worker")
     fetch_all(workdir, "b")
     assert all(served_rows(served, queue_path(served.control, q)) for q in range(2))
+
+
+def test_a_worker_that_dies_before_serving_is_not_restarted_and_its_queue_closes(
+    serve: Callable[..., Served], workdir: Path
+) -> None:
+    with socket.socket(socket.AF_UNIX) as squatter:  # worker 1's control path is taken
+        squatter.bind(str(queue_path(workdir / "ctl.sock", 1)))
+        squatter.listen()
+        served = serve("http", "--queues", "2")
+        assert "before it served: not restarting it" in served.stderr
+        assert worker_pids(served)[0] and "None]" in served.stderr
+        fetch_all(workdir, "d", clients=12)  # every flow reaches worker 0: queue 1 is gone
+    assert len(served_rows(served, queue_path(served.control, 0))) == 12
 
 
 def test_sigint_closes_every_workers_connections_with_fins_and_removes_the_device(

@@ -397,14 +397,17 @@ def _cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def client_parallel_connections(host: str, port: int, threads: int, limit: float) -> dict[str, Any]:
-    """`threads` threads, each a connections/s loop (connect, hello, ok, close) for `limit` s."""
+def client_parallel_connections(
+    host: str, port: int, threads: int, count: int, limit: float
+) -> dict[str, Any]:
+    """`threads` threads, each a connections/s loop (connect, hello, ok, close), until they
+    have made `count` connections or `limit` seconds have passed."""
     counts, errors = [0] * threads, []
     start, cpu = time.perf_counter(), _cpu_seconds()
 
     def loop(i: int) -> None:
         try:
-            while time.perf_counter() - start < limit:
+            while time.perf_counter() - start < limit and sum(counts) < count:
                 with _connect(host, port) as sock:
                     sock.sendall(b"hello\n")
                     if _recv_exactly(sock, 3) != b"ok\n":
@@ -523,7 +526,8 @@ async def measure_parallel(host: str, plan: Plan, controls: list[Path] | None = 
     """The two parallel rows against `host`, with the cores the client, the stack's
     workers and the whole machine used meanwhile (cores = CPU seconds / wall seconds)."""
     results: dict[str, float] = {}
-    runs = (("connections_per_s", "parallel_connections", (PARALLEL, plan.limit)),
+    runs = (("connections_per_s", "parallel_connections",
+             (PARALLEL, plan.connections, plan.limit)),
             ("parallel_bulk_MBps", "parallel_bulk",
              (plan.size // PARALLEL, PARALLEL, ",".join(map(str, controls or [])))))
     for key, mode, args in runs:

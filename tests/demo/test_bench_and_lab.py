@@ -34,6 +34,10 @@ def test_bench_quick_prints_json_with_every_measurement() -> None:
     for side in ("userstack", "kernel"):
         assert all(value > 0 for value in report[side].values()), report
     assert "connections/s" in result.stderr  # the table went to stderr
+    for run in ("1q", "2q", "kernel"):  # serve --queues 1 and 2, and the kernel beside
+        assert report["queues"][run]["connections_per_s"] > 0, report["queues"]
+        assert report["queues"][run]["parallel_bulk_MBps"] > 0, report["queues"]
+    assert "bulk, 4 parallel" in result.stderr
 
 
 def test_lab_up_run_down() -> None:

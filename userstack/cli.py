@@ -82,6 +82,13 @@ def _port(text: str) -> int:
     return value
 
 
+def _queue_count(text: str) -> int:
+    value = int(text)
+    if not 1 <= value <= 64:
+        raise argparse.ArgumentTypeError(f"{text} is not a number of queues (1-64)")
+    return value
+
+
 def add_link_flags(parser: argparse.ArgumentParser) -> None:
     """The flags of every command that runs a stack on its own TUN."""
     parser.add_argument("--tun", default="us0", help="TUN device to create (default us0)")
@@ -182,7 +189,7 @@ def add_serve(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("app", choices=sorted(APPS))
     p.add_argument("--port", type=_port,
                    help="port (default: echo 7, discard 9, chargen 19, http 80)")
-    p.add_argument("--queues", type=int, default=1, metavar="N",
+    p.add_argument("--queues", type=_queue_count, default=1, metavar="N",
                    help="N stack processes, one per queue of a multi-queue TUN (default 1)")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)  # one of N
     add_link_flags(p)
@@ -200,7 +207,7 @@ def run_serve(args: argparse.Namespace) -> int:
         argv = [sys.executable, "-m", "userstack.cli", *args.argv, "--worker"]
         return trio.run(partial(
             workers.supervise, args.tun, args.queues, argv, host_addr=args.host_addr,
-            mtu=args.mtu, control=control_path(args), pcap=args.pcap,
+            mtu=args.mtu, offload=args.offload, control=control_path(args), pcap=args.pcap,
             trace_out=sys.stdout if args.trace else None, say=say,
         ))
     return trio.run(serve, args)

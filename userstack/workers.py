@@ -59,6 +59,7 @@ import trio
 
 from .control import queue_path
 from .stack.queues import QueueShare
+from .wire.offload import NO_OFFLOAD
 from .wire.pcap import PcapReader
 from .wire.pcapng import PcapngWriter
 
@@ -79,6 +80,7 @@ class WorkerSpec:
     tun: str
     mtu: int
     fd: int  # the queue's fd, inherited
+    offload: bool  # the device speaks virtio-net headers (TSO, checksum offload)
     key: str  # hex: the secret shared by every worker's Stack
     control: str  # this worker's control socket
     pcap: str | None  # this worker's part of the capture, merged by the supervisor
@@ -93,8 +95,9 @@ class WorkerSpec:
 
     def link(self) -> TunLink:
         from .link.tun import TunLink
+        from .wire.offload import TSO
 
-        return TunLink.from_fd(self.fd, self.tun, self.mtu)
+        return TunLink.from_fd(self.fd, self.tun, self.mtu, TSO if self.offload else NO_OFFLOAD)
 
     def encode(self) -> bytes:
         return json.dumps(asdict(self)).encode() + b"\n"
@@ -224,8 +227,8 @@ class Supervisor:
         fd = worker.queue.fileno()
         spec = WorkerSpec(
             index=worker.index, count=len(self._workers), tun=worker.queue.name,
-            mtu=worker.queue.mtu, fd=fd, key=self.key.hex(),
-            control=str(queue_path(self.control, worker.index)),
+            mtu=worker.queue.mtu, fd=fd, offload=worker.queue.offload is not NO_OFFLOAD,
+            key=self.key.hex(), control=str(queue_path(self.control, worker.index)),
             pcap=None if capture is None else str(capture),
         )
         stdout = subprocess.PIPE if self.trace_out is not None else None
@@ -422,6 +425,7 @@ async def supervise(
     *,
     host_addr: IPv4Interface,
     mtu: int,
+    offload: bool,
     control: Path,
     pcap: Path | None,
     trace_out: TextIO | None,
@@ -432,7 +436,8 @@ async def supervise(
 
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with AsyncExitStack() as exits:
-            first = TunLink.create(tun_name, host_addr=host_addr, mtu=mtu, queues=count)
+            first = TunLink.create(tun_name, host_addr=host_addr, mtu=mtu, offload=offload,
+                                   queues=count)
             exits.push_async_callback(first.aclose)  # the last queue closed removes the device
             queues = [first]
             for _ in range(count - 1):

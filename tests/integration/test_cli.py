@@ -23,6 +23,7 @@ def test_serve_defaults() -> None:
     assert tcp_config(args).mss == 1460
     assert args.offload  # on where the kernel accepts it
     assert not build_parser().parse_args(["serve", "http", "--no-offload"]).offload
+    assert args.queues == 1  # one stack; --queues N runs N (userstack.workers)
 
 
 def test_connect_flags() -> None:
@@ -37,7 +38,8 @@ def test_connect_flags() -> None:
 @pytest.mark.parametrize(
     "argv",
     [["serve", "gopher"], ["serve", "echo", "--loss", "2"], ["serve", "echo", "--port", "0"],
-     ["connect", "10.0.0.1", "70000"], ["connect", "nohost", "80"], []],
+     ["serve", "echo", "--queues", "0"], ["connect", "10.0.0.1", "70000"],
+     ["connect", "nohost", "80"], []],
 )
 def test_bad_arguments_exit_with_usage(argv: list[str]) -> None:
     with pytest.raises(SystemExit) as exc:

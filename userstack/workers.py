@@ -371,31 +371,39 @@ class TraceMerge:
     Each worker's own lines come in stamp order; lines of different workers race through
     their pipes. `add` holds each line; `ready(before)` hands out, in stamp order, every line
     stamped before `before` (seconds since midnight, the stamps' clock). A line without a
-    stamp goes out, untagged, as if stamped with the latest stamp seen before it.
+    stamp (the `--why` lines under a segment's) stays, untagged, right after the line of its
+    own queue before it.
     """
 
     def __init__(self) -> None:
-        self._held: list[tuple[float, int, str]] = []  # (stamp, tiebreak, line)
+        self._held: list[tuple[float, int, list[str]]] = []  # (stamp, tiebreak, lines)
         self._tiebreak = itertools.count()
-        self._latest = 0.0
+        self._last: dict[int, tuple[float, int, list[str]]] = {}  # each queue's last entry
+        self._held_ids: set[int] = set()  # the tiebreaks of the entries in _held
 
     def add(self, queue: int, line: str) -> None:
         match = _STAMP.match(line.encode())
+        last = self._last.get(queue)
         if match is None:
-            stamp, tagged = self._latest, line
+            if last is not None and last[1] in self._held_ids:
+                last[2].append(line)  # still held: goes out with it
+                return
+            entry = (last[0] if last else 0.0, next(self._tiebreak), [line])
         else:
             h, m, s = match.groups()
-            stamp = int(h) * 3600 + int(m) * 60 + float(s)
             cut = match.end()
-            tagged = f"{line[:cut]}q{queue} {line[cut:]}"
-            self._latest = max(self._latest, stamp)
-        self._held.append((stamp, next(self._tiebreak), tagged))
+            entry = (int(h) * 3600 + int(m) * 60 + float(s), next(self._tiebreak),
+                     [f"{line[:cut]}q{queue} {line[cut:]}"])
+        self._held.append(entry)
+        self._held_ids.add(entry[1])
+        self._last[queue] = entry
 
     def ready(self, before: float) -> list[str]:
-        due = sorted(held for held in self._held if held[0] < before)
+        due = sorted((held for held in self._held if held[0] < before), key=lambda h: h[:2])
         if due:
             self._held = [held for held in self._held if held[0] >= before]
-        return [line for _, _, line in due]
+            self._held_ids.difference_update(held[1] for held in due)
+        return [line for _, _, lines in due for line in lines]
 
 
 def _tagged(queue: int, reader: PcapReader) -> Iterator[tuple[float, int, bytes]]:

@@ -33,13 +33,16 @@ def test_trace_lines_come_out_in_stamp_order_tagged_with_their_queue() -> None:
     assert merge.ready(math.inf) == ["12:00:01.500000 q0 IP c\n"]
 
 
-def test_a_line_without_a_stamp_goes_out_untagged_after_the_one_before_it() -> None:
+def test_a_line_without_a_stamp_stays_under_its_own_queues_line() -> None:
     merge = TraceMerge()
     merge.add(0, "12:00:00.000100 IP a\n")
-    merge.add(1, "something else\n")
-    merge.add(1, "12:00:00.000200 IP b\n")
-    assert merge.ready(math.inf) == ["12:00:00.000100 q0 IP a\n", "something else\n",
-                                     "12:00:00.000200 q1 IP b\n"]
+    merge.add(1, "12:00:00.000100 IP b\n")  # the same stamp, from the other queue
+    merge.add(0, "    why a\n")  # a --why line under a, arriving after b
+    merge.add(1, "12:00:00.000200 IP c\n")
+    assert merge.ready(math.inf) == ["12:00:00.000100 q0 IP a\n", "    why a\n",
+                                     "12:00:00.000100 q1 IP b\n", "12:00:00.000200 q1 IP c\n"]
+    merge.add(1, "    why c, after c went out\n")
+    assert merge.ready(math.inf) == ["    why c, after c went out\n"]
 
 
 def test_pcapng_round_trips_and_dpkt_reads_the_same_packets() -> None:

@@ -3,8 +3,9 @@
 Everything runs in private network namespaces the bench makes and removes:
 
 - userstack: this process moves into a new namespace (userstack.netns), creates a TUN
-  (kernel 10.0.0.1/24, stack 10.0.0.2, MTU 1500) and runs the stack here, under trio,
-  with the bench server on it;
+  (kernel 10.0.0.1/24, stack 10.0.0.2, MTU 1500, offload on where the kernel accepts it)
+  and runs the stack here, under trio, with the bench server on it; then the bulk
+  transfers again without offload, at MTU 1500 and at MTU 9000 (the `variants`);
 - kernel: the same bench server, on trio's kernel sockets, in a second namespace
   (`unshare -n`), reached over a veth pair (MTU 1500): kernel TCP at both ends.
 
@@ -271,12 +272,14 @@ async def run_client(mode: str, host: str, *args: object) -> dict[str, Any]:
     return answer
 
 
-async def measure(host: str, plan: Plan) -> dict[str, float]:
+async def measure(host: str, plan: Plan, *, bulk_only: bool = False) -> dict[str, float]:
     """The four measurements against the server at `host` (the same client for both)."""
     results: dict[str, float] = {}
     for key, mode in (("bulk_in_MBps", "bulk_in"), ("bulk_out_MBps", "bulk_out")):
         r = await run_client(mode, host, plan.size)
         results[key] = r["bytes"] / r["seconds"] / 1e6
+    if bulk_only:
+        return results
     r = await run_client("connections", host, plan.connections, plan.limit)
     results["connections_per_s"] = r["connections"] / r["seconds"]
     r = await run_client("round_trips", host, plan.round_trips, plan.limit)
@@ -285,13 +288,37 @@ async def measure(host: str, plan: Plan) -> dict[str, float]:
     return results
 
 
-async def measure_userstack(plan: Plan, profile: Path | None) -> dict[str, float]:
+@dataclass(frozen=True)
+class Variant:
+    """One way of running userstack's TUN."""
+
+    label: str
+    mtu: int
+    offload: bool
+
+
+DEFAULT = Variant("offload on, MTU 1500", MTU, True)
+VARIANTS = (
+    Variant("offload off, MTU 1500", MTU, False),
+    Variant("offload off, MTU 9000", 9000, False),
+)
+
+
+async def measure_userstack(
+    plan: Plan, profile: Path | None, variant: Variant = DEFAULT, *, bulk_only: bool = False
+) -> tuple[dict[str, float], bool]:
+    """The measurements, and whether the TUN really had offload."""
     from .link.tun import TunLink
     from .streams import open_stack
+    from .tcp.config import TcpConfig
 
-    tun = TunLink.create("usbench", host_addr=TUN_HOST, mtu=MTU)
+    tun = TunLink.create("usbench", host_addr=TUN_HOST, mtu=variant.mtu, offload=variant.offload)
+    config = TcpConfig(mss=variant.mtu - 40)
     try:
-        async with open_stack(tun, STACK_ADDR) as stack, trio.open_nursery() as nursery:
+        async with (
+            open_stack(tun, STACK_ADDR, config=config) as stack,
+            trio.open_nursery() as nursery,
+        ):
             await nursery.start(stack.serve_tcp, serve_one, PORT)
             profiler = None
             if profile is not None:
@@ -300,7 +327,7 @@ async def measure_userstack(plan: Plan, profile: Path | None) -> dict[str, float
                 profiler = cProfile.Profile()
                 profiler.enable()
             try:
-                results = await measure(str(STACK_ADDR), plan)
+                results = await measure(str(STACK_ADDR), plan, bulk_only=bulk_only)
             finally:
                 if profiler is not None:
                     profiler.disable()
@@ -308,7 +335,7 @@ async def measure_userstack(plan: Plan, profile: Path | None) -> dict[str, float
             nursery.cancel_scope.cancel()
     finally:
         await tun.aclose()
-    return results
+    return results, tun.offload.segmentation
 
 
 async def _ip(*argv: str) -> None:
@@ -354,31 +381,45 @@ async def _stop(process: trio.Process) -> None:
 
 
 async def bench(plan: Plan, profile: Path | None) -> dict[str, Any]:
-    userstack = await measure_userstack(plan, profile)
+    userstack, offloaded = await measure_userstack(plan, profile)
+    variants = {}
+    for variant in VARIANTS:
+        variants[variant.label], _ = await measure_userstack(plan, None, variant, bulk_only=True)
     kernel = await measure_kernel(plan)
     return {
         "config": {"size_bytes": plan.size, "mtu": MTU, "connections": plan.connections,
-                   "round_trips": plan.round_trips, "cpus": os.cpu_count()},
+                   "round_trips": plan.round_trips, "cpus": os.cpu_count(),
+                   "offload": offloaded},
         "userstack": userstack,
         "kernel": kernel,
         "ratio": {k: userstack[k] / kernel[k] if kernel[k] else None for k in userstack},
+        "variants": variants,
         "queues": await bench_queues(plan),
     }
 
 
 def format_report(report: dict[str, Any]) -> str:
     config = report["config"]
+    tun = "(TUN, TSO)" if config["offload"] else "(TUN)"
     lines = [
         f"bulk transfers of {config['size_bytes'] / 1e6:g} MB (sha256-checked), MTU "
         f"{config['mtu']}; {config['connections']} connections; "
         f"{config['round_trips']} round trips; {config['cpus']} CPUs",
         f"{'':30} {'userstack':>12} {'kernel':>12} {'userstack/kernel':>17}",
-        f"{'':30} {'(TUN)':>12} {'(veth)':>12}",
+        f"{'':30} {tun:>12} {'(veth)':>12}",
     ]
     for key, label, _ in METRICS:
         u, k, ratio = report["userstack"][key], report["kernel"][key], report["ratio"][key]
         ratio_text = "-" if ratio is None else f"{ratio:.3f}"
         lines.append(f"{label:30} {u:12.1f} {k:12.1f} {ratio_text:>17}")
+    if not config["offload"]:
+        lines.append("(the kernel refused TUN offload: the first column is without it)")
+    variants = report.get("variants", {})
+    if variants:
+        lines.append(f"userstack without offload:     {''.join(f'{v:>24}' for v in variants)}")
+        for key, label, _ in METRICS[:2]:
+            row = "".join(f"{numbers[key]:24.1f}" for numbers in variants.values())
+            lines.append(f"{label:30} {row}")
     return "\n".join(lines) + "\n" + format_queues(report["queues"])
 
 

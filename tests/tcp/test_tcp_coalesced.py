@@ -35,3 +35,19 @@ def test_a_train_shorter_than_two_segments_counts_as_one() -> None:
     expect_nothing(conn)  # one full-sized segment and a bit: the ACK may wait
     send(conn, seg(IRS + 1 + MSS + MSS // 2, ISS + 1, payload=b"s" * 10))
     expect(conn, [out(ISS + 1, IRS + 11 + MSS + MSS // 2, window=64000 - MSS - MSS // 2 - 10)])
+
+
+def test_the_receive_buffer_copies_a_train_at_most_once() -> None:
+    from userstack.tcp.buffers import ReceiveBuffer
+
+    buf = ReceiveBuffer(1 << 20)
+    train, tail = bytes(range(256)) * 254, b"tail"
+    assert buf.insert(0, train, 1 << 20) == len(train)
+    assert buf.insert(0, tail, 1 << 20) == 4
+    assert len(buf) == len(train) + 4 and buf.space == (1 << 20) - len(train) - 4
+    assert buf.read(len(train)) is train  # a whole segment: handed out as it came
+    assert buf.read(2) == b"ta" and buf.read(100) == b"il"  # split: the rest stays
+    assert buf.insert(0, train, 1 << 20) == len(train)
+    assert buf.insert(0, tail, 1 << 20) == 4
+    assert buf.read(1 << 20) == train + tail  # spanning two: one join
+    assert buf.read(10) == b"" and len(buf) == 0

@@ -144,7 +144,7 @@ class Stack:
         counters = self.counters
         counters.packets_in += 1
         try:
-            ip = IPv4Packet.parse(data)
+            ip = IPv4Packet.parse(data, view=True)  # the payload is parsed at once
             if int(ip.dst) != self._address:
                 counters.not_for_us += 1
                 return
@@ -156,7 +156,7 @@ class Stack:
                 vouched = isinstance(data, Vouched)  # the link checked it: no second sum
                 seg = TcpSegment.parse(ip.payload, src, self._address, verify=not vouched)
             elif ip.protocol == IPPROTO_ICMP:
-                self._icmp_arrives(ip.src, ip.payload, now)
+                self._icmp_arrives(ip.src, bytes(ip.payload), now)
                 return
             else:
                 counters.unsupported_protocol += 1

@@ -105,8 +105,12 @@ class IPv4Packet:
     options: bytes = b""  # raw, including any padding (a multiple of 4 bytes)
 
     @classmethod
-    def parse(cls, data: bytes | bytearray | memoryview) -> IPv4Packet:
-        """Validate and decode one IPv4 packet; raises WireError and nothing else."""
+    def parse(cls, data: bytes | bytearray | memoryview, *, view: bool = False) -> IPv4Packet:
+        """Validate and decode one IPv4 packet; raises WireError and nothing else.
+
+        With `view`, the payload is a memoryview of `data`, not a copy: the stack's hot
+        path, which parses the TCP segment out of it at once (a 64 KB super-segment is
+        then copied once, into the segment's payload, instead of twice)."""
         n = len(data)
         if n < 20:
             raise WireError(f"IPv4 packet too short for a header: {n} bytes")
@@ -134,7 +138,7 @@ class IPv4Packet:
             IPv4Address(src),
             IPv4Address(dst),
             proto,
-            bytes(data[hlen:]),
+            memoryview(data)[hlen:] if view else bytes(data[hlen:]),  # type: ignore[arg-type]
             ttl,
             tos,
             ident,

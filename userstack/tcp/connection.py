@@ -687,11 +687,21 @@ class Connection:
                 seg.src_port, seg.dst_port, seg.seq, seg.ack, _AS_FLAGS[flags & ~FIN], seg.window,
                 seg.options, b"", seg.urgent,
             )
+        self._not_acceptable(seg, seg_len, now)
+        return None
+
+    def _not_acceptable(self, seg: TcpSegment, seg_len: int, now: float) -> None:
+        """The first step, for a segment that is not acceptable: "If an incoming segment
+        is not acceptable, an acknowledgment should be sent in reply (unless the RST bit
+        is set, if so drop the segment and return)" (RFC 9293 3.10.7.4)."""
+        tcb = self.tcb
+        flags = int(seg.flags)
+        receiver = self.receiver
         if flags & RST:
             if self._why is not None:
                 self._why.decide(Rule.NOT_ACCEPTABLE_RST, seg_seq=seg.seq, rcv_nxt=tcb.rcv_nxt,
                                  rcv_wnd=tcb.rcv_wnd)
-            return None
+            return
         state = self.state
         if state is State.TIME_WAIT and flags & FIN and seg.seq + seg_len == tcb.rcv_nxt:
             # The peer retransmitted its FIN (our last ACK was lost): ACK it again and
@@ -709,7 +719,7 @@ class Connection:
             self.sender.rtt_seq = None  # Karn
             self.sender.syn_retransmitted = True
             self._send_syn(now)
-            return None
+            return
         if self._syn_options.sack and seg.payload and seg.seq + len(seg.payload) <= tcb.rcv_nxt:
             # all old: a duplicate, reported in the ACK's first SACK block (RFC 2883 4.1.1)
             receiver.buffer.note_duplicate(seg.seq - tcb.rcv_nxt, len(seg.payload))
@@ -719,7 +729,6 @@ class Connection:
                 Rule.NOT_ACCEPTABLE, seg_seq=seg.seq, seg_len=seg_len, rcv_nxt=tcb.rcv_nxt,
                 rcv_wnd=tcb.rcv_wnd,
             )
-        return None
 
     def _check_rst(self, seg: TcpSegment, now: float) -> bool:
         """Second step: check the RST bit (RFC 9293 3.10.7.4, RFC 5961 3). True: go on."""
@@ -816,6 +825,11 @@ class Connection:
             tcb.snd_wl1 < seg.seq or (tcb.snd_wl1 == seg.seq and tcb.snd_wl2 <= ack)
         ):
             self._take_send_window(seg, ack, scaled=True)
+        return self._check_ack_of_our_fin(seg, state, now)
+
+    def _check_ack_of_our_fin(self, seg: TcpSegment, state: State, now: float) -> bool:
+        """The fifth step's last part: what an ACK of our FIN means in FIN-WAIT-1,
+        CLOSING and LAST-ACK (RFC 9293 3.10.7.4). True: go on to the sixth step."""
         fin_acked = self.sender.fin_acked
         if state is State.FIN_WAIT_1:
             # "if the FIN segment is now acknowledged, then enter FIN-WAIT-2". If this

@@ -1,26 +1,67 @@
-"""The control socket: a JSON round trip of the table over a real Unix socket."""
+"""The control socket: the streamed table over a real Unix socket, of any size."""
 
 from __future__ import annotations
 
+import os
+from dataclasses import replace
+from ipaddress import IPv4Address
 from pathlib import Path
 
 import pytest
 import trio
 
-from userstack.control import decode, default_path, encode, fetch_table, serve_control
+from userstack.control import (
+    ProcessInfo,
+    Snapshot,
+    decode,
+    default_path,
+    encode,
+    fetch,
+    fetch_table,
+    serve_control,
+)
 from userstack.tcp.info import TcbInfo
+from userstack.wire.addr import Endpoint
 
-from .test_ss import ALL
+from .test_ss import ALL, ESTAB
+
+PROCESS = ProcessInfo("userstack", 4242, 0, (5, 6))
+
+
+def many_rows(n: int) -> list[TcbInfo]:
+    """`n` distinct ESTABLISHED rows, built without a stack."""
+    return [replace(ESTAB, remote=Endpoint(IPv4Address(0x0A000000 + 2 + k // 60000),
+                                           1024 + k % 60000)) for k in range(n)]
 
 
 def test_encode_decode_round_trip() -> None:
-    assert decode(encode(ALL)) == ALL
+    snapshot = Snapshot(ALL, PROCESS, {"malformed": 3})
+    assert decode(b"".join(encode(snapshot))) == snapshot
 
 
-@pytest.mark.parametrize("line", [b"", b"{}", b'{"connections": [{"state": "NOPE"}]}', b"[1"])
-def test_decode_rejects_garbage(line: bytes) -> None:
+def test_rows_come_in_chunks_between_a_header_and_an_end_line() -> None:
+    chunks = list(encode(Snapshot(many_rows(2500))))
+    assert len(chunks) == 1 + 3 + 1  # header, 1000 + 1000 + 500 rows, end
+    assert chunks[-1] == b'{"end":2500}\n'
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [b"", b"{}", b"[1", b'{"userstack": 1, "connections": []}',
+     b'{"userstack": 2, "fields": ["state"], "process": null, "counters": {}}\n["NOPE"]\n'
+     b'{"end": 1}\n'],
+)
+def test_decode_rejects_garbage(reply: bytes) -> None:
     with pytest.raises(ValueError):
-        decode(line)
+        decode(reply)
+
+
+def test_a_reply_cut_short_is_an_error_not_a_shorter_table() -> None:
+    lines = list(encode(Snapshot(many_rows(2500))))
+    with pytest.raises(ValueError, match="cut short after 2000 rows"):
+        decode(b"".join(lines[:-2]))  # the last chunk of rows and the end line are missing
+    with pytest.raises(ValueError, match="announced"):
+        decode(b"".join(lines[:-2] + lines[-1:]))  # the end line counts 500 rows more
 
 
 def test_default_path_is_per_tun() -> None:
@@ -42,6 +83,30 @@ async def test_serve_and_fetch(tmp_path: Path) -> None:
             decode(reply)
         nursery.cancel_scope.cancel()
     assert not path.exists()
+
+
+async def test_the_reply_names_the_serving_process_and_its_counters(tmp_path: Path) -> None:
+    path = tmp_path / "us0.sock"
+    async with trio.open_nursery() as nursery:
+        await nursery.start(lambda task_status: serve_control(
+            path, lambda: ALL, counters=lambda: {"malformed": 7}, task_status=task_status))
+        snapshot = await fetch(path)
+        nursery.cancel_scope.cancel()
+    assert snapshot.counters == {"malformed": 7}
+    assert snapshot.process is not None
+    assert (snapshot.process.pid, snapshot.process.uid) == (os.getpid(), os.getuid())
+    assert snapshot.process.fds == ()  # this process has no TUN open
+
+
+async def test_a_table_of_100000_rows_arrives_whole(tmp_path: Path) -> None:
+    path = tmp_path / "us0.sock"
+    table = many_rows(100_000)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(serve_control, path, lambda: table)
+        with trio.fail_after(60):
+            got = await fetch_table(path)
+        nursery.cancel_scope.cancel()
+    assert got == table
 
 
 async def test_fetch_without_server_is_oserror(tmp_path: Path) -> None:

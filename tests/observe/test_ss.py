@@ -7,7 +7,15 @@ from ipaddress import IPv4Address
 
 import pytest
 
-from userstack.observe.ss import Show, format_ms, format_table, format_timer
+from userstack.observe.ss import (
+    Show,
+    format_ms,
+    format_summary,
+    format_table,
+    format_timer,
+    format_users,
+    state_filter,
+)
 from userstack.tcp.info import TcbInfo, TimerKind
 from userstack.tcp.state import State
 from userstack.wire.addr import Endpoint
@@ -84,3 +92,62 @@ def test_every_state_has_an_ss_name() -> None:
     names = {line.split()[0] for line in text.splitlines()[1:]}
     assert names == {"LISTEN", "SYN-SENT", "SYN-RECV", "ESTAB", "FIN-WAIT-1", "FIN-WAIT-2",
                      "CLOSE-WAIT", "CLOSING", "LAST-ACK", "TIME-WAIT", "UNCONN"}
+
+
+@pytest.mark.parametrize(
+    ("words", "states"),
+    [
+        ([], Show.CONNECTED.states),
+        (["state", "time-wait"], {State.TIME_WAIT}),
+        (["state", "established", "state", "close-wait"], {State.ESTABLISHED, State.CLOSE_WAIT}),
+        (["state", "listening"], {State.LISTEN}),
+        (["state", "ESTAB"], {State.ESTABLISHED}),  # ss's own column names work too
+        (["state", "bucket"], {State.SYN_RECEIVED, State.TIME_WAIT}),
+        (["exclude", "listening"], set(State) - {State.LISTEN}),
+        (["state", "connected", "exclude", "syn-sent"], Show.CONNECTED.states - {State.SYN_SENT}),
+    ],
+)
+def test_state_filter_follows_ss_grammar(words: list[str], states: set[State]) -> None:
+    assert state_filter(words, Show.CONNECTED.states) == states
+
+
+@pytest.mark.parametrize("words", [["state"], ["state", "estab1ished"], ["sport", "=", ":80"]])
+def test_state_filter_names_what_is_valid(words: list[str]) -> None:
+    with pytest.raises(ValueError, match="state"):
+        state_filter(words, Show.ALL.states)
+
+
+def test_a_state_filter_picks_rows() -> None:
+    lines = format_table(ALL, show=state_filter(["state", "time-wait"], Show.ALL.states))
+    assert [line.split()[0] for line in lines.splitlines()] == ["State", "TIME-WAIT"]
+
+
+def test_netid_process_and_owner_columns_like_ss_tulpen() -> None:
+    users = format_users("userstack", 4242, [5])
+    assert users == 'users:(("userstack",pid=4242,fd=5))'
+    lines = format_table(ALL, show=Show.LISTENING, netid=True, users=users, extended="uid:0",
+                         timers=True).splitlines()
+    assert lines == [
+        "Netid State  Recv-Q Send-Q Local Address:Port Peer Address:Port Process",
+        'tcp   LISTEN 0      128          0.0.0.0:80        0.0.0.0:*    '
+        'users:(("userstack",pid=4242,fd=5)) uid:0',
+    ]
+
+
+def test_users_lists_every_tun_queue_or_none() -> None:
+    assert format_users("u", 1, [5, 6]) == 'users:(("u",pid=1,fd=5),("u",pid=1,fd=6))'
+    assert format_users("u", 1, []) == 'users:(("u",pid=1))'
+
+
+def test_no_header() -> None:
+    assert format_table(ALL, header=False).splitlines() == [
+        "ESTAB 1000 0 10.0.0.2:80 10.0.0.1:43210"]
+    assert format_table([], header=False) == ""
+
+
+def test_summary_counts_states_and_prints_every_counter() -> None:
+    text = format_summary(ALL, {"malformed": 2, "syn_backlog_drops": 0})
+    lines = text.splitlines()
+    assert lines[:2] == ["Total: 4", "TCP:   4 (estab 1, closed 0, timewait 1)"]
+    assert "SYN-RECV    1" in lines
+    assert lines[-2:] == ["  malformed         2", "  syn_backlog_drops 0"]

@@ -11,15 +11,20 @@ State names are the ones `ss` users know; they map to RFC 9293 3.3.2 like this:
                                    UNCONN       CLOSED
 
 Which rows show follows ss: by default the connected states only (no LISTEN,
-TIME-WAIT, SYN-RECV or UNCONN: ss's "connected" filter); `-l` only listeners;
-`-a` everything. With `-o` each row gets ss's timer column,
+TIME-WAIT, SYN-RECV or UNCONN: ss's default filter); `-l` only listeners;
+`-a` everything; or ss's state filter, `state time-wait`, `state established state
+close-wait`, `exclude listening` (the names and groups are ss's: `STATE_FILTERS`).
+With `-o` each row gets ss's timer column,
 `timer:(<name>,<time left>,<retransmissions>)`, the time written as ss writes it
-(`1.200ms` is 1.2 s in ss's notation, `3min58sec`, `59sec`, `204ms`).
+(`1.200ms` is 1.2 s in ss's notation, `3min58sec`, `59sec`, `204ms`); `-p` the
+process column, `users:(("userstack",pid=N,fd=N))`; `-e` the owner, `uid:N`. `-s`
+is the summary: the rows counted by state, then every counter of the stack.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections import Counter
+from collections.abc import Iterable, Mapping
 from enum import Enum
 
 from ..tcp.info import TcbInfo
@@ -39,7 +44,22 @@ SS_NAMES = {
     State.CLOSED: "UNCONN",
 }
 
-_NOT_CONNECTED = frozenset({State.LISTEN, State.TIME_WAIT, State.SYN_RECEIVED, State.CLOSED})
+_ALL = frozenset(State)
+# ss's "connected" (SS_CONN): its default filter
+_CONNECTED = _ALL - {State.LISTEN, State.TIME_WAIT, State.SYN_RECEIVED, State.CLOSED}
+_BUCKET = frozenset({State.SYN_RECEIVED, State.TIME_WAIT})  # ss: minisockets
+
+# The names ss's `state` and `exclude` take (ss(8), STATE-FILTER), lower case.
+STATE_FILTERS: dict[str, frozenset[State]] = {
+    "all": _ALL,
+    "connected": _CONNECTED,
+    "synchronized": _CONNECTED - {State.SYN_SENT},
+    "bucket": _BUCKET,
+    "big": _ALL - _BUCKET,
+    **{state.value.lower(): frozenset({state}) for state in State},
+    **{name.lower(): frozenset({state}) for state, name in SS_NAMES.items()},
+    "listening": frozenset({State.LISTEN}),
+}
 
 
 class Show(Enum):
@@ -49,13 +69,37 @@ class Show(Enum):
     LISTENING = "listening"
     ALL = "all"
 
+    @property
+    def states(self) -> frozenset[State]:
+        return STATE_FILTERS[self.value]
 
-def selected(infos: Iterable[TcbInfo], show: Show) -> list[TcbInfo]:
-    if show is Show.ALL:
-        return list(infos)
-    if show is Show.LISTENING:
-        return [i for i in infos if i.state is State.LISTEN]
-    return [i for i in infos if i.state not in _NOT_CONNECTED]
+
+def state_filter(tokens: list[str], default: frozenset[State]) -> frozenset[State]:
+    """ss's `state NAME` / `exclude NAME` words (ValueError naming the valid ones).
+
+    As in ss: the first `state` replaces the default, later ones add to it; an
+    `exclude` before any `state` starts from all states.
+    """
+    states, saw = default, False
+    words = iter(tokens)
+    for word in words:
+        if word not in ("state", "exclude", "excl"):
+            raise ValueError(f"expected `state NAME` or `exclude NAME`, not {word!r} "
+                             "(address and port expressions are not supported)")
+        name = next(words, None)
+        if name is None or name.lower() not in STATE_FILTERS:
+            raise ValueError(f"`{word}` takes one of {', '.join(STATE_FILTERS)}, not {name!r}")
+        if not saw:
+            states = frozenset() if word == "state" else _ALL
+            saw = True
+        chosen = STATE_FILTERS[name.lower()]
+        states = states | chosen if word == "state" else states - chosen
+    return states
+
+
+def selected(infos: Iterable[TcbInfo], show: Show | frozenset[State]) -> list[TcbInfo]:
+    states = show.states if isinstance(show, Show) else show
+    return [i for i in infos if i.state in states]
 
 
 def format_ms(ms: int) -> str:
@@ -96,26 +140,71 @@ def _address(info: TcbInfo, *, local: bool) -> tuple[str, str]:
     return str(ep.ip), port
 
 
-def format_table(infos: Iterable[TcbInfo], *, show: Show = Show.CONNECTED,
-                 timers: bool = False) -> str:
-    """The table, columns aligned like ss (addresses right-aligned against their ':')."""
+def format_users(name: str, pid: int, fds: Iterable[int]) -> str:
+    """ss -p's process column: `users:(("userstack",pid=7,fd=5))`, one entry per fd.
+
+    The connections live inside the process, not in the kernel's socket table, so the
+    descriptors named are its TUN's: where every one of their segments passes.
+    """
+    entries = [f'("{name}",pid={pid},fd={fd})' for fd in fds] or [f'("{name}",pid={pid})']
+    return f"users:({','.join(entries)})"
+
+
+def format_table(
+    infos: Iterable[TcbInfo],
+    *,
+    show: Show | frozenset[State] = Show.CONNECTED,
+    timers: bool = False,
+    netid: bool = False,
+    users: str = "",
+    extended: str = "",
+    header: bool = True,
+) -> str:
+    """The table, columns aligned like ss (addresses right-aligned against their ':').
+
+    `netid` adds ss's first column ("tcp"), as ss does when asked for several kinds of
+    socket; `users` (`format_users`) and `extended` (`uid:0`) are the same on every row,
+    since one process serves them all; `header=False` is ss's -H.
+    """
     rows = sorted(selected(infos, show), key=lambda i: (i.local, i.remote))
     cells = [
-        (SS_NAMES[i.state], str(i.recv_q), str(i.send_q),
+        ("tcp", SS_NAMES[i.state], str(i.recv_q), str(i.send_q),
          *_address(i, local=True), *_address(i, local=False),
-         format_timer(i) if timers else "")
+         " ".join(filter(None, (users, format_timer(i) if timers else "", extended))))
         for i in rows
     ]
-    header = ("State", "Recv-Q", "Send-Q", "Local Address", "Port", "Peer Address", "Port", "")
-    widths = [max(len(row[k]) for row in [header, *cells]) for k in range(len(header))]
+    titles = ("Netid", "State", "Recv-Q", "Send-Q", "Local Address", "Port", "Peer Address",
+              "Port", "Process" if users else "")
+    table = [titles, *cells] if header else cells
+    widths = [max((len(row[k]) for row in table), default=0) for k in range(len(titles))]
 
     def line(row: tuple[str, ...]) -> str:
-        state, rq, sq, la, lp, pa, pp, timer = row
+        kind, state, rq, sq, la, lp, pa, pp, rest = row
         return " ".join((
-            state.ljust(widths[0]), rq.ljust(widths[1]), sq.ljust(widths[2]),
-            f"{la.rjust(widths[3])}:{lp.ljust(widths[4])}",
-            f"{pa.rjust(widths[5])}:{pp.ljust(widths[6])}",
-            timer,
+            *((kind.ljust(widths[0]),) if netid else ()),
+            state.ljust(widths[1]), rq.ljust(widths[2]), sq.ljust(widths[3]),
+            f"{la.rjust(widths[4])}:{lp.ljust(widths[5])}",
+            f"{pa.rjust(widths[6])}:{pp.ljust(widths[7])}",
+            rest,
         )).rstrip()
 
-    return "\n".join(line(row) for row in [header, *cells]) + "\n"
+    return "".join(line(row) + "\n" for row in table)
+
+
+def format_summary(infos: Iterable[TcbInfo], counters: Mapping[str, int]) -> str:
+    """`ss -s`: the TCBs counted by state, then the stack's counters, each by name."""
+    by_state = Counter(i.state for i in infos)
+    total = sum(by_state.values())
+    lines = [
+        f"Total: {total}",
+        f"TCP:   {total} (estab {by_state[State.ESTABLISHED]}, closed "
+        f"{by_state[State.CLOSED]}, timewait {by_state[State.TIME_WAIT]})",
+        "",
+        "State       Count",
+        *(f"{SS_NAMES[state]:<11} {by_state[state]}" for state in State if by_state[state]),
+    ]
+    if counters:
+        width = max(len(name) for name in counters)
+        lines += ["", "Stack counters (drops, answers, errors; userstack/stack/counters.py)"]
+        lines += [f"  {name:<{width}} {value}" for name, value in counters.items()]
+    return "\n".join(lines) + "\n"

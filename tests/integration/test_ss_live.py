@@ -1,0 +1,45 @@
+"""`userstack ss` against a real `userstack serve` with hundreds of kernel clients."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+from collections.abc import Callable
+
+from .helpers import STACK, Served, wait_until
+
+CLIENTS = 300  # ~15 times what broke the 4,096-byte reader
+
+
+def test_ss_shows_every_connection_its_process_and_the_counters(
+    serve: Callable[..., Served],
+) -> None:
+    served = serve("echo", "--port", "7")
+    clients = [socket.create_connection((STACK, 7), timeout=10) for _ in range(CLIENTS)]
+    try:
+        ports = {sock.getsockname()[1] for sock in clients}
+
+        def all_established() -> list[str] | None:
+            rows = served.ss("-tanH", "state", "established").splitlines()
+            return rows if len(rows) == CLIENTS else None
+
+        rows = wait_until(all_established, 20, f"{CLIENTS} ESTAB rows")
+        assert {int(row.split()[4].rpartition(":")[2]) for row in rows} == ports
+
+        listener = served.ss("-tlpn").splitlines()
+        assert listener[0].endswith("Process")
+        users = re.search(r'users:\(\("[^"]+",pid=(\d+),fd=(\d+)\)\)', listener[1])
+        assert users is not None, listener
+        pid, fd = int(users[1]), int(users[2])
+        assert pid == served.proc.pid
+        assert os.readlink(f"/proc/{pid}/fd/{fd}") == "/dev/net/tun"  # the TUN it serves on
+
+        summary = served.ss("-s").splitlines()
+        assert summary[1].startswith(f"TCP:   {CLIENTS + 1} (estab {CLIENTS},")
+        counters = dict(line.split() for line in summary if line.startswith("  "))
+        assert int(counters["packets_in"]) >= 2 * CLIENTS  # each client's SYN and ACK
+        assert counters["internal_errors"] == counters["connection_bugs"] == "0"
+    finally:
+        for sock in clients:
+            sock.close()

@@ -2,7 +2,7 @@
 
     userstack serve {echo,discard,chargen,http} [--port N] [link flags]
     userstack connect HOST PORT [link flags]      netcat over the stack (like nc -N)
-    userstack ss [-l] [-a] [-o] [--tun NAME | --control PATH]
+    userstack ss [-tulpenoaHs] [--tun NAME | --control PATH] [state NAME ...]
 
 `serve` and `connect` create their own TUN device (--tun, default us0), give the kernel
 side --host-addr and run the stack as --addr behind it. Link flags add faults in both
@@ -11,6 +11,9 @@ directions (--loss/--dup/--reorder/--corrupt probabilities, --delay milliseconds
 lines on stdout for `serve`, on stderr for `connect` (whose stdout carries the data); with
 --why, under each segment, the RFC rules the core applied (observe/why.py).
 Both answer `userstack ss` on a control socket (--control; see userstack.control).
+Every flag is checked before anything is created (userstack.cli_args): a bad value, a
+TUN name or subnet already taken gets one line that says what is valid. `connect` picks
+a free TUN and subnet itself for what it is not told, so it runs beside a `serve`.
 
 Each subcommand is one `add_<name>(subparsers)` that registers its parser and sets
 `run` to a function of the parsed arguments returning the exit status; add a
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import importlib.metadata
 import math
 import os
 import signal
@@ -29,18 +33,19 @@ import traceback
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from functools import partial
-from ipaddress import IPv4Address, IPv4Interface
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 import trio
 
+from . import cli_args
 from .apps import APPS
-from .control import answers, default_path, fetch_host_table, serve_control
+from .cli_args import LinkChoice, choose_link
+from .cli_ss import add_ss
+from .control import answers, default_path, serve_control
 from .demo import add_demo
 from .observe.ladder import add_ladder_parser
 from .observe.plot import add_plot_parser
-from .observe.ss import Show, format_table
 from .observe.trace import Tracer
 from .observe.view import add_view
 from .observe.why import LiveWhy, add_explain
@@ -68,41 +73,25 @@ def say(message: str) -> None:
 # ---- the link and the stack, shared by serve and connect ---------------------------------
 
 
-def _probability(text: str) -> float:
-    value = float(text)
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"{text} is not a probability in [0, 1]")
-    return value
-
-
-def _port(text: str) -> int:
-    value = int(text)
-    if not 0 < value < 65536:
-        raise argparse.ArgumentTypeError(f"{text} is not a TCP port (1-65535)")
-    return value
-
-
-def _queue_count(text: str) -> int:
-    value = int(text)
-    if not 1 <= value <= 64:
-        raise argparse.ArgumentTypeError(f"{text} is not a number of queues (1-64)")
-    return value
-
-
-def add_link_flags(parser: argparse.ArgumentParser) -> None:
+def add_link_flags(parser: argparse.ArgumentParser, *, picks_free: bool = False) -> None:
     """The flags of every command that runs a stack on its own TUN."""
-    parser.add_argument("--tun", default="us0", help="TUN device to create (default us0)")
-    parser.add_argument("--addr", type=IPv4Address, default=IPv4Address("10.0.0.2"),
-                        help="the stack's own IPv4 address (default 10.0.0.2)")
-    parser.add_argument("--host-addr", type=IPv4Interface,
-                        default=IPv4Interface("10.0.0.1/24"),
-                        help="the kernel's address on the TUN (default 10.0.0.1/24)")
-    parser.add_argument("--mtu", type=int, default=1500,
-                        help="TUN MTU (default 1500); the MSS we offer is MTU - 40")
+    default = cli_args.DEFAULT_LINK
+    free = ", or the first free usN / 10.0.N.0/24" if picks_free else ""
+    parser.add_argument("--tun", type=cli_args.tun_name, metavar="NAME",
+                        help=f"TUN device to create (default {default.tun}{free})")
+    parser.add_argument("--addr", type=cli_args.ipv4_address, metavar="IP",
+                        help=f"the stack's own IPv4 address, in --host-addr's subnet (default "
+                             f"{default.addr}, or the subnet's first free host)")
+    parser.add_argument("--host-addr", type=cli_args.ipv4_interface, metavar="IP/PREFIX",
+                        help="the kernel's address on the TUN and the subnet routed to the "
+                             f"stack (default {default.host_addr}{free})")
+    parser.add_argument("--mtu", type=cli_args.mtu, default=1500,
+                        help=f"TUN MTU, {cli_args.MIN_MTU}-{cli_args.TUN_MAX_MTU} (default "
+                             "1500); the MSS we offer is MTU - 40")
     parser.add_argument("--offload", action=argparse.BooleanOptionalAction, default=True,
                         help="TSO and checksum offload on the TUN, where the kernel accepts"
                         " it (default on)")
-    parser.add_argument("--msl", type=float, metavar="SECONDS",
+    parser.add_argument("--msl", type=cli_args.seconds, metavar="SECONDS",
                         help="Maximum Segment Lifetime; TIME-WAIT lasts 2*MSL (default 120)")
     parser.add_argument("--trace", action="store_true",
                         help="print every segment (tcpdump format) and state change")
@@ -110,22 +99,37 @@ def add_link_flags(parser: argparse.ArgumentParser) -> None:
                         help="with --trace: under each segment, the RFC rules the core applied")
     parser.add_argument("--pcap", type=Path, metavar="FILE",
                         help="record every packet crossing the TUN into FILE")
-    parser.add_argument("--control", type=Path, metavar="PATH",
+    parser.add_argument("--control", type=cli_args.control_socket, metavar="PATH",
                         help="control socket for `userstack ss` (default per --tun)")
-    faults = parser.add_argument_group("faults (both directions)")
-    faults.add_argument("--loss", type=_probability, default=0.0, metavar="P")
-    faults.add_argument("--ce", type=_probability, default=0.0, metavar="P",
-                        help="congestion: mark ECN-capable packets CE, drop the others")
-    faults.add_argument("--dup", type=_probability, default=0.0, metavar="P")
-    faults.add_argument("--reorder", type=_probability, default=0.0, metavar="P")
-    faults.add_argument("--corrupt", type=_probability, default=0.0, metavar="P")
-    faults.add_argument("--delay", type=float, default=0.0, metavar="MS")
-    faults.add_argument("--seed", type=int, help="seed for the fault generator")
+    faults = parser.add_argument_group("faults (both directions, seeded, between the TUN "
+                                       "and the stack)")
+    faults.add_argument("--loss", type=cli_args.probability, default=0.0, metavar="P",
+                        help="drop each packet with probability P, 0-1 (default 0)")
+    faults.add_argument("--ce", type=cli_args.probability, default=0.0, metavar="P",
+                        help="congestion: mark ECN-capable packets CE, drop the others, with "
+                             "probability P, 0-1 (default 0)")
+    faults.add_argument("--dup", type=cli_args.probability, default=0.0, metavar="P",
+                        help="deliver each packet twice with probability P, 0-1 (default 0)")
+    faults.add_argument("--reorder", type=cli_args.probability, default=0.0, metavar="P",
+                        help="hold each packet back behind the next with probability P, 0-1 "
+                             "(default 0)")
+    faults.add_argument("--corrupt", type=cli_args.probability, default=0.0, metavar="P",
+                        help="flip a bit in each packet with probability P, 0-1 (default 0)")
+    faults.add_argument("--delay", type=cli_args.milliseconds, default=0.0, metavar="MS",
+                        help="delay every packet by MS milliseconds, >= 0 (default 0)")
+    faults.add_argument("--seed", type=cli_args.seed, metavar="N",
+                        help="seed for the fault generator: the same seed, the same faults "
+                             "(default: random)")
+
+
+def settle_link(args: argparse.Namespace, *, pick_free: bool) -> LinkChoice:
+    """Check (and for `connect`, choose) the TUN and its addresses; set them on `args`."""
+    choice = choose_link(args.tun, args.host_addr, args.addr, pick_free=pick_free)
+    args.tun, args.host_addr, args.addr = choice.tun, choice.host_addr, choice.addr
+    return choice
 
 
 def tcp_config(args: argparse.Namespace) -> TcpConfig:
-    if args.mtu < 68 + 40:
-        raise SystemExit(f"{PROG}: --mtu {args.mtu} is too small")
     if args.msl is None:
         return TcpConfig(mss=args.mtu - 40)
     return TcpConfig(mss=args.mtu - 40, msl=args.msl)
@@ -151,6 +155,10 @@ async def running_stack(args: argparse.Namespace, trace_out: TextIO) -> AsyncIte
     control = control_path(args)
     if await answers(control):
         raise SystemExit(f"{PROG}: another userstack answers on {control}; pass --control PATH")
+    try:
+        control.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SystemExit(f"{PROG}: cannot make the control socket's directory: {exc}") from exc
     async with AsyncExitStack() as exits:
         worker: WorkerSpec | None = getattr(args, "worker_spec", None)  # serve --queues N
         try:
@@ -158,11 +166,15 @@ async def running_stack(args: argparse.Namespace, trace_out: TextIO) -> AsyncIte
                 args.tun, host_addr=args.host_addr, mtu=args.mtu, offload=args.offload
             )
         except Exception as exc:  # pytun.Error or OSError; pytun stays inside link/tun.py
-            raise SystemExit(f"{PROG}: cannot create TUN device {args.tun}: {exc}") from exc
+            why = "run as root" if os.geteuid() else cli_args.hint()
+            raise SystemExit(f"{PROG}: cannot create TUN device {args.tun}: {exc}; {why}") from exc
         exits.push_async_callback(tun.aclose)
         link: Link = tun
         if args.pcap is not None:
-            pcap_file = exits.enter_context(args.pcap.open("wb"))
+            try:
+                pcap_file = exits.enter_context(args.pcap.open("wb"))
+            except OSError as exc:
+                raise SystemExit(f"{PROG}: cannot write --pcap {args.pcap}: {exc}") from exc
             link = PcapTap(link, PcapWriter(pcap_file))
         if args.loss or args.ce or args.dup or args.reorder or args.corrupt or args.delay:
             link = await exits.enter_async_context(open_faulty_link(
@@ -177,7 +189,8 @@ async def running_stack(args: argparse.Namespace, trace_out: TextIO) -> AsyncIte
         ))
         nursery = await exits.enter_async_context(trio.open_nursery())
         exits.callback(nursery.cancel_scope.cancel)  # runs before the nursery's exit
-        await nursery.start(serve_control, control, stack.connections)
+        await nursery.start(partial(
+            serve_control, control, stack.connections, counters=stack.counters.as_dict))
         yield stack
 
 
@@ -186,11 +199,11 @@ async def running_stack(args: argparse.Namespace, trace_out: TextIO) -> AsyncIte
 
 def add_serve(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("serve", help="serve echo, discard, chargen or http on a TUN")
-    p.add_argument("app", choices=sorted(APPS))
-    p.add_argument("--port", type=_port,
-                   help="port (default: echo 7, discard 9, chargen 19, http 80)")
-    p.add_argument("--queues", type=_queue_count, default=1, metavar="N",
-                   help="N stack processes, one per queue of a multi-queue TUN (default 1)")
+    p.add_argument("app", choices=sorted(APPS), help="the service to run")
+    p.add_argument("--port", type=cli_args.port,
+                   help="port, 1-65535 (default: echo 7, discard 9, chargen 19, http 80)")
+    p.add_argument("--queues", type=cli_args.queue_count, default=1, metavar="N",
+                   help="N stack processes, one per queue of a multi-queue TUN, 1-64 (default 1)")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)  # one of N
     add_link_flags(p)
     p.set_defaults(run=run_serve)
@@ -200,11 +213,14 @@ def run_serve(args: argparse.Namespace) -> int:
     """One stack, or with --queues N a supervisor of N (userstack.workers)."""
     from . import workers
 
-    if args.worker:
+    if args.worker:  # the supervisor checked the flags and made the device
         args.worker_spec = spec = workers.read_spec()
         args.control, args.pcap = Path(spec.control), spec.pcap and Path(spec.pcap)
-    elif args.queues > 1:
-        argv = [sys.executable, "-m", "userstack.cli", *args.argv, "--worker"]
+        return trio.run(serve, args)
+    choice = settle_link(args, pick_free=False)
+    if args.queues > 1:
+        argv = [sys.executable, "-m", "userstack.cli", *args.argv, *choice.flags.split(),
+                "--worker"]
         return trio.run(partial(
             workers.supervise, args.tun, args.queues, argv, host_addr=args.host_addr,
             mtu=args.mtu, offload=args.offload, control=control_path(args), pcap=args.pcap,
@@ -288,11 +304,11 @@ async def linger(stack: UserStack) -> None:
 
 def add_connect(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("connect", help="netcat over the stack: stdin -> HOST:PORT -> stdout")
-    p.add_argument("host", type=IPv4Address)
-    p.add_argument("port", type=_port)
-    p.add_argument("-w", "--timeout", type=float, metavar="SECONDS",
+    p.add_argument("host", type=cli_args.ipv4_address, help="the peer's IPv4 address")
+    p.add_argument("port", type=cli_args.port, help="the peer's port, 1-65535")
+    p.add_argument("-w", "--timeout", type=cli_args.seconds, metavar="SECONDS",
                    help="give up connecting after SECONDS (default: the SYN retries)")
-    add_link_flags(p)
+    add_link_flags(p, picks_free=True)
     p.set_defaults(run=lambda args: trio.run(connect, args))
 
 
@@ -305,6 +321,12 @@ _FAILURES = {
 
 async def connect(args: argparse.Namespace) -> int:
     """Active open, then copy both ways; our FIN at stdin's EOF (nc -N); done when both are."""
+    told = args.tun is not None or args.host_addr is not None
+    choice = settle_link(args, pick_free=True)
+    if not told and choice != cli_args.DEFAULT_LINK:
+        say(f"{cli_args.DEFAULT_LINK.tun} or its subnet is taken: running on {choice.flags}")
+    if note := cli_args.forwarding_note(args.host, choice):
+        say(note)
     async with running_stack(args, sys.stderr) as stack:
         try:
             with trio.fail_after(math.inf if args.timeout is None else args.timeout):
@@ -350,33 +372,6 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view):]
 
 
-# ---- ss ------------------------------------------------------------------------------------
-
-
-def add_ss(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("ss", help="show a running stack's connections, like ss -tan")
-    shown = p.add_mutually_exclusive_group()
-    shown.add_argument("-l", "--listening", action="store_true", help="listening sockets only")
-    shown.add_argument("-a", "--all", action="store_true", help="all connections and listeners")
-    p.add_argument("-o", "--options", action="store_true", help="show timers")
-    p.add_argument("-n", "--numeric", action="store_true", help="accepted (always numeric)")
-    p.add_argument("--tun", default="us0", help="the stack's TUN device (default us0)")
-    p.add_argument("--control", type=Path, metavar="PATH", help="control socket path")
-    p.set_defaults(run=ss)
-
-
-def ss(args: argparse.Namespace) -> int:
-    path = control_path(args)
-    try:
-        infos = trio.run(fetch_host_table, path)
-    except (OSError, ValueError) as exc:
-        say(f"no stack answers on {path} ({exc}); is `userstack serve` running?")
-        return 1
-    show = Show.ALL if args.all else Show.LISTENING if args.listening else Show.CONNECTED
-    sys.stdout.write(format_table(infos, show=show, timers=args.options))
-    return 0
-
-
 # ---- main ----------------------------------------------------------------------------------
 
 SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
@@ -387,6 +382,8 @@ SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
+    parser.add_argument("--version", action="version",
+                        version=f"%(prog)s {importlib.metadata.version('userstack')}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in SUBCOMMANDS:
         add(subparsers)

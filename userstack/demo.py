@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING
 import trio
 
 from .apps import APPS
+from .cli_args import seconds, tun_name
 from .netns import NamespaceError, enter_private_netns
 from .observe.ladder import list_connections, render_ladder
 from .observe.ss import Show, format_table
@@ -358,7 +359,7 @@ def add_demo(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     )
     p.add_argument("--out", type=Path, default=Path("demo-out"),
                    help="directory for the pcap, the ladder SVGs and the page (default demo-out)")
-    p.add_argument("--msl", type=float, default=1.0, metavar="SECONDS",
+    p.add_argument("--msl", type=seconds, default=1.0, metavar="SECONDS",
                    help="Maximum Segment Lifetime: TIME-WAIT lasts 2*MSL (default 1)")
-    p.add_argument("--tun", default="us0", help="TUN device name (default us0)")
+    p.add_argument("--tun", type=tun_name, default="us0", help="TUN device name (default us0)")
     p.set_defaults(run=run)

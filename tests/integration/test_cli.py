@@ -2,28 +2,40 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from ipaddress import IPv4Address, IPv4Interface
 from pathlib import Path
 
 import pytest
 import trio
+from observe.test_control import many_rows
 from observe.test_ss import ALL
 
-from userstack.cli import build_parser, tcp_config
+from userstack.cli import build_parser, settle_link, tcp_config
+from userstack.cli_args import DEFAULT_LINK, LinkChoice
 from userstack.control import serve_control
 from userstack.tcp.info import TcbInfo
 
 
-def test_serve_defaults() -> None:
+def test_serve_defaults(netns: object) -> None:
     args = build_parser().parse_args(["serve", "http"])
-    assert (args.tun, str(args.addr), str(args.host_addr), args.mtu) == (
-        "us0", "10.0.0.2", "10.0.0.1/24", 1500)
+    assert (args.tun, args.addr, args.host_addr, args.mtu) == (None, None, None, 1500)
     assert args.port is None and not args.trace and args.pcap is None
     assert tcp_config(args).mss == 1460
     assert args.offload  # on where the kernel accepts it
     assert not build_parser().parse_args(["serve", "http", "--no-offload"]).offload
     assert args.queues == 1  # one stack; --queues N runs N (userstack.workers)
+    # in a namespace with nothing in it, the defaults are us0, 10.0.0.1/24 and 10.0.0.2
+    assert settle_link(args, pick_free=False) == DEFAULT_LINK
+    assert (args.tun, str(args.addr), str(args.host_addr)) == ("us0", "10.0.0.2", "10.0.0.1/24")
+
+
+def test_a_host_address_alone_puts_the_stack_on_its_subnet(netns: object) -> None:
+    args = build_parser().parse_args(["serve", "http", "--host-addr", "192.168.7.1/24"])
+    assert settle_link(args, pick_free=False) == LinkChoice(
+        "us0", IPv4Interface("192.168.7.1/24"), IPv4Address("192.168.7.2"))
 
 
 def test_connect_flags() -> None:
@@ -74,3 +86,44 @@ def test_ss_without_a_stack_fails_clearly(tmp_path: Path) -> None:
                             capture_output=True, text=True, timeout=30)
     assert result.returncode == 1
     assert "is `userstack serve` running?" in result.stderr
+
+
+async def ss_lines(path: Path, *flags: str) -> list[str]:
+    result = await trio.run_process(userstack("ss", *flags, "--control", str(path)),
+                                    capture_stdout=True, capture_stderr=True)
+    assert b"Traceback" not in result.stderr
+    return result.stdout.decode().splitlines()
+
+
+async def test_ss_takes_the_flags_ss_users_type(tmp_path: Path) -> None:
+    path = tmp_path / "ctl.sock"
+    async with trio.open_nursery() as nursery:
+        await nursery.start(serve_control, path, lambda: ALL)
+        tano = await ss_lines(path, "-tano")  # the command the demo prints
+        tulpen = await ss_lines(path, "-tulpen")
+        time_wait = await ss_lines(path, "-t", "state", "time-wait")
+        listening = await ss_lines(path, "-tn", "state", "listening")
+        udp = await ss_lines(path, "-u")
+        summary = await ss_lines(path, "-s")
+        nursery.cancel_scope.cancel()
+    assert len(tano) == 1 + len(ALL) and "timer:(timewait,3min58sec,0)" in tano[-1]
+    assert tulpen[0].split()[:2] == ["Netid", "State"] and tulpen[0].endswith("Process")
+    assert tulpen[1].startswith("tcp   LISTEN")
+    assert f'users:(("python",pid={os.getpid()},fd=' not in tulpen[1]  # not ours: the server's
+    assert "pid=" in tulpen[1] and tulpen[1].endswith(f"uid:{os.getuid()}")
+    assert [line.split()[0] for line in time_wait] == ["State", "TIME-WAIT"]
+    assert [line.split()[0] for line in listening] == ["State", "LISTEN"]
+    assert udp == ["State Recv-Q Send-Q Local Address:Port Peer Address:Port"]  # no UDP here
+    assert summary[:2] == ["Total: 4", "TCP:   4 (estab 1, closed 0, timewait 1)"]
+
+
+async def test_ss_prints_100000_rows(tmp_path: Path) -> None:
+    path = tmp_path / "ctl.sock"
+    table = many_rows(100_000)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(serve_control, path, lambda: table)
+        with trio.fail_after(120):
+            lines = await ss_lines(path, "-tanH")
+        nursery.cancel_scope.cancel()
+    assert len(lines) == 100_000
+    assert len({line.split()[4] for line in lines}) == 100_000  # every peer once

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import trio
-from observe.test_control import many_rows
+from observe.test_control import many_rows, serving
 from observe.test_ss import ALL
 
 from userstack.cli import build_parser, settle_link, tcp_config
@@ -97,15 +97,13 @@ async def ss_lines(path: Path, *flags: str) -> list[str]:
 
 async def test_ss_takes_the_flags_ss_users_type(tmp_path: Path) -> None:
     path = tmp_path / "ctl.sock"
-    async with trio.open_nursery() as nursery:
-        await nursery.start(serve_control, path, lambda: ALL)
+    async with serving(path, ALL):
         tano = await ss_lines(path, "-tano")  # the command the demo prints
         tulpen = await ss_lines(path, "-tulpen")
         time_wait = await ss_lines(path, "-t", "state", "time-wait")
         listening = await ss_lines(path, "-tn", "state", "listening")
         udp = await ss_lines(path, "-u")
         summary = await ss_lines(path, "-s")
-        nursery.cancel_scope.cancel()
     assert len(tano) == 1 + len(ALL) and "timer:(timewait,3min58sec,0)" in tano[-1]
     assert tulpen[0].split()[:2] == ["Netid", "State"] and tulpen[0].endswith("Process")
     assert tulpen[1].startswith("tcp   LISTEN")
@@ -119,11 +117,8 @@ async def test_ss_takes_the_flags_ss_users_type(tmp_path: Path) -> None:
 
 async def test_ss_prints_100000_rows(tmp_path: Path) -> None:
     path = tmp_path / "ctl.sock"
-    table = many_rows(100_000)
-    async with trio.open_nursery() as nursery:
-        await nursery.start(serve_control, path, lambda: table)
+    async with serving(path, many_rows(100_000)):
         with trio.fail_after(120):
             lines = await ss_lines(path, "-tanH")
-        nursery.cancel_scope.cancel()
     assert len(lines) == 100_000
     assert len({line.split()[4] for line in lines}) == 100_000  # every peer once

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import replace
 from ipaddress import IPv4Address
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
@@ -26,6 +30,15 @@ from userstack.wire.addr import Endpoint
 from .test_ss import ALL, ESTAB
 
 PROCESS = ProcessInfo("userstack", 4242, 0, (5, 6))
+
+
+@asynccontextmanager
+async def serving(path: Path, table: list[TcbInfo], **kwargs: Any) -> AsyncIterator[None]:
+    """A control socket at `path` answering with `table`, for the body of the block."""
+    async with trio.open_nursery() as nursery:
+        await nursery.start(functools.partial(serve_control, path, lambda: table, **kwargs))
+        yield
+        nursery.cancel_scope.cancel()
 
 
 def many_rows(n: int) -> list[TcbInfo]:
@@ -87,11 +100,8 @@ async def test_serve_and_fetch(tmp_path: Path) -> None:
 
 async def test_the_reply_names_the_serving_process_and_its_counters(tmp_path: Path) -> None:
     path = tmp_path / "us0.sock"
-    async with trio.open_nursery() as nursery:
-        await nursery.start(lambda task_status: serve_control(
-            path, lambda: ALL, counters=lambda: {"malformed": 7}, task_status=task_status))
+    async with serving(path, ALL, counters=lambda: {"malformed": 7}):
         snapshot = await fetch(path)
-        nursery.cancel_scope.cancel()
     assert snapshot.counters == {"malformed": 7}
     assert snapshot.process is not None
     assert (snapshot.process.pid, snapshot.process.uid) == (os.getpid(), os.getuid())
@@ -101,11 +111,9 @@ async def test_the_reply_names_the_serving_process_and_its_counters(tmp_path: Pa
 async def test_a_table_of_100000_rows_arrives_whole(tmp_path: Path) -> None:
     path = tmp_path / "us0.sock"
     table = many_rows(100_000)
-    async with trio.open_nursery() as nursery:
-        await nursery.start(serve_control, path, lambda: table)
+    async with serving(path, table):
         with trio.fail_after(60):
             got = await fetch_table(path)
-        nursery.cancel_scope.cancel()
     assert got == table
 
 

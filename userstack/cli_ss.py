@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections import Counter
 from pathlib import Path
 
 import trio
 
 from .cli_args import control_socket, tun_name
-from .control import default_path, fetch
+from .control import Snapshot, default_path, fetch_host
 from .observe.ss import (
     STATE_FILTERS,
     Show,
@@ -80,26 +81,34 @@ def ss(args: argparse.Namespace) -> int:
         return 2
     path: Path = args.control or default_path(args.tun)
     try:
-        snapshot = trio.run(fetch, path)
+        snapshots = trio.run(fetch_host, path)  # one per process: with --queues N, N
     except (OSError, ValueError) as exc:
         say(f"no stack answers on {path} ({exc}); is `userstack serve` running? "
             "(--tun NAME or --control PATH name another)")
         return 1
+    rows = [info for snapshot in snapshots for info in snapshot.connections]
     if args.summary:
-        sys.stdout.write(format_summary(snapshot.connections, snapshot.counters))
+        counters: Counter[str] = Counter()
+        for snapshot in snapshots:
+            counters.update(snapshot.counters)
+        sys.stdout.write(format_summary(rows, {name: counters[name] for name in counters}))
         return 0
     if args.udp and not args.tcp:
         say("userstack has no UDP sockets (it speaks TCP only): nothing to show")
-        rows = []
-    else:
-        rows = snapshot.connections
-    process = snapshot.process
-    users = extended = ""
-    if process is not None:
-        users = format_users(process.name, process.pid, process.fds) if args.processes else ""
-        extended = f"uid:{process.uid}" if args.extended else ""
+        snapshots, rows = [], []
+    users = [_users(s) if args.processes else "" for s in snapshots for _ in s.connections]
+    extended = [_owner(s) if args.extended else "" for s in snapshots for _ in s.connections]
     sys.stdout.write(format_table(
-        rows, show=states, timers=args.options, netid=args.tcp and args.udp, users=users,
-        extended=extended, header=not args.no_header,
+        rows, show=states, timers=args.options, netid=args.tcp and args.udp,
+        users=users if args.processes else "", extended=extended, header=not args.no_header,
     ))
     return 0
+
+
+def _users(snapshot: Snapshot) -> str:
+    process = snapshot.process
+    return "" if process is None else format_users(process.name, process.pid, process.fds)
+
+
+def _owner(snapshot: Snapshot) -> str:
+    return "" if snapshot.process is None else f"uid:{snapshot.process.uid}"

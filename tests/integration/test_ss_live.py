@@ -8,6 +8,7 @@ import socket
 from collections.abc import Callable
 
 from .helpers import STACK, Served, wait_until
+from .test_queues import worker_pids
 
 CLIENTS = 300  # ~15 times what broke the 4,096-byte reader
 
@@ -40,6 +41,27 @@ def test_ss_shows_every_connection_its_process_and_the_counters(
         counters = dict(line.split() for line in summary if line.startswith("  "))
         assert int(counters["packets_in"]) >= 2 * CLIENTS  # each client's SYN and ACK
         assert counters["internal_errors"] == counters["connection_bugs"] == "0"
+    finally:
+        for sock in clients:
+            sock.close()
+
+
+def test_with_two_queues_each_row_names_its_own_worker(serve: Callable[..., Served]) -> None:
+    served = serve("echo", "--port", "7", "--queues", "2")
+    workers = set(worker_pids(served))
+    clients = [socket.create_connection((STACK, 7), timeout=10) for _ in range(40)]
+    try:
+        def rows() -> list[str] | None:
+            found = served.ss("-tnpH", "state", "established").splitlines()
+            return found if len(found) == len(clients) else None
+
+        pids = {int(pid) for row in wait_until(rows, 20, "every ESTAB row")
+                for pid in re.findall(r",pid=(\d+),", row)}
+        assert pids == workers, (pids, workers)  # 40 clients: both queues, 2**-39 otherwise
+        listeners = served.ss("-tlpnH").splitlines()
+        assert {int(re.findall(r",pid=(\d+),", row)[0]) for row in listeners} == workers
+        summary = served.ss("-s").splitlines()
+        assert summary[1].startswith(f"TCP:   {len(clients) + 2} (estab {len(clients)},")
     finally:
         for sock in clients:
             sock.close()

@@ -24,7 +24,7 @@ is the summary: the rows counted by state, then every counter of the stack.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from enum import Enum
 
 from ..tcp.info import TcbInfo
@@ -97,11 +97,6 @@ def state_filter(tokens: list[str], default: frozenset[State]) -> frozenset[Stat
     return states
 
 
-def selected(infos: Iterable[TcbInfo], show: Show | frozenset[State]) -> list[TcbInfo]:
-    states = show.states if isinstance(show, Show) else show
-    return [i for i in infos if i.state in states]
-
-
 def format_ms(ms: int) -> str:
     """A duration the way ss's print_ms_timer writes it (its quirks included).
 
@@ -156,25 +151,30 @@ def format_table(
     show: Show | frozenset[State] = Show.CONNECTED,
     timers: bool = False,
     netid: bool = False,
-    users: str = "",
-    extended: str = "",
+    users: str | Sequence[str] = "",
+    extended: str | Sequence[str] = "",
     header: bool = True,
 ) -> str:
     """The table, columns aligned like ss (addresses right-aligned against their ':').
 
     `netid` adds ss's first column ("tcp"), as ss does when asked for several kinds of
-    socket; `users` (`format_users`) and `extended` (`uid:0`) are the same on every row,
-    since one process serves them all; `header=False` is ss's -H.
+    socket; `users` (`format_users`) and `extended` (`uid:0`) are one string for every
+    row, or one per row of `infos` (with `serve --queues N` each worker process serves its
+    own); `header=False` is ss's -H.
     """
-    rows = sorted(selected(infos, show), key=lambda i: (i.local, i.remote))
+    infos = list(infos)
+    owners = list(zip(_per_row(users, len(infos)), _per_row(extended, len(infos)), strict=True))
+    states = show.states if isinstance(show, Show) else show
+    rows = sorted(((i, o) for i, o in zip(infos, owners, strict=True) if i.state in states),
+                  key=lambda row: (row[0].local, row[0].remote))
     cells = [
         ("tcp", SS_NAMES[i.state], str(i.recv_q), str(i.send_q),
          *_address(i, local=True), *_address(i, local=False),
-         " ".join(filter(None, (users, format_timer(i) if timers else "", extended))))
-        for i in rows
+         " ".join(filter(None, (user, format_timer(i) if timers else "", ext))))
+        for i, (user, ext) in rows
     ]
     titles = ("Netid", "State", "Recv-Q", "Send-Q", "Local Address", "Port", "Peer Address",
-              "Port", "Process" if users else "")
+              "Port", "Process" if any(user for user, _ in owners) or users else "")
     table = [titles, *cells] if header else cells
     widths = [max((len(row[k]) for row in table), default=0) for k in range(len(titles))]
 
@@ -189,6 +189,10 @@ def format_table(
         )).rstrip()
 
     return "".join(line(row) + "\n" for row in table)
+
+
+def _per_row(value: str | Sequence[str], n: int) -> list[str]:
+    return [value] * n if isinstance(value, str) else list(value)
 
 
 def format_summary(infos: Iterable[TcbInfo], counters: Mapping[str, int]) -> str:

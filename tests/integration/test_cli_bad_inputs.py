@@ -64,6 +64,8 @@ REFUSED_WHILE_PARSING = [
     (["serve", "echo", "--tun", "us/0"], r"not a TUN name: .*without '/'"),
     (["serve", "echo", "--control", "/" + "x" * 120], r"not a Unix socket path of 1 to 107"),
     (["serve", "gopher"], r"invalid choice: 'gopher'"),
+    (["serve", "echo", "--queues", "0"], r"--queues: 0 is not a number of queues \(1-64\)"),
+    (["serve", "echo", "--queues", "many"], r"'many' is not a number of queues \(1-64\)"),
     (["demo", "--msl", "-1"], r"--msl: -1 is not a number of seconds \(> 0\)"),
     (["ss", "-x"], r"unrecognized arguments: -x"),
     ([], r"the following arguments are required: COMMAND"),

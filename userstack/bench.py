@@ -622,7 +622,8 @@ def format_queues(runs: dict[str, Any]) -> str:
     names = [f"{n}q" for n in QUEUE_COUNTS]
     lines = ["", "serve --queues N (workers on a multi-queue TUN); cores = CPU seconds / wall "
              "seconds: client, userstack's workers, whole machine (other users too)",
-             f"{'':34}" + "".join(f"{n[:-1] + ' queues':>12}" for n in names)
+             f"{'':34}" + "".join(f"{n[:-1] + (' queue' if n == '1q' else ' queues'):>12}"
+                                  for n in names)
              + f"{'ratio':>8}{'kernel':>12}"]
     for key, label in QUEUE_METRICS:
         values = [runs[n][key] for n in names]

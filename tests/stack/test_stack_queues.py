@@ -9,6 +9,7 @@ from stack_helpers import ACK, KEY, PEER, RST, SYN, US, packet, replies, seg, sh
 
 from userstack.stack import QueueShare, Stack
 from userstack.stack.ports import EPHEMERAL_HIGH, EPHEMERAL_LOW
+from userstack.tcp.state import State
 from userstack.wire.addr import Endpoint
 
 
@@ -86,3 +87,15 @@ def test_every_queue_listens_and_the_shared_key_gives_the_same_isn() -> None:
     conn = peer.connect(Endpoint(US, 80), 0.0)
     shuttle(peer, server, 0.0)
     assert server.accept(80) is not None and conn.state.name == "ESTABLISHED"
+
+
+@pytest.mark.parametrize(("count", "syns"), [(1, 1), (2, 2)])
+def test_with_other_queues_an_active_open_sends_its_syn_twice(count: int, syns: int) -> None:
+    """The local kernel answers a SYN before the TUN records its queue, so the first SYN,ACK
+    may go to another queue; the same SYN again gets one steered back (docs/scaling.md)."""
+    stack = Stack(US, key=KEY, queue=QueueShare(0, count))
+    conn = stack.connect(Endpoint(PEER, 80), 0.0)
+    sent = replies(stack)
+    assert len(sent) == syns and all(s.flags == SYN for s in sent)
+    assert len({(s.seq, s.src_port) for s in sent}) == 1  # one SYN, repeated
+    assert conn.state is State.SYN_SENT

@@ -497,7 +497,16 @@ class Stack:
         key = (rip, rport, port)
         conns[key] = conn
         handle = self._handles[conn] = ConnectionHandle(self, conn)
+        sent = len(self._packets)
         self._collect(key, conn, now)
+        if self._queue is not None and self._queue.count > 1:
+            # A multi-queue TUN records which queue a flow is on only after it has delivered
+            # the packet, and the local kernel answers a SYN during that delivery: its SYN,ACK
+            # goes by the flow's hash, maybe to another queue (whose stack drops it). The same
+            # SYN again finds the record, and Linux answers a duplicate SYN by resending its
+            # SYN,ACK, which reaches us at once (a peer that answers with a bare ACK instead
+            # has it dropped in SYN-SENT, RFC 9293 3.10.7.3 fifth: harmless).
+            self._packets.extend(self._packets[sent:])
         return handle
 
     def listen(self, port: int, backlog: int, *, config: TcpConfig | None = None) -> int:

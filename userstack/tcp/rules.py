@@ -281,6 +281,84 @@ class Rule(Enum):
         "keepalive.probe", "RFC 1122", "4.2.3.6",
         "idle for the keep-alive time: send <SEQ=SND.NXT-1><ACK=RCV.NXT>",
     )
+    KEEPALIVE_GIVE_UP = (
+        "keepalive.give_up", "RFC 9293", "3.8.4",
+        "keepalive_probes probes in a row went unanswered: the peer is gone, close",
+    )
+    PERSIST_GIVE_UP = (
+        "persist.give_up", "RFC 1122", "4.2.2.17",
+        "the peer stopped answering even the zero-window probes: close",
+    )
+    TLP_PROBE = (
+        "tlp.probe", "RFC 8985", "7.3",
+        "no ACK for a probe timeout (PTO): send a tail loss probe, new data or the last segment",
+    )
+    REORDER_TIMEOUT = (
+        "rack.reorder_timeout", "RFC 8985", "6.3",
+        "the RACK reordering window ran out: look for lost segments again",
+    )
+    # ---- the sender: segmentation, windows, loss recovery, congestion control
+    NAGLE_HOLD = (
+        "nagle.hold", "RFC 9293", "3.7.4",
+        "Nagle: a segment smaller than the MSS waits while sent data is unacknowledged",
+    )
+    SWS_HOLD = (
+        "sws.sender_hold", "RFC 9293", "3.8.6.2.1",
+        "sender SWS avoidance: less than a full segment, and less than half the largest "
+        "window the peer offered: wait",
+    )
+    ZERO_WINDOW = (
+        "persist.zero_window", "RFC 9293", "3.8.6.1",
+        "the peer's window is zero: send nothing into it, probe it on the persist timer",
+    )
+    RTT_SAMPLE = (
+        "rto.sample", "RFC 6298", "2",
+        "the timed segment is acknowledged: a round-trip sample updates SRTT, RTTVAR and RTO",
+    )
+    SLOW_START = (
+        "cc.slow_start", "RFC 5681", "3.1",
+        "cwnd < ssthresh: slow start, cwnd grows by the bytes acknowledged (at most SMSS)",
+    )
+    CONGESTION_AVOIDANCE = (
+        "cc.congestion_avoidance", "RFC 5681", "3.1",
+        "cwnd >= ssthresh: congestion avoidance, cwnd grows by about SMSS per round trip",
+    )
+    RESTART_AFTER_IDLE = (
+        "cc.restart_after_idle", "RFC 5681", "4.1",
+        "idle for longer than an RTO: cwnd falls back to the restart window",
+    )
+    CC_TIMEOUT = (
+        "cc.timeout", "RFC 5681", "3.1",
+        "a retransmission timeout: ssthresh <- max(FlightSize/2, 2*SMSS), cwnd <- 1 SMSS",
+    )
+    FAST_RETRANSMIT = (
+        "cc.fast_retransmit", "RFC 5681", "3.2",
+        "the third duplicate ACK: resend the first unacknowledged segment at once, "
+        "ssthresh <- max(FlightSize/2, 2*SMSS)",
+    )
+    PARTIAL_ACK = (
+        "cc.partial_ack", "RFC 6582", "3.2",
+        "in fast recovery, an ACK below `recover`: the next hole is lost too, resend it",
+    )
+    SACK_RECOVERY = (
+        "sack.recovery", "RFC 6675", "5",
+        "a segment is deemed lost: enter loss recovery and resend it at once",
+    )
+    RACK_LOST = (
+        "rack.lost", "RFC 8985", "6.2",
+        "sent before a segment now delivered, and longer ago than RTT plus the reordering "
+        "window: lost",
+    )
+    # ---- the receiver
+    WINDOW_UPDATE_SENT = (
+        "window.update", "RFC 9293", "3.8.6.2.2",
+        "the application read enough to open the window by min(buffer/2, MSS): announce it",
+    )
+    # ---- the host, before any connection
+    NEW_INCARNATION = (
+        "time_wait.new_syn", "RFC 1122", "4.2.2.13",
+        "a SYN beyond RCV.NXT for a four-tuple in TIME-WAIT starts a new connection",
+    )
     # ---- user calls (RFC 9293 3.10.1-3.10.5)
     OPEN_ACTIVE = (
         "user.open_active", "RFC 9293", "3.10.1",

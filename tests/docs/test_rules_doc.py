@@ -1,5 +1,6 @@
 """The rule table (userstack/tcp/rules.py) is the only way code names a rule: every
-`Rule.NAME` written anywhere in userstack/ is a member of it, and no two rules share an id."""
+`Rule.NAME` written anywhere in userstack/ is a member of it, every member is named by the
+code, and no two rules share an id."""
 
 from __future__ import annotations
 
@@ -26,6 +27,13 @@ def test_every_rule_the_code_names_is_in_the_table() -> None:
     assert references, "the core names no rules at all"
     unknown = {name: files for name, files in references.items() if name not in Rule.__members__}
     assert unknown == {}
+
+
+def test_every_rule_in_the_table_is_named_by_the_code() -> None:
+    """No dead rows: each rule is one the core (or the stack) can really emit."""
+    named = {name for name, files in rule_references().items()
+             if any(not f.endswith("tcp/rules.py") for f in files)}
+    assert [rule.name for rule in Rule if rule.name not in named] == []
 
 
 def test_rule_ids_are_unique_and_dotted() -> None:

@@ -65,7 +65,8 @@ def test_explain_prints_tcpdump_lines_each_followed_by_the_receivers_rules(
         "client", "syn_sent.established", "RFC", "9293", "3.10.7.3", "SEG.ACK=1", "ISS=0",
         "IRS=0",
     ]
-    assert out[syn_ack + 3].split()[:5] == ["client", "changed:", "state", "SYN-SENT", "->"]
+    assert out[syn_ack + 3].split()[:2] == ["client", "rto.sample"]  # the SYN was timed
+    assert out[syn_ack + 5].split()[:5] == ["client", "changed:", "state", "SYN-SENT", "->"]
     # the server's TIME-WAIT is not in the capture: its 2*MSL is said to be assumed
     assert any("2*MSL is assumed" in line for line in out)
 
@@ -90,3 +91,14 @@ def test_explain_reports_a_missing_connection(
     path = write_capture(tmp_path / "x.pcap", *EXCHANGE)
     assert main(["explain", str(path), "--connection", "3"]) == 1
     assert "no connection 3: found 1" in capsys.readouterr().err
+
+
+def test_a_closed_port_is_answered_by_the_hosts_rule(tmp_path: Path) -> None:
+    path = write_capture(tmp_path / "x.pcap", (C, seg(C, 100, 0, SYN)),
+                         (S, seg(S, 0, 101, TcpFlags.RST | ACK)))
+    (explanation,) = explain_capture(path)
+    text = "\n".join(explanation.lines)
+    assert "server  (inferred: no listener: the host answers for the closed port)" in text
+    assert "server  closed.reset  RFC 9293 3.10.7.1" in text
+    assert "client  syn_sent.refused  RFC 9293 3.10.7.3" in text
+    assert explanation.undecided() == []

@@ -66,7 +66,7 @@ from enum import Enum
 from pathlib import Path
 
 from ..tcp.config import TcpConfig
-from ..tcp.connection import Connection
+from ..tcp.connection import Connection, reset_for
 from ..tcp.events import StateChanged
 from ..tcp.info import TcbInfo
 from ..tcp.rules import Decision, Explainer
@@ -304,7 +304,7 @@ class Explained:
     index: int  # into TcpConversation.segments; -1 for BEFORE / AFTER
     decisions: tuple[Decision, ...]
     before: TcbInfo | None  # None: no TCB yet (before the OPEN)
-    after: TcbInfo
+    after: TcbInfo | None  # None: there is no TCB (a closed port)
     inferred: str | None = None  # what the replay had to assume to make this input
 
 
@@ -317,8 +317,13 @@ TCB_VARIABLES = (
 )
 
 
-def tcb_changes(before: TcbInfo | None, after: TcbInfo) -> list[tuple[str, object, object]]:
-    """(field, old, new) for each of TCB_VARIABLES that differs; None before the OPEN."""
+def tcb_changes(
+    before: TcbInfo | None, after: TcbInfo | None
+) -> list[tuple[str, object, object]]:
+    """(field, old, new) for each of TCB_VARIABLES that differs; None before the OPEN
+    (and after, where there is no TCB at all)."""
+    if after is None:
+        return []
     return [
         (name, None if before is None else getattr(before, name), getattr(after, name))
         for name, _ in TCB_VARIABLES
@@ -365,6 +370,7 @@ class _Endpoint:
         self.lag_noted = False
         self.answered_with_rst = False  # the core just reset a segment that arrived
         self.why = Explainer()
+        self.no_tcb = False  # the host had no TCB and no listener for this port
         self.held: set[int] = set()  # segments replayed later than capture order (_deliver)
 
     def start(self, conn: Connection, anchor: Anchor, index: int) -> None:
@@ -375,7 +381,7 @@ class _Endpoint:
                       "segment")
 
     def _explain(
-        self, anchor: Anchor, index: int, before: TcbInfo | None, after: TcbInfo,
+        self, anchor: Anchor, index: int, before: TcbInfo | None, after: TcbInfo | None,
         inferred: str | None = None,
     ) -> None:
         """Record what the core decided on the input just made (if it decided or changed
@@ -440,6 +446,10 @@ class _Endpoint:
     def arriving(self, index: int, p: CapturedSegment) -> None:
         """The other side's segment ``p`` arrives here."""
         if self.conn is None:
+            if self.no_tcb:  # the host answers for the port as RFC 9293 3.10.7.1 says
+                self.answered_with_rst |= bool(reset_for(p.segment, self.why))
+                self._explain(Anchor.ARRIVED, index, None, None,
+                              "no listener: the host answers for the closed port")
             return
         seg = p.segment
         try:
@@ -589,6 +599,7 @@ def _open_server(
             f"the server answered with {what}: no listener (no TCB), shown CLOSED"
         )
         server.out.marks.append(StateMark(Side.SERVER, State.CLOSED, Anchor.BEFORE, -1))
+        server.no_tcb = True
         return
     opener = Connection.open_passive if seg.flags & TcpFlags.ACK else Connection.open_active
     server.start(

@@ -25,6 +25,7 @@ Tracer) and the viewer (view.py).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -57,6 +58,7 @@ _FROM_OWN_ISN = frozenset({"snd_una", "snd_nxt", "snd_wl2", "snd_up", "seg_ack",
 _FROM_PEER_ISN = frozenset({"rcv_nxt", "rcv_up", "seg_seq", "snd_wl1", "irs"})
 _NAMES = dict(TCB_VARIABLES)
 _INDENT = "    "
+_DURATIONS = frozenset({"srtt", "rto", "delayed_ack", "sample", "idle", "reo_wnd"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +86,7 @@ def format_value(name: str, value: object, bases: Bases = ABSOLUTE) -> str:
         )
         return str(value if base is None else (value - base) & _MASK)
     if isinstance(value, float):
-        return f"{value * 1000:.6g} ms" if name in ("srtt", "rto", "delayed_ack") else f"{value:g}"
+        return f"{value * 1000:.6g} ms" if name in _DURATIONS else f"{value:g}"
     return str(value)
 
 
@@ -287,6 +289,9 @@ def run_explain(args: argparse.Namespace) -> int:
         return 1
     if not explanations:
         print(f"{args.capture}: no TCP connections (a connection is counted from its SYN)")
-    for explanation in explanations:
-        print("\n".join(explanation.lines))
+    try:
+        for explanation in explanations:
+            print("\n".join(explanation.lines))
+    except BrokenPipeError:  # `userstack explain X | head`: the reader has seen enough
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit
     return 0

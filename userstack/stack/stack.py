@@ -46,7 +46,7 @@ from ..tcp.connection import Connection, reset_for
 from ..tcp.events import Closed, Connected, DataReadable, Error, ErrorReason, Event
 from ..tcp.icmp_errors import classify, path_mtu
 from ..tcp.info import TcbInfo
-from ..tcp.rules import Explainer
+from ..tcp.rules import Explainer, Rule
 from ..tcp.state import State
 from ..wire.addr import Endpoint
 from ..wire.errors import WireError
@@ -222,6 +222,10 @@ class Stack:
         listener = self._listeners.get(seg.dst_port)
         if conn is not None:
             if listener is not None and conn.accepts_new_syn(seg):
+                if self.explain is not None:
+                    self.explain(conn.local, conn.remote).decide(
+                        Rule.NEW_INCARNATION, seg_seq=seg.seq, rcv_nxt=conn.tcb.rcv_nxt
+                    )
                 self._new_incarnation(listener, key, conn, seg, now)
             else:
                 self._drive_segment(key, conn, seg, now)
@@ -236,7 +240,8 @@ class Stack:
             self.counters.other_queue_drops += 1
             return
         # No TCB: the reply of RFC 9293 3.10.7.1 for CLOSED (none to a RST).
-        replies = reset_for(seg)
+        replies = reset_for(seg, None if self.explain is None else self.explain(
+            Endpoint(self.address, seg.dst_port), Endpoint(IPv4Address(src), seg.src_port)))
         if not replies:
             self.counters.rst_ignored += 1
             return

@@ -134,9 +134,10 @@ class Connection:
         self._passive = passive  # opened by a LISTEN: an RST in SYN-RECEIVED returns there
         self._timers = Timers()
         self.sender = Sender(
-            self.tcb, config, self._timers, self._emit, mss=min(config.mss, DEFAULT_MSS), now=now
+            self.tcb, config, self._timers, self._emit, mss=min(config.mss, DEFAULT_MSS), now=now,
+            why=explain,
         )
-        self.receiver = Receiver(config, self._timers)
+        self.receiver = Receiver(config, self._timers, why=explain)
         self._syn_options = SynOptions(config)  # what the SYNs offer and agree (3.7.1)
         self._keepalive = config.keepalive  # RFC 9293 3.8.4: on or off per connection
         self._fully_closed = False  # CLOSE without half: nobody will read any more
@@ -314,6 +315,9 @@ class Connection:
             and self.state in _RECEIVING
             and receiver.window_update_due(self.tcb, self.sender.mss)
         ):
+            if self._why is not None:
+                self._why.decide(Rule.WINDOW_UPDATE_SENT, rcv_wnd=self.tcb.rcv_wnd,
+                                 free=receiver.buffer.space)
             receiver.ack_now = True
             self._output(now)
         return data
@@ -468,6 +472,9 @@ class Connection:
     def _delete_tcb(self, now: float) -> None:
         """RFC 9293 3.10.8 time-wait timeout, or the FIN-WAIT-2 timeout (the application
         is gone and the peer never sent its FIN): delete the TCB."""
+        if self._why is not None:
+            self._why.decide(Rule.TIME_WAIT_EXPIRED if self.state is State.TIME_WAIT
+                             else Rule.FIN_WAIT_2_TIMEOUT, msl=self.config.msl)
         self._set_state(State.CLOSED, now)
 
     def _on_retransmit_timeout(self, now: float) -> None:
@@ -479,9 +486,15 @@ class Connection:
         if sender.retries >= limit:
             # RFC 1122 4.2.3.5: close the connection. A peer that never synchronized has
             # nothing to reset; any other peer is told with a RST.
+            if self._why is not None:
+                self._why.decide(Rule.RTO_GIVE_UP, retries=sender.retries, limit=limit)
             self._fail(ErrorReason.TIMED_OUT, now, send_rst=self.state is not State.SYN_SENT)
             return
+        rto = sender.rtt.rto
         sender.back_off()
+        if self._why is not None:
+            self._why.decide(Rule.RTO_BACKOFF, changed={"rto": (rto, sender.rtt.rto)},
+                             snd_una=tcb.snd_una, retries=sender.retries)
         if handshake:
             sender.syn_retransmitted = True
             self._send_syn(now)  # (5.4) the earliest unacknowledged segment is our SYN
@@ -496,9 +509,13 @@ class Connection:
     def _on_persist_timeout(self, now: float) -> None:
         """RFC 9293 3.8.6.1 zero-window probe, or the sender SWS override (3.8.6.2.1)."""
         if self.state in _SENDING and not self.sender.on_persist_timeout(now):
+            if self._why is not None:
+                self._why.decide(Rule.PERSIST_GIVE_UP, probes=self.sender.probes_unanswered)
             self._fail(ErrorReason.TIMED_OUT, now, send_rst=True)
 
     def _on_delayed_ack_timeout(self, now: float) -> None:
+        if self._why is not None:
+            self._why.decide(Rule.DELAYED_ACK_TIMEOUT, delayed_ack=self.config.delayed_ack)
         self.receiver.ack_now = True  # RFC 1122 4.2.3.2: the delay is over
 
     def _on_keepalive_timeout(self, now: float) -> None:
@@ -513,8 +530,12 @@ class Connection:
             self._timers.arm(Timer.KEEPALIVE, now + cfg.keepalive_idle)
             return
         if sender.probes_unanswered >= cfg.keepalive_probes:
+            if self._why is not None:
+                self._why.decide(Rule.KEEPALIVE_GIVE_UP, probes=sender.probes_unanswered)
             self._fail(ErrorReason.TIMED_OUT, now, send_rst=True)
             return
+        if self._why is not None:
+            self._why.decide(Rule.KEEPALIVE_PROBE, snd_nxt=tcb.snd_nxt)
         sender.probes_unanswered += 1
         self._emit(tcb.snd_nxt - 1, ACK)
         self._timers.arm(Timer.KEEPALIVE, now + cfg.keepalive_interval)
@@ -538,11 +559,7 @@ class Connection:
 
     def _segment_arrives_closed(self, seg: TcpSegment) -> None:
         """RFC 9293 3.10.7.1: CLOSED. Answer anything but a RST with a RST."""
-        if self._why is not None:
-            self._why.decide(
-                Rule.CLOSED_RST_DROPPED if seg.flags & TcpFlags.RST else Rule.CLOSED_RESET,
-            )
-        self._outgoing.extend(reset_for(seg))
+        self._outgoing.extend(reset_for(seg, self._why))
 
     def _segment_arrives_listen(self, seg: TcpSegment, now: float) -> None:
         """RFC 9293 3.10.7.2: LISTEN."""
@@ -739,19 +756,29 @@ class Connection:
             # RFC 1337 ("TIME-WAIT assassination"): a RST, perhaps an old duplicate, must
             # not cut TIME-WAIT short, or old segments could corrupt a new incarnation of
             # this connection. Ignore it; the 2 MSL timer ends TIME-WAIT.
+            if self._why is not None:
+                self._why.decide(Rule.RST_TIME_WAIT_IGNORED)
             return False
         if seg.seq != self.tcb.rcv_nxt:
             # RFC 5961 3.2: in the window but not exactly RCV.NXT: challenge ACK
+            if self._why is not None:
+                self._why.decide(Rule.RST_IN_WINDOW, seg_seq=seg.seq, rcv_nxt=self.tcb.rcv_nxt)
             self._challenge_ack(now)
             return False
         if state is State.SYN_RECEIVED:
             if self._passive:
                 # "If this connection was initiated with a passive OPEN, then return this
                 # connection to the LISTEN state and return. The user need not be informed."
+                if self._why is not None:
+                    self._why.decide(Rule.RST_BACK_TO_LISTEN)
                 self._return_to_listen(now)
             else:
+                if self._why is not None:
+                    self._why.decide(Rule.RST_REFUSED)
                 self._fail(ErrorReason.CONNECTION_REFUSED, now, send_rst=False)
             return False
+        if self._why is not None:
+            self._why.decide(Rule.RST_RESET, seg_seq=seg.seq, rcv_nxt=self.tcb.rcv_nxt)
         if state in (State.ESTABLISHED, State.FIN_WAIT_1, State.FIN_WAIT_2, State.CLOSE_WAIT):
             # "any outstanding RECEIVEs and SEND should receive 'reset' responses ...
             # signal 'connection reset'. Enter the CLOSED state, delete the TCB"
@@ -773,12 +800,16 @@ class Connection:
         if self.state is State.SYN_RECEIVED and self._passive:
             # "If the connection was initiated with a passive OPEN, then return this
             # connection to the LISTEN state and return."
+            if self._why is not None:
+                self._why.decide(Rule.SYN_BACK_TO_LISTEN)
             self._return_to_listen(now)
             return False
         # "irrespective of the sequence number, TCP endpoints MUST send a 'challenge ACK'
         # <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK> ... and stop processing". In TIME-WAIT too:
         # a SYN that may start a new incarnation (accepts_new_syn(), RFC 1122 4.2.2.13)
         # is the stack's to hand to its listener before it ever gets here.
+        if self._why is not None:
+            self._why.decide(Rule.SYN_CHALLENGE, seg_seq=seg.seq)
         self._challenge_ack(now)
         return False
 
@@ -789,14 +820,22 @@ class Connection:
         an acceptable ACK means for the data in flight is the Sender's (Sender.on_ack and
         its recovery strategy: RFC 5681, 6582, 6675, 8985)."""
         if not int(seg.flags) & ACK:
+            if self._why is not None:
+                self._why.decide(Rule.ACK_MISSING)
             return False  # "if the ACK bit is off, drop the segment and return"
         tcb = self.tcb
         ack = seg.ack
         state = self.state
         if state is State.SYN_RECEIVED:
             if not (tcb.snd_una < ack <= tcb.snd_nxt):
+                if self._why is not None:
+                    self._why.decide(Rule.ACK_SYN_RECEIVED_RESET, seg_ack=ack,
+                                     snd_una=tcb.snd_una, snd_nxt=tcb.snd_nxt)
                 self._emit_rst(ack)  # "form a reset segment <SEQ=SEG.ACK><CTL=RST>"
                 return False
+            if self._why is not None:
+                self._why.decide(Rule.ACK_ESTABLISHES, seg_ack=ack, snd_una=tcb.snd_una,
+                                 snd_nxt=tcb.snd_nxt)
             # "enter ESTABLISHED state and continue processing with the variables below
             # set to: SND.WND <- SEG.WND, SND.WL1 <- SEG.SEQ, SND.WL2 <- SEG.ACK"
             self._take_send_window(seg, ack, scaled=True)
@@ -809,13 +848,25 @@ class Connection:
         if ack > tcb.snd_nxt:
             # "If the ACK acks something not yet sent (SEG.ACK > SND.NXT), then send an
             # ACK, drop the segment, and return" (also RFC 5961 5.2)
+            if self._why is not None:
+                self._why.decide(Rule.ACK_NOT_SENT, seg_ack=ack, snd_nxt=tcb.snd_nxt)
             self._challenge_ack(now)
             return False
         if ack < tcb.snd_una - tcb.max_snd_wnd:
             # RFC 5961 5.2: too old to be a plausible duplicate: challenge ACK, drop
+            if self._why is not None:
+                self._why.decide(Rule.ACK_TOO_OLD, seg_ack=ack, snd_una=tcb.snd_una,
+                                 max_snd_wnd=tcb.max_snd_wnd)
             self._challenge_ack(now)
             return False
         wnd = seg.window << tcb.snd_wscale
+        if self._why is not None:
+            self._why.decide(
+                Rule.ACK_NEW if ack > tcb.snd_una
+                else Rule.ACK_DUPLICATE if self.sender.is_duplicate_ack(seg, wnd)
+                else Rule.ACK_OLD,
+                seg_ack=ack, snd_una=tcb.snd_una, snd_nxt=tcb.snd_nxt,
+            )
         if ack >= tcb.snd_una and self.sender.on_ack(seg, wnd, now) > 0:
             self._events.append(SendSpace())
         # "If SND.UNA =< SEG.ACK =< SND.NXT, the send window should be updated. If
@@ -824,6 +875,9 @@ class Connection:
         if ack >= tcb.snd_una and (
             tcb.snd_wl1 < seg.seq or (tcb.snd_wl1 == seg.seq and tcb.snd_wl2 <= ack)
         ):
+            if self._why is not None and wnd != tcb.snd_wnd:
+                self._why.decide(Rule.WINDOW_UPDATE, changed={"snd_wnd": (tcb.snd_wnd, wnd)},
+                                 snd_wl1=tcb.snd_wl1, snd_wl2=tcb.snd_wl2)
             self._take_send_window(seg, ack, scaled=True)
         return self._check_ack_of_our_fin(seg, state, now)
 
@@ -836,16 +890,22 @@ class Connection:
             # segment carries the peer's FIN too, the eighth step goes straight to
             # TIME-WAIT ("If our FIN has been ACKed (perhaps in this segment)").
             if fin_acked and not int(seg.flags) & FIN:
+                if self._why is not None:
+                    self._why.decide(Rule.FIN_WAIT_1_FIN_ACKED, seg_ack=ack)
                 self._set_state(State.FIN_WAIT_2, now)
         elif state is State.CLOSING:
             # "if the ACK acknowledges our FIN, then enter the TIME-WAIT state;
             # otherwise, ignore the segment"
             if fin_acked:
+                if self._why is not None:
+                    self._why.decide(Rule.CLOSING_FIN_ACKED, seg_ack=ack)
                 self._enter_time_wait(now)
             return False
         elif state is State.LAST_ACK:
             # "If our FIN is now acknowledged, delete the TCB, enter the CLOSED state"
             if fin_acked:
+                if self._why is not None:
+                    self._why.decide(Rule.LAST_ACK_FIN_ACKED, seg_ack=ack)
                 self._set_state(State.CLOSED, now)
             return False
         return True
@@ -868,6 +928,8 @@ class Connection:
             tcb.rcv_up = up
             receiver.urgent = True
             self._events.append(Urgent())
+            if self._why is not None:
+                self._why.decide(Rule.URGENT, rcv_up=up)
 
     def _process_segment_text(self, seg: TcpSegment, now: float) -> None:
         """Seventh step: process the segment text (RFC 9293 3.10.7.4).
@@ -902,6 +964,8 @@ class Connection:
                 received.hold_fin(rel)
         if not received.fin_reached:
             if state is State.FIN_WAIT_1 and self.sender.fin_acked:
+                if self._why is not None:
+                    self._why.decide(Rule.FIN_WAIT_1_FIN_ACKED, seg_ack=seg.ack)
                 self._set_state(State.FIN_WAIT_2, now)
             return
         # "advance RCV.NXT over the FIN, and send an acknowledgment for the FIN ...
@@ -913,15 +977,22 @@ class Connection:
         if state is State.ESTABLISHED:
             # -> CLOSE-WAIT. The ACK is delayed: if the application closes soon, our FIN
             # carries it (FIN+ACK, the "three-way close" seen with real peers).
+            if self._why is not None:
+                self._why.decide(Rule.FIN_CLOSE_WAIT, rcv_nxt=tcb.rcv_nxt)
             self._set_state(State.CLOSE_WAIT, now)
             receiver.ack_delayed(now, force_timer=True)
         elif state is State.FIN_WAIT_1:
             receiver.ack_now = True
+            if self._why is not None:
+                self._why.decide(Rule.FIN_TIME_WAIT if self.sender.fin_acked else Rule.FIN_CLOSING,
+                                 rcv_nxt=tcb.rcv_nxt, msl=self.config.msl)
             if self.sender.fin_acked:
                 self._enter_time_wait(now)  # "perhaps in this segment": FIN-WAIT-1 -> TIME-WAIT
             else:
                 self._set_state(State.CLOSING, now)
         else:  # FIN-WAIT-2
+            if self._why is not None:
+                self._why.decide(Rule.FIN_TIME_WAIT, rcv_nxt=tcb.rcv_nxt, msl=self.config.msl)
             receiver.ack_now = True
             self._enter_time_wait(now)
 
@@ -1109,15 +1180,20 @@ _TIMER_HANDLERS: dict[Timer, Callable[[Connection, float], None]] = {
 """RFC 9293 3.10.8 and the timers beyond it: what each Timer does when it fires."""
 
 
-def reset_for(seg: TcpSegment) -> list[TcpSegment]:
+def reset_for(seg: TcpSegment, explain: Explainer | None = None) -> list[TcpSegment]:
     """The reply to `seg` arriving where no connection exists (RFC 9293 3.10.7.1).
 
     "If the ACK bit is off, sequence number zero is used, <SEQ=0><ACK=SEG.SEQ+SEG.LEN>
     <CTL=RST,ACK>. If the ACK bit is on, <SEQ=SEG.ACK><CTL=RST>." A RST gets no reply.
     Used by `Stack._segment_arrives` for a segment that matches no connection and no
     listener, and by `Connection._segment_arrives_closed` for one that finds a TCB
-    already CLOSED.
+    already CLOSED; `explain` is told the rule.
     """
+    if explain is not None:
+        explain.decide(
+            Rule.CLOSED_RST_DROPPED if seg.flags & TcpFlags.RST else Rule.CLOSED_RESET,
+            seg_seq=seg.seq, seg_ack=seg.ack,
+        )
     if seg.flags & TcpFlags.RST:
         return []
     if seg.flags & TcpFlags.ACK:

@@ -22,6 +22,7 @@ from ..wire.seq import SeqNum
 from ..wire.tcp import TcpOptions
 from .buffers import ReceiveBuffer
 from .config import TcpConfig
+from .rules import Explainer, Rule
 from .tcb import Tcb
 from .timers import Timer, Timers
 
@@ -34,10 +35,11 @@ class Receiver:
     """The receive side of one TCB; see the module docstring."""
 
     __slots__ = (
-        "ack_now", "buffer", "delay", "eof", "mss", "sack", "timers", "unacked", "urgent"
+        "ack_now", "buffer", "delay", "eof", "mss", "sack", "timers", "unacked", "urgent", "why"
     )
 
-    def __init__(self, config: TcpConfig, timers: Timers) -> None:
+    def __init__(self, config: TcpConfig, timers: Timers, *, why: Explainer | None = None) -> None:
+        self.why = why  # who is told each rule applied (rules.py), or None: off
         self.buffer = ReceiveBuffer(config.recv_buffer)
         self.delay = config.delayed_ack
         self.mss = config.mss  # what we advertised: the size of a full-sized segment to us
@@ -61,8 +63,13 @@ class Receiver:
         if rel != 0 or had_gaps or delivered < len(payload):
             # RFC 5681 4.2: ACK at once for out-of-order data and for data filling a gap
             # (and for anything we could not take)
+            if self.why is not None:
+                self.why.decide(Rule.TEXT_OUT_OF_ORDER, seg_seq=data_seq,
+                                rcv_nxt=tcb.rcv_nxt - delivered, delivered=delivered)
             self.ack_now = True
         else:  # a segment longer than the MSS is a coalesced train (TSO/GRO): its count
+            if self.why is not None:
+                self.why.decide(Rule.TEXT_IN_ORDER, seg_seq=data_seq, seg_len=len(payload))
             self.ack_delayed(now, segments=len(payload) // self.mss or 1)
         return delivered
 
@@ -77,9 +84,13 @@ class Receiver:
         if not force_timer:
             self.unacked += segments
             if self.unacked >= 2:
+                if self.why is not None:
+                    self.why.decide(Rule.ACK_EVERY_SECOND, unacked_segments=self.unacked)
                 self.ack_now = True
                 return
         self.timers.arm_if_off(Timer.DELAYED_ACK, now + delay)
+        if self.why is not None:
+            self.why.decide(Rule.ACK_DELAYED, delayed_ack=delay, unacked_segments=self.unacked)
 
     def ack_sent(self) -> None:
         """An ACK of RCV.NXT went out: nothing is owed any more."""

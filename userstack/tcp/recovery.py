@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from ..wire.seq import SeqNum
 from ..wire.tcp import TcpSegment
+from .rules import Rule
 from .timers import Timer
 
 if TYPE_CHECKING:
@@ -76,7 +77,13 @@ class Recovery(ABC):
         the controller takes the loss window, recovery ends with RecoveryPoint = HighData,
         and everything in flight is resent."""
         tcb = sender.tcb
-        sender.cc.on_rto(tcb.snd_nxt - tcb.snd_una, now, first=sender.retries == 1)
+        cc = sender.cc
+        cwnd, ssthresh = cc.cwnd, cc.ssthresh
+        cc.on_rto(tcb.snd_nxt - tcb.snd_una, now, first=sender.retries == 1)
+        if sender.why is not None:
+            sender.why.decide(Rule.CC_TIMEOUT, changed={
+                "cwnd": (cwnd, cc.cwnd), "ssthresh": (ssthresh, cc.ssthresh)
+            }, flight=tcb.snd_nxt - tcb.snd_una)
         self.in_recovery = False
         self.recover = tcb.snd_nxt
         self.go_back(sender)

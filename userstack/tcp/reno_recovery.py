@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 from ..wire.seq import SeqNum
 from ..wire.tcp import TcpSegment
 from .recovery import Recovery
+from .rules import Rule
 from .timers import Timer
 
 if TYPE_CHECKING:
@@ -64,7 +65,13 @@ class RenoRecovery(Recovery):
         self.dupacks = 0
         cc = sender.cc
         if not self.in_recovery:
+            cwnd = cc.cwnd
             cc.on_ack(acked, now, rtt=rtt)
+            if sender.why is not None:
+                sender.why.decide(
+                    Rule.SLOW_START if cwnd < cc.ssthresh else Rule.CONGESTION_AVOIDANCE,
+                    changed={"cwnd": (cwnd, cc.cwnd)}, acked=acked, ssthresh=cc.ssthresh,
+                )
             return False
         smss = cc.smss
         if ack >= self.recover:
@@ -76,6 +83,8 @@ class RenoRecovery(Recovery):
         # one SMSS if at least one SMSS was acked
         self.partial_acks += 1
         cc.cwnd = max(cc.cwnd - acked, smss) + (smss if acked >= smss else 0)
+        if sender.why is not None:
+            sender.why.decide(Rule.PARTIAL_ACK, seg_ack=ack, recover=self.recover)
         return True
 
     def _on_duplicate_ack(self, sender: Sender, ack: SeqNum, now: float) -> bool:
@@ -92,9 +101,13 @@ class RenoRecovery(Recovery):
             # come from segments we retransmitted after a timeout: no fast retransmit
             return False
         tcb = sender.tcb
+        cwnd = cc.cwnd
         cc.on_loss(tcb.snd_nxt - tcb.snd_una, now)  # RFC 5681 (4) / RFC 6582 3.2 (2)
         self.recover = tcb.snd_nxt
         cc.cwnd = cc.ssthresh + DUPACK_THRESHOLD * cc.smss
+        if sender.why is not None:
+            sender.why.decide(Rule.FAST_RETRANSMIT, changed={"cwnd": (cwnd, cc.cwnd)},
+                              dupacks=self.dupacks, snd_una=tcb.snd_una, ssthresh=cc.ssthresh)
         self.in_recovery = True
         self.partial_acks = 0
         return True

@@ -22,6 +22,7 @@ from ..wire.seq import SeqNum
 from ..wire.tcp import TcpSegment
 from .rack import Rack, probe_timeout, sent_after
 from .recovery import Recovery
+from .rules import Rule
 from .sack import SentSegment
 from .timers import Timer
 
@@ -48,7 +49,15 @@ class SackRecovery(Recovery):
         if ack > tcb.snd_una:
             result = sender.acknowledge(ack, now)
             if not self.in_recovery:
-                sender.cc.on_ack(result.acked, now, rtt=result.rtt)
+                cc = sender.cc
+                cwnd = cc.cwnd
+                cc.on_ack(result.acked, now, rtt=result.rtt)
+                if sender.why is not None:
+                    sender.why.decide(
+                        Rule.SLOW_START if cwnd < cc.ssthresh else Rule.CONGESTION_AVOIDANCE,
+                        changed={"cwnd": (cwnd, cc.cwnd)}, acked=result.acked,
+                        ssthresh=cc.ssthresh,
+                    )
             elif ack >= self.recover:
                 self.in_recovery = False  # RFC 6675 5: cwnd stays at ssthresh; no growth
             sender.restart_timer(ack, now)
@@ -104,12 +113,20 @@ class SackRecovery(Recovery):
             return  # nothing outstanding was sent before the latest delivered segment
         tcb = sender.tcb
         reo_wnd = rack.reo_wnd(board, self.in_recovery, sender.rtt.srtt)
+        lost_before = board.lost
         timeout = rack.detect_loss(board, now, reo_wnd)
+        if sender.why is not None and board.lost > lost_before:
+            sender.why.decide(Rule.RACK_LOST, lost=board.lost - lost_before, reo_wnd=reo_wnd,
+                              srtt=sender.rtt.srtt)
         if timeout:
             timers.arm(Timer.REORDER, now + timeout)
         if board.lost and not self.recovering(tcb.snd_una):
             # RFC 6675 5 (4): RecoveryPoint = HighData, ssthresh = cwnd = FlightSize / 2
+            cwnd = sender.cc.cwnd
             sender.cc.on_loss(tcb.snd_nxt - tcb.snd_una, now)
+            if sender.why is not None:
+                sender.why.decide(Rule.SACK_RECOVERY, changed={"cwnd": (cwnd, sender.cc.cwnd)},
+                                  recover=tcb.snd_nxt, ssthresh=sender.cc.ssthresh)
             self.recover = tcb.snd_nxt
             self.in_recovery = True
             timers.cancel(Timer.LOSS_PROBE)
@@ -185,6 +202,8 @@ class SackRecovery(Recovery):
     def on_timer(self, kind: Timer, sender: Sender, now: float) -> None:
         if kind is Timer.REORDER:
             # RFC 8985 6.3: the reordering window ran out: look for losses again
+            if sender.why is not None:
+                sender.why.decide(Rule.REORDER_TIMEOUT)
             self._detect_losses(sender, now)
         elif kind is Timer.LOSS_PROBE:
             self._on_probe_timeout(sender, now)
@@ -195,6 +214,8 @@ class SackRecovery(Recovery):
         tcb = sender.tcb
         if tcb.snd_nxt == tcb.snd_una:
             return
+        if sender.why is not None:
+            sender.why.decide(Rule.TLP_PROBE, snd_una=tcb.snd_una, snd_nxt=tcb.snd_nxt)
         end = sender.queued_end
         nxt = tcb.snd_nxt
         n = max(0, min(sender.mss, end - nxt, tcb.snd_una + tcb.snd_wnd - nxt))

@@ -45,6 +45,7 @@ from .congestion import CongestionControl, Reno
 from .recovery import Recovery
 from .reno_recovery import RenoRecovery
 from .rtt import RttEstimator
+from .rules import Explainer, Rule
 from .sack import Scoreboard, SentSegment
 from .sack_recovery import SackRecovery
 from .tcb import Tcb
@@ -95,11 +96,14 @@ class Sender:
         "timers",
         "tx_nxt",
         "urgent",
+        "why",
     )
 
     def __init__(
-        self, tcb: Tcb, config: TcpConfig, timers: Timers, emit: Emit, *, mss: int, now: float
+        self, tcb: Tcb, config: TcpConfig, timers: Timers, emit: Emit, *, mss: int, now: float,
+        why: Explainer | None = None,
     ) -> None:
+        self.why = why  # who is told each rule applied (rules.py), or None: off
         self.tcb = tcb
         self.config = config
         self.timers = timers
@@ -191,7 +195,11 @@ class Sender:
         """RFC 5681 4.1: idle for more than an RTO, so slow start again."""
         tcb = self.tcb
         if tcb.snd_nxt == tcb.snd_una and now - self.last_sent_at > self.rtt.rto:
+            cwnd = self.cc.cwnd
             self.cc.restart_after_idle()
+            if self.why is not None:
+                self.why.decide(Rule.RESTART_AFTER_IDLE, changed={"cwnd": (cwnd, self.cc.cwnd)},
+                                idle=now - self.last_sent_at, rto=self.rtt.rto)
 
     # ---- output --------------------------------------------------------------------------
 
@@ -231,9 +239,14 @@ class Sender:
                     # send only if it is all we have, or at least half the largest
                     # window the peer offered; and, with Nagle, nothing is in flight
                     if n < unsent and n < tcb.max_snd_wnd // 2:
+                        if self.why is not None:
+                            self.why.decide(Rule.SWS_HOLD, usable=n, max_snd_wnd=tcb.max_snd_wnd)
                         held = True
                         break
                     if not self.nodelay and tcb.snd_nxt != tcb.snd_una:
+                        if self.why is not None:
+                            self.why.decide(Rule.NAGLE_HOLD, queued=unsent, snd_una=tcb.snd_una,
+                                            snd_nxt=tcb.snd_nxt)
                         held = True
                         break
                 nxt = self.transmit(nxt, n, with_fin, now)
@@ -260,6 +273,8 @@ class Sender:
             timers.cancel(Timer.PERSIST)
             return
         # nothing beyond a zero window can be delivered: send it again once it opens
+        if self.why is not None and not timers.is_armed(Timer.PERSIST):
+            self.why.decide(Rule.ZERO_WINDOW, snd_wnd=0, pending=pending)
         self.recovery.go_back(self)
         timers.cancel(Timer.RETRANSMIT)
         timers.cancel(Timer.LOSS_PROBE)
@@ -372,6 +387,8 @@ class Sender:
             sample = now - self.rtt_sent_at
             self.rtt.sample(sample)
             self.rtt_seq = None
+            if self.why is not None:
+                self.why.decide(Rule.RTT_SAMPLE, sample=sample, srtt=self.rtt.srtt)
             return sample
         return None
 
@@ -403,6 +420,8 @@ class Sender:
         end = self.buf_seq + len(self.buffer)
         if tcb.snd_wnd == 0:
             # "transmit at least one octet of new data (if available), or retransmit"
+            if self.why is not None:
+                self.why.decide(Rule.PERSIST_PROBE, snd_wnd=0, probes=self.probes_unanswered)
             una = tcb.snd_una
             if end - una > 0:
                 self.transmit(una, 1, False, now, probe=True)

@@ -827,15 +827,13 @@ class Connection:
         ack = seg.ack
         state = self.state
         if state is State.SYN_RECEIVED:
-            if not (tcb.snd_una < ack <= tcb.snd_nxt):
-                if self._why is not None:
-                    self._why.decide(Rule.ACK_SYN_RECEIVED_RESET, seg_ack=ack,
-                                     snd_una=tcb.snd_una, snd_nxt=tcb.snd_nxt)
+            ours = tcb.snd_una < ack <= tcb.snd_nxt
+            if self._why is not None:
+                self._why.decide(Rule.ACK_ESTABLISHES if ours else Rule.ACK_SYN_RECEIVED_RESET,
+                                 seg_ack=ack, snd_una=tcb.snd_una, snd_nxt=tcb.snd_nxt)
+            if not ours:
                 self._emit_rst(ack)  # "form a reset segment <SEQ=SEG.ACK><CTL=RST>"
                 return False
-            if self._why is not None:
-                self._why.decide(Rule.ACK_ESTABLISHES, seg_ack=ack, snd_una=tcb.snd_una,
-                                 snd_nxt=tcb.snd_nxt)
             # "enter ESTABLISHED state and continue processing with the variables below
             # set to: SND.WND <- SEG.WND, SND.WL1 <- SEG.SEQ, SND.WL2 <- SEG.ACK"
             self._take_send_window(seg, ack, scaled=True)
@@ -861,12 +859,7 @@ class Connection:
             return False
         wnd = seg.window << tcb.snd_wscale
         if self._why is not None:
-            self._why.decide(
-                Rule.ACK_NEW if ack > tcb.snd_una
-                else Rule.ACK_DUPLICATE if self.sender.is_duplicate_ack(seg, wnd)
-                else Rule.ACK_OLD,
-                seg_ack=ack, snd_una=tcb.snd_una, snd_nxt=tcb.snd_nxt,
-            )
+            self._explain_ack(seg, wnd)
         if ack >= tcb.snd_una and self.sender.on_ack(seg, wnd, now) > 0:
             self._events.append(SendSpace())
         # "If SND.UNA =< SEG.ACK =< SND.NXT, the send window should be updated. If
@@ -881,6 +874,17 @@ class Connection:
             self._take_send_window(seg, ack, scaled=True)
         return self._check_ack_of_our_fin(seg, state, now)
 
+    def _explain_ack(self, seg: TcpSegment, wnd: int) -> None:
+        """Name the fifth step's verdict on an acceptable ACK (explanations on only)."""
+        assert self._why is not None
+        tcb = self.tcb
+        self._why.decide(
+            Rule.ACK_NEW if seg.ack > tcb.snd_una
+            else Rule.ACK_DUPLICATE if self.sender.is_duplicate_ack(seg, wnd)
+            else Rule.ACK_OLD,
+            seg_ack=seg.ack, snd_una=tcb.snd_una, snd_nxt=tcb.snd_nxt,
+        )
+
     def _check_ack_of_our_fin(self, seg: TcpSegment, state: State, now: float) -> bool:
         """The fifth step's last part: what an ACK of our FIN means in FIN-WAIT-1,
         CLOSING and LAST-ACK (RFC 9293 3.10.7.4). True: go on to the sixth step."""
@@ -891,21 +895,21 @@ class Connection:
             # TIME-WAIT ("If our FIN has been ACKed (perhaps in this segment)").
             if fin_acked and not int(seg.flags) & FIN:
                 if self._why is not None:
-                    self._why.decide(Rule.FIN_WAIT_1_FIN_ACKED, seg_ack=ack)
+                    self._why.decide(Rule.FIN_WAIT_1_FIN_ACKED, seg_ack=seg.ack)
                 self._set_state(State.FIN_WAIT_2, now)
         elif state is State.CLOSING:
             # "if the ACK acknowledges our FIN, then enter the TIME-WAIT state;
             # otherwise, ignore the segment"
             if fin_acked:
                 if self._why is not None:
-                    self._why.decide(Rule.CLOSING_FIN_ACKED, seg_ack=ack)
+                    self._why.decide(Rule.CLOSING_FIN_ACKED, seg_ack=seg.ack)
                 self._enter_time_wait(now)
             return False
         elif state is State.LAST_ACK:
             # "If our FIN is now acknowledged, delete the TCB, enter the CLOSED state"
             if fin_acked:
                 if self._why is not None:
-                    self._why.decide(Rule.LAST_ACK_FIN_ACKED, seg_ack=ack)
+                    self._why.decide(Rule.LAST_ACK_FIN_ACKED, seg_ack=seg.ack)
                 self._set_state(State.CLOSED, now)
             return False
         return True

@@ -78,8 +78,6 @@ def ip_packet(**changes: int) -> bytearray:
         (bytes(ip_packet()[:-1]), "does not match"),
         (bytes(ip_packet()) + b"\0", "does not match"),
         (bytes(ip_packet(b3=0x10)), "does not match"),
-        (bytes(ip_packet(b6=0x20)), "fragments not supported"),  # MF
-        (bytes(ip_packet(b7=0x01)), "fragments not supported"),  # offset
     ],
 )
 def test_ipv4_rejects(raw: bytes, message: str) -> None:
@@ -94,10 +92,13 @@ def test_ipv4_bad_checksum() -> None:
         IPv4Packet.parse(bytes(raw))
 
 
-def test_fragment_can_be_built_but_not_parsed() -> None:
-    raw = IPv4Packet(A, B, 6, b"x" * 8, flags=IPv4Flags.MF).build()
-    with pytest.raises(WireError, match="fragments"):
-        IPv4Packet.parse(raw)
+def test_fragments_parse_and_say_so() -> None:
+    """A fragment is a packet like any other to the codec; the stack reassembles it."""
+    first = IPv4Packet(A, B, 6, b"x" * 8, flags=IPv4Flags.MF)
+    later = IPv4Packet(A, B, 6, b"y" * 3, flags=IPv4Flags(0), fragment_offset=1)
+    assert IPv4Packet.parse(first.build()) == first and first.is_fragment
+    assert IPv4Packet.parse(later.build()) == later and later.is_fragment
+    assert not IPv4Packet(A, B, 6, b"z").is_fragment
 
 
 def test_other_protocols_are_refused() -> None:

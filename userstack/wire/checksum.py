@@ -19,11 +19,12 @@ packet costs one ``int.from_bytes`` (over the payload), not one per piece.
 
 from __future__ import annotations
 
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv6Address
 
 _M = 0xFFFF
 
-Address = IPv4Address | int  # an IPv4 address, or its 32-bit value (the stack's hot path)
+# An address, or its value as an int (the stack's hot path): 32 bits for IPv4, 128 for IPv6.
+Address = IPv4Address | IPv6Address | int
 
 
 def ones_complement_sum(data: bytes | bytearray | memoryview, initial: int = 0) -> int:
@@ -49,7 +50,10 @@ def pseudo_header_sum(src: Address, dst: Address, protocol: int, length: int) ->
     """Partial sum of the pseudo-header (src, dst, zero, protocol, length; RFC 9293 3.1).
 
     A 32-bit address is two 16-bit words whose sum is congruent to the address itself
-    modulo 0xFFFF, so the addresses can be added as plain ints. Not folded: pass it as
-    ``initial`` to the functions above.
+    modulo 0xFFFF, so the addresses can be added as plain ints. The same holds for the
+    IPv6 pseudo-header (RFC 8200 8.1: 128-bit addresses, a 32-bit upper-layer length,
+    zeros and the next header): its words sum to the same expression, so this one
+    function serves both families. Not folded: pass it as ``initial`` to the functions
+    above.
     """
     return int(src) + int(dst) + protocol + length

@@ -1,11 +1,10 @@
 """IPv4 packets (RFC 791) as a frozen dataclass.
 
-Fragments are refused: ``IPv4Packet.parse`` raises ``WireError("fragments not
-supported")`` for any packet with MF set or a non-zero fragment offset. This stack
-sets DF on everything it sends and advertises an MSS that fits the link MTU, so a
-well-behaved peer never has a reason to fragment toward it; reassembly (RFC 791 3.2,
-RFC 815) would add timers and buffer limits to guard against hostile overlaps for no
-use here. Building a fragment is allowed, so tests can craft one and check it is dropped.
+A fragment (MF set or a non-zero fragment offset) parses like any packet, its payload
+being that fragment's data; ``is_fragment`` tells the stack to hand it to the
+reassembler (userstack/stack/reassembly.py, RFC 791 3.2, RFC 815), which rebuilds the
+datagram and parses it again. This stack itself never fragments: it sets DF on
+everything it sends and its MSS fits the link MTU.
 
 The total length must match the bytes given exactly: a TUN read is exactly one packet,
 so anything else is a truncated or garbled frame, not link-layer padding.
@@ -132,8 +131,6 @@ class IPv4Packet:
             words += int.from_bytes(data[20:hlen], "big")
         if words % 0xFFFF:
             raise WireError("bad IPv4 header checksum")
-        if flags_frag & 0x3FFF:  # MF or a fragment offset
-            raise WireError("fragments not supported (we send DF; our MSS avoids fragmentation)")
         return cls(
             IPv4Address(src),
             IPv4Address(dst),
@@ -146,6 +143,11 @@ class IPv4Packet:
             flags_frag & 0x1FFF,
             bytes(data[20:hlen]),
         )
+
+    @property
+    def is_fragment(self) -> bool:
+        """MF set or a non-zero offset: one piece of a datagram to reassemble (RFC 791)."""
+        return bool(self.flags & IPv4Flags.MF or self.fragment_offset)
 
     def build(self) -> bytes:
         """Header (checksum filled in) followed by the payload."""

@@ -17,7 +17,7 @@ import operator
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv6Address, ip_address
 from typing import TypeVar
 
 import trio
@@ -56,8 +56,9 @@ _CONNECT_ERRORS: dict[ErrorReason, tuple[type[OSError], int]] = {
 @asynccontextmanager
 async def open_stack(
     link: Link,
-    address: IPv4Address | str = "10.0.0.2",
+    address: IPv4Address | IPv6Address | str | None = "10.0.0.2",
     *,
+    address6: IPv6Address | str | None = None,
     config: TcpConfig | None = None,
     observer: Observer | None = None,
     isn_key: bytes | None = None,
@@ -66,7 +67,9 @@ async def open_stack(
 ) -> AsyncIterator[UserStack]:
     """Run a TCP/IP stack with `address` on `link` for the duration of the block.
 
-    `isn_key` is the secret behind ISNs and ephemeral ports; pass one for a
+    `address` is the stack's IPv4 address, or its only (IPv6) address; a dual-stack
+    host gives both: `open_stack(link, "10.0.0.2", address6="fd00::2")`. `isn_key` is
+    the secret behind ISNs, ephemeral ports and flow labels; pass one for a
     reproducible run, or leave it None for 16 random bytes. The link stays the
     caller's: it is not closed on exit. Leaving the block stops the stack at once, as
     a host that vanishes would: no FIN or RST goes out for connections still open.
@@ -76,7 +79,9 @@ async def open_stack(
     `queue` makes it one stack of several on a multi-queue TUN (`userstack.stack.queues`).
     """
     key = os.urandom(16) if isn_key is None else isn_key
-    stack = Stack(address, key=key, config=config, offload=link.offload, queue=queue)
+    stack = Stack(
+        address, address6=address6, key=key, config=config, offload=link.offload, queue=queue
+    )
     stack.explain = explain
     async with trio.open_nursery() as nursery:
         user_stack = UserStack(stack, link, observer)
@@ -94,11 +99,16 @@ class UserStack:
         self._stack = stack
         self._driver = Driver(stack, link, observer=observer, on_changed=self._on_changed)
         self._streams: dict[ConnectionHandle, TcpStream] = {}
-        self._listeners: dict[int, TcpListener] = {}  # port -> listener
+        self._listeners: dict[tuple[int, int], TcpListener] = {}  # (IP version, port)
 
     @property
-    def address(self) -> IPv4Address:
+    def address(self) -> IPv4Address | IPv6Address:
+        """The IPv4 address, or the IPv6 one of a stack without IPv4."""
         return self._stack.address
+
+    @property
+    def address6(self) -> IPv6Address | None:
+        return self._stack.address6
 
     @property
     def counters(self) -> StackCounters:
@@ -116,7 +126,8 @@ class UserStack:
     async def open_tcp_stream(
         self, host: IPv4Address | str, port: int, *, config: TcpConfig | None = None
     ) -> TcpStream:
-        """Active OPEN, like `trio.open_tcp_stream`; `host` is an IPv4 address.
+        """Active OPEN, like `trio.open_tcp_stream`; `host` is an IPv4 or IPv6 address
+        ("fd00::1", without brackets, as trio takes it).
 
         Raises ConnectionRefusedError (RST or ICMP port unreachable in reply to our
         SYN) or TimeoutError (the SYN retries ran out), each with its errno; an OSError
@@ -125,7 +136,7 @@ class UserStack:
         the connection's TCP parameters and its packets' TTL and DiffServ byte.
         """
         try:
-            remote = Endpoint(IPv4Address(host), operator.index(port))
+            remote = Endpoint(ip_address(host), operator.index(port))
         except ValueError as e:
             raise OSError(errno.EINVAL, f"cannot connect to {host!r}: {e}") from e
         conn = self._stack.connect(remote, trio.current_time(), config=config)
@@ -141,14 +152,35 @@ class UserStack:
     async def open_tcp_listeners(
         self, port: int, *, host: str | None = None, backlog: int | None = None
     ) -> list[TcpListener]:
-        """Passive OPEN on `port` (0: any free port), like `trio.open_tcp_listeners`."""
+        """Passive OPEN on `port` (0: any free port), like `trio.open_tcp_listeners`: one
+        listener per address family, so `host=None` on a dual-stack host gives an IPv4
+        and an IPv6 listener (trio's two sockets, the IPv6 one IPV6_V6ONLY); a `host`
+        of one family ("0.0.0.0", "::" or the stack's address) gives that one. With
+        port 0 both get the same free port (trio's would each get their own)."""
         await trio.lowlevel.checkpoint()
-        if host is not None and IPv4Address(host) not in (IPv4Address(0), self.address):
-            raise OSError(errno.EADDRNOTAVAIL, f"{host} is not this stack's address")
-        port = self._stack.listen(operator.index(port), backlog or DEFAULT_BACKLOG)
-        listener = TcpListener(self, port)
-        self._listeners[port] = listener
-        return [listener]
+        stack = self._stack
+        versions = [a.version for a in stack.addresses.all]
+        if host is not None:
+            try:
+                wanted = ip_address(host)
+            except ValueError as e:
+                raise OSError(errno.EINVAL, f"cannot listen on {host!r}: {e}") from e
+            if wanted not in (type(wanted)(0), *stack.addresses.all):
+                raise OSError(errno.EADDRNOTAVAIL, f"{host} is not this stack's address")
+            versions = [wanted.version]
+        listeners: list[TcpListener] = []
+        port = operator.index(port)
+        try:
+            for version in versions:
+                port = stack.listen(port, backlog or DEFAULT_BACKLOG, version=version)
+                listener = TcpListener(self, port, version)
+                self._listeners[version, port] = listener
+                listeners.append(listener)
+        except BaseException:
+            for listener in listeners:
+                await listener.aclose()
+            raise
+        return listeners
 
     async def serve_tcp(
         self,
@@ -174,10 +206,11 @@ class UserStack:
             stream = streams.get(conn)
             if stream is not None:
                 stream._wake_all()
-        for port in accept_ready:
-            listener = self._listeners.get(port)
-            if listener is not None:
-                listener._lot.unpark_all()
+        for port in accept_ready:  # a port's listeners of both families look again
+            for version in (4, 6):
+                listener = self._listeners.get((version, port))
+                if listener is not None:
+                    listener._lot.unpark_all()
 
     def _register(self, conn: ConnectionHandle, stream: TcpStream) -> None:
         self._streams[conn] = stream
@@ -454,15 +487,17 @@ async def _wait_until(
 class TcpListener(trio.abc.Listener[TcpStream]):
     """A listening port; accept() returns each ESTABLISHED connection as a TcpStream."""
 
-    def __init__(self, owner: UserStack, port: int) -> None:
+    def __init__(self, owner: UserStack, port: int, version: int = 4) -> None:
         self._owner = owner
         self._lot = ParkingLot()
         self._closed = False
         self.port = port
+        self.version = version  # 4 or 6: each family has its own listener
 
     @property
     def local_address(self) -> Endpoint:
-        return Endpoint(self._owner.address, self.port)
+        addresses = self._owner._stack.addresses
+        return Endpoint(addresses.ipv6 if self.version == 6 else addresses.ipv4, self.port)
 
     def __repr__(self) -> str:
         return f"<TcpListener {self.local_address}>"
@@ -470,16 +505,18 @@ class TcpListener(trio.abc.Listener[TcpStream]):
     async def accept(self) -> TcpStream:
         if self._closed:
             raise trio.ClosedResourceError("the listener is closed")
-        stack, port = self._owner._stack, self.port
-        conn = await _wait_until(self._lot, lambda: stack.accept(port), lambda: self._closed)
+        stack, port, version = self._owner._stack, self.port, self.version
+        conn = await _wait_until(
+            self._lot, lambda: stack.accept(port, version=version), lambda: self._closed
+        )
         return TcpStream(self._owner, conn)
 
     async def aclose(self) -> None:
         if not self._closed:
             self._closed = True
             owner = self._owner
-            owner._listeners.pop(self.port, None)
-            owner._stack.unlisten(self.port, trio.current_time())
+            owner._listeners.pop((self.version, self.port), None)
+            owner._stack.unlisten(self.port, trio.current_time(), version=self.version)
             owner._driver.wake()
             self._lot.unpark_all()
         await trio.lowlevel.checkpoint()

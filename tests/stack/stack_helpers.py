@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv6Address
 
 from userstack.stack import ConnectionHandle, Stack
 from userstack.tcp.config import TcpConfig
 from userstack.wire.addr import Endpoint
 from userstack.wire.icmp import IcmpType
+from userstack.wire.icmpv6 import Icmpv6Type
 from userstack.wire.ipv4 import IPv4Packet
-from userstack.wire.packet import build_icmp_error_packet, build_tcp_packet, parse_tcp_packet
+from userstack.wire.packet import (
+    build_icmp_error_packet,
+    build_icmpv6_error_packet,
+    build_tcp6_packet,
+    build_tcp_packet,
+    parse_ip,
+    parse_tcp_packet,
+)
 from userstack.wire.seq import SeqNum
 from userstack.wire.tcp import TcpFlags, TcpOptions, TcpSegment
 
@@ -17,11 +25,15 @@ US = IPv4Address("10.0.0.2")
 PEER = IPv4Address("10.0.0.1")
 KEY = bytes(range(16))
 ROUTER = IPv4Address("192.0.2.1")
+US6 = IPv6Address("fd00::2")
+PEER6 = IPv6Address("fd00::1")
+ROUTER6 = IPv6Address("2001:db8::1")
+Address = IPv4Address | IPv6Address
 
 SYN, ACK, RST, FIN, PSH = TcpFlags.SYN, TcpFlags.ACK, TcpFlags.RST, TcpFlags.FIN, TcpFlags.PSH
 
 
-def make_stack(address: IPv4Address = US, **config: object) -> Stack:
+def make_stack(address: Address = US, **config: object) -> Stack:
     return Stack(address, key=KEY, config=TcpConfig(**config))  # type: ignore[arg-type]
 
 
@@ -48,11 +60,14 @@ def seg(
     )
 
 
-def packet(segment: TcpSegment, src: IPv4Address = PEER, dst: IPv4Address = US) -> bytes:
+def packet(segment: TcpSegment, src: Address = PEER, dst: Address = US) -> bytes:
+    """The peer's packet, IPv4 or IPv6 by the addresses' family."""
+    if src.version == 6:
+        return build_tcp6_packet(src, dst, segment)
     return build_tcp_packet(src, dst, segment)
 
 
-def replies(stack: Stack, src: IPv4Address = US) -> list[TcpSegment]:
+def replies(stack: Stack, src: Address = US) -> list[TcpSegment]:
     """Every packet the stack queued, decoded as TCP (asserting the addresses)."""
     out = []
     for raw in stack.take_packets():
@@ -76,12 +91,14 @@ def shuttle(a: Stack, b: Stack, now: float) -> int:
         moved += len(pa) + len(pb)
 
 
-def connected_pair(**config: object) -> tuple[Stack, Stack, ConnectionHandle, ConnectionHandle]:
-    """A server stack (US, listening on 80) and a client stack (PEER) with one
+def connected_pair(
+    us: Address = US, peer: Address = PEER, **config: object
+) -> tuple[Stack, Stack, ConnectionHandle, ConnectionHandle]:
+    """A server stack (`us`, listening on 80) and a client stack (`peer`) with one
     ESTABLISHED connection: (server, client, the client's TCB, the server's TCB)."""
-    server, client = make_stack(**config), make_stack(address=PEER, **config)
+    server, client = make_stack(us, **config), make_stack(address=peer, **config)
     server.listen(80, 4)
-    conn = client.connect(Endpoint(US, 80), 0.0)
+    conn = client.connect(Endpoint(us, 80), 0.0)
     shuttle(client, server, 0.0)
     peer = server.accept(80)
     assert peer is not None
@@ -94,6 +111,12 @@ def icmp_about(
     """A router's ICMP error to the sender of `original` (a packet the stack sent)."""
     to = IPv4Packet.parse(original).src
     return build_icmp_error_packet(ROUTER, to, kind, code, original, next_hop_mtu=mtu)
+
+
+def icmpv6_about(original: bytes, kind: Icmpv6Type, code: int = 0, value: int = 0) -> bytes:
+    """A router's ICMPv6 error to the sender of the IPv6 packet `original`."""
+    to = parse_ip(original).src
+    return build_icmpv6_error_packet(ROUTER6, to, kind, code, original, value=value)
 
 
 def two_connections() -> tuple[Stack, Stack, list[tuple[ConnectionHandle, ConnectionHandle]]]:

@@ -13,7 +13,7 @@ peer retransmits its SYN and gets in once the application catches up.
 from __future__ import annotations
 
 from collections import deque
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv6Address
 
 from ..tcp.config import TcpConfig
 from ..tcp.connection import Connection
@@ -21,10 +21,12 @@ from ..tcp.info import TcbInfo
 from ..tcp.state import State
 from ..wire.addr import Endpoint
 
-# (remote IP as an int, remote port, local port): an int hashes far faster than an IPv4Address
+# (remote IP as an int, remote port, local port): an int hashes far faster than an address;
+# its size tells the family (userstack/stack/addresses.py)
 DemuxKey = tuple[int, int, int]
 
 ANY = Endpoint(IPv4Address(0), 0)  # how a LISTEN row shows its unspecified remote end
+ANY6 = Endpoint(IPv6Address(0), 0)  # ... in IPv6
 
 
 class Listener:
@@ -47,7 +49,7 @@ class Listener:
         return TcbInfo(
             state=State.LISTEN,
             local=self.local,
-            remote=ANY,
+            remote=ANY if self.local.ip.version == 4 else ANY6,
             recv_q=len(self.accept_queue),
             send_q=self.backlog,
             timer=None,

@@ -1,8 +1,9 @@
-"""The host: IPv4 packets in, IPv4 packets out, TCP connections in between (sans-I/O).
+"""The host: IP packets in, IP packets out, TCP connections in between (sans-I/O).
 
-The Stack owns one local IPv4 address. It parses every arriving packet, hands TCP
-segments to the connection their 4-tuple names (or to a listener, or answers them
-with RST), answers ICMP echo requests, hands ICMP errors about our segments to the
+The Stack owns an IPv4 address, an IPv6 address, or both (addresses.py). It parses
+every arriving packet, hands TCP segments to the connection their 4-tuple names (or to
+a listener, or answers them with RST), answers ICMP echo requests, hands ICMP errors
+about our segments to the
 connection whose four-tuple they quote (RFC 9293 3.9.2.1; the core decides whether to
 believe them), and turns what the connections want to send into IPv4 packets, with
 each connection's TTL and DiffServ byte (MUST-48, MUST-49). It never reads a clock and
@@ -31,6 +32,16 @@ TCP is point to point: a packet whose source is not one host (broadcast, multica
 0.0.0.0) is dropped, so no SYN from one is answered and no RST goes to one, and an
 OPEN to such an address is refused (RFC 1122 3.2.1.3 and 4.2.3.10; RFC 9293 3.9.1
 MUST-46, 3.10.7.2 MUST-63).
+
+Both families go through the same code: the demux key's remote address is an int, and
+its size says its family (addresses.py); a connection's packets are IPv4 or IPv6 by it.
+Each family has its own listeners (a port may listen in one or both, as with
+trio.open_tcp_listeners's one socket per family), an IPv6 connection advertises an MSS
+20 bytes smaller (the MTU minus 60, RFC 9293 3.7.1) and carries its own flow label (RFC
+6437). IPv6 packets the stack cannot process are answered with a Parameter Problem (RFC
+8200 4); the kernel's link chatter (MLD, neighbour discovery) is counted and dropped.
+Fragments of either family are reassembled (reassembly.py) and then handled like any
+packet; the stack sends none.
 """
 
 from __future__ import annotations
@@ -39,32 +50,50 @@ import errno
 import heapq
 import itertools
 from collections.abc import Callable, Iterable
-from ipaddress import IPv4Address, IPv4Interface
+from dataclasses import replace
+from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface
 
 from ..tcp.config import TcpConfig
 from ..tcp.connection import Connection, reset_for
 from ..tcp.events import Closed, Connected, DataReadable, Error, ErrorReason, Event
-from ..tcp.icmp_errors import classify, path_mtu
+from ..tcp.icmp_errors import IPV6_EXTRA, classify, classify6, path_mtu, path_mtu6
 from ..tcp.info import TcbInfo
 from ..tcp.rules import Explainer, Rule
 from ..tcp.state import State
 from ..wire.addr import Endpoint
 from ..wire.errors import WireError
 from ..wire.icmp import ICMP_ERROR_TYPES, IcmpEcho, IcmpError, IcmpType, icmp_type
+from ..wire.icmpv6 import (
+    ICMPV6_ERROR_TYPES,
+    LINK_CHATTER_TYPES,
+    UNRECOGNIZED_NEXT_HEADER,
+    Icmpv6Echo,
+    Icmpv6Error,
+    Icmpv6Type,
+    icmpv6_type,
+)
 from ..wire.ipv4 import IPPROTO_ICMP, IPPROTO_TCP, IPv4Packet
+from ..wire.ipv6 import IPPROTO_ICMPV6, IPPROTO_NONE, IPv6Packet, ParameterProblem
 from ..wire.offload import NO_OFFLOAD, LinkPacket, OffloadCapability, OffloadedPacket, Vouched
-from ..wire.packet import build_icmp_packet, build_tcp_packet
+from ..wire.packet import (
+    build_icmp_packet,
+    build_icmpv6_packet,
+    build_tcp6_packet,
+    build_tcp_packet,
+)
 from ..wire.tcp import TcpFlags, TcpSegment
+from .addresses import FlowLabels, HostAddresses, address_of, is_ipv6, is_one_host6
 from .counters import StackCounters
 from .handle import ConnectionHandle
+from .icmp_out import IcmpErrors
 from .isn import IsnGenerator
 from .listener import DemuxKey, Listener
 from .ports import EphemeralPorts
 from .queues import QueueShare
+from .reassembly import Reassembler
 
 _SYN, _ACK, _RST = TcpFlags.SYN, TcpFlags.ACK, TcpFlags.RST
-_LIMITED_BROADCAST = 0xFFFFFFFF  # 255.255.255.255
-_MULTICAST, _MULTICAST_MASK = 0xE0000000, 0xF0000000  # 224.0.0.0/4
+_LINK_CHATTER = frozenset(bytes((kind,)) for kind in LINK_CHATTER_TYPES)  # first octets
 _GONE = (State.CLOSED, State.LISTEN)  # a TCB in either is removed from the demux table
 
 ConnectionEvents = tuple[Connection, list[Event]]
@@ -75,40 +104,45 @@ class Stack:
 
     def __init__(
         self,
-        address: IPv4Address | IPv4Interface | str,
+        address: IPv4Address | IPv6Address | IPv4Interface | IPv6Interface | str | None,
         *,
         key: bytes,
+        address6: IPv6Address | IPv6Interface | str | None = None,
         config: TcpConfig | None = None,
         ephemeral_ports: tuple[int, int] | None = None,
         offload: OffloadCapability = NO_OFFLOAD,
         queue: QueueShare | None = None,
     ) -> None:
-        """`key` is the secret behind ISNs (RFC 6528) and ephemeral ports (RFC 6056).
-        `offload` is what the link takes (see the module docstring).
+        """`key` is the secret behind ISNs (RFC 6528), ephemeral ports (RFC 6056) and
+        flow labels (RFC 6437). `offload` is what the link takes (see the module docstring).
 
         `queue` makes this stack one of several on a multi-queue TUN (userstack.workers):
         it opens connections from its own slice of the ephemeral ports, and leaves alone
         segments for another stack's slice (see `_segment_arrives`).
 
-        `address` may carry its prefix ("10.0.0.2/24"): then the subnet's broadcast
-        address is known too, and treated like any other broadcast address.
+        `address` is the IPv4 address or, for a stack with one family, either;
+        `address6` the IPv6 address of a stack with both (see HostAddresses).
         """
-        interface = IPv4Interface(address)
-        self.address = interface.ip
-        self._address = int(interface.ip)  # the demux works on addresses as ints
-        self._broadcasts = {_LIMITED_BROADCAST}
-        if interface.network.prefixlen < 31:  # /31 and /32 have no broadcast (RFC 3021)
-            self._broadcasts.add(int(interface.network.broadcast_address))
+        self.addresses = addresses = HostAddresses(address, address6)
+        self.address = addresses.primary
+        self.address6 = addresses.ipv6
+        self._address = addresses.v4  # the demux works on addresses as ints (-1: none)
+        self._address6 = addresses.v6
         self.config = config or TcpConfig()
         self.counters = StackCounters()
         self.offload = offload
+        self.reassembly = Reassembler(self.counters)
+        self._icmp_errors = IcmpErrors(addresses, self.counters)
+        self._flow_labels = FlowLabels(key)
+        self._configs6: dict[TcpConfig, TcpConfig] = {}
         self._isn = IsnGenerator(key)
         self._queue = queue
         if queue is not None:
             ephemeral_ports = queue.ports
         self._ports = EphemeralPorts(key, *(ephemeral_ports or ()))
         self._conns: dict[DemuxKey, Connection] = {}
-        self._listeners: dict[int, Listener] = {}
+        self._listeners: dict[int, Listener] = {}  # IPv4, by port
+        self._listeners6: dict[int, Listener] = {}  # IPv6, by port
         self._half_open: dict[DemuxKey, Listener] = {}  # SYN-RECEIVED TCBs of listeners
         self._orphans: set[DemuxKey] = set()  # the application closed and forgot these
         self._touched: dict[DemuxKey, Connection] = {}  # by this batch, not yet collected
@@ -143,6 +177,9 @@ class Stack:
     def _packet_arrives(self, data: bytes, now: float) -> None:
         counters = self.counters
         counters.packets_in += 1
+        if data and data[0] >> 4 == 6:
+            self._packet6_arrives(data, now)
+            return
         try:
             ip = IPv4Packet.parse(data, view=True)  # the payload is parsed at once
             if int(ip.dst) != self._address:
@@ -152,6 +189,11 @@ class Stack:
             if not self._is_one_host(src):  # RFC 1122 3.2.1.3: silently discard
                 counters.bad_source += 1
                 return
+            if ip.is_fragment:
+                whole = self.reassembly.add_ipv4(ip, data, now)
+                if whole is None:
+                    return
+                ip = IPv4Packet.parse(whole)
             if ip.protocol == IPPROTO_TCP:
                 vouched = isinstance(data, Vouched)  # the link checked it: no second sum
                 seg = TcpSegment.parse(ip.payload, src, self._address, verify=not vouched)
@@ -169,11 +211,62 @@ class Stack:
         except Exception:  # a bug in the stack itself: drop this packet, keep the host up
             counters.internal_errors += 1
 
+    def _packet6_arrives(self, data: bytes, now: float) -> None:
+        """An IPv6 packet: the IPv4 path's twin, plus RFC 8200 4's Parameter Problems."""
+        counters = self.counters
+        try:
+            try:
+                ip = IPv6Packet.parse(data)
+                if ip.next_header == IPPROTO_ICMPV6 and ip.payload[:1] in _LINK_CHATTER:
+                    counters.ipv6_link_chatter += 1  # MLD, ND: nothing to resolve on a TUN
+                    return
+                dst = int(ip.dst)
+                if dst != self._address6:
+                    counters.not_for_us += 1
+                    return
+                src = int(ip.src)
+                if not is_one_host6(src):  # also keeps IPv6 demux keys apart from IPv4's
+                    counters.bad_source += 1
+                    return
+                if ip.fragment is not None:
+                    whole = self.reassembly.add_ipv6(ip, data, now)
+                    if whole is None:
+                        return
+                    data = whole
+                    ip = IPv6Packet.parse(whole)
+                protocol = ip.next_header
+                if protocol == IPPROTO_TCP:
+                    seg = TcpSegment.parse(ip.payload, src, dst)
+                elif protocol == IPPROTO_ICMPV6:
+                    self._icmp6_arrives(ip, now)
+                    return
+                else:  # RFC 8200 4: an unrecognized Next Header is a Parameter Problem
+                    counters.unsupported_protocol += 1
+                    if protocol != IPPROTO_NONE:
+                        self._parameter_problem(
+                            data, UNRECOGNIZED_NEXT_HEADER, ip.next_header_offset, now
+                        )
+                    return
+            except ParameterProblem as problem:
+                counters.malformed += 1
+                self._parameter_problem(data, problem.code, problem.pointer, now)
+                return
+        except WireError:
+            counters.malformed += 1
+            return
+        try:
+            self._segment_arrives(src, seg, now)
+        except Exception:  # a bug in the stack itself: drop this packet, keep the host up
+            counters.internal_errors += 1
+
+    def _parameter_problem(self, original: bytes, code: int, pointer: int, now: float) -> None:
+        packet = self._icmp_errors.parameter_problem(original, code, pointer, now)
+        if packet is not None:
+            self._packets.append(packet)
+
     def _is_one_host(self, address: int) -> bool:
-        """Whether `address` names a single host: not broadcast, multicast or 0.0.0.0."""
-        return not (
-            address & _MULTICAST_MASK == _MULTICAST or address in self._broadcasts or not address
-        )
+        """Whether `address` names a single host (addresses.py: either family)."""
+        return self.addresses.is_one_host(address)
 
     def _icmp_arrives(self, src: IPv4Address, message: bytes, now: float) -> None:
         """Echo requests are answered; errors go to `_icmp_error_arrives`; every other
@@ -183,28 +276,46 @@ class Stack:
         if kind == IcmpType.ECHO_REQUEST:  # RFC 1122 3.2.2.6: MUST answer
             echo = IcmpEcho.parse(message)
             self.counters.icmp_echo_replies += 1
-            self._packets.append(build_icmp_packet(self.address, src, echo.reply()))
+            self._packets.append(build_icmp_packet(self._address, src, echo.reply()))
         elif kind in ICMP_ERROR_TYPES:
             self._icmp_error_arrives(IcmpError.parse(message), now)
         else:
             self.counters.icmp_ignored += 1
 
-    def _icmp_error_arrives(self, error: IcmpError, now: float) -> None:
+    def _icmp6_arrives(self, ip: IPv6Packet, now: float) -> None:
+        """ICMPv6 as `_icmp_arrives` does ICMP: every node answers echo requests (RFC
+        4443 4.1), errors go to their connection, other valid messages are dropped."""
+        src, message = ip.src, ip.payload
+        kind = icmpv6_type(message, src, ip.dst)
+        if kind == Icmpv6Type.ECHO_REQUEST:
+            echo = Icmpv6Echo.parse(message, src, ip.dst)
+            self.counters.icmp_echo_replies += 1
+            self._packets.append(build_icmpv6_packet(self._address6, src, echo.reply()))
+        elif kind in ICMPV6_ERROR_TYPES:
+            self._icmp_error_arrives(Icmpv6Error.parse(message, src, ip.dst), now)
+        else:
+            self.counters.icmp_ignored += 1
+
+    def _icmp_error_arrives(self, error: IcmpError | Icmpv6Error, now: float) -> None:
         """RFC 9293 3.9.2.1 (MUST-54): an ICMP error about a TCP segment we sent goes to
         the connection of the quoted four-tuple, which checks the quoted sequence number
         (RFC 5927 4.1) and reacts by kind (userstack/tcp/icmp_errors.py). Source Quench
         (RFC 6633, MUST-55) and codes TCP does not know are ignored."""
         counters = self.counters
-        kind = classify(error.type, error.code)
+        if isinstance(error, Icmpv6Error):  # RFC 4443 3, RFC 8201
+            kind, local = classify6(error.type, error.code), self._address6
+            mtu = path_mtu6(error.mtu)
+        else:
+            kind, local = classify(error.type, error.code), self._address
+            mtu = path_mtu(error.next_hop_mtu, error.original_length)
         if kind is None:
             counters.icmp_ignored += 1
             return
         key = (int(error.dst), error.dst_port, error.src_port)
         conn = self._conns.get(key)
-        if conn is None or error.protocol != IPPROTO_TCP or int(error.src) != self._address:
+        if conn is None or error.protocol != IPPROTO_TCP or int(error.src) != local:
             counters.icmp_errors_no_connection += 1
             return
-        mtu = path_mtu(error.next_hop_mtu, error.original_length)
         try:
             accepted = conn.on_icmp_error(kind, error.seq, now, mtu=mtu)
         except Exception:
@@ -219,7 +330,7 @@ class Stack:
     def _segment_arrives(self, src: int, seg: TcpSegment, now: float) -> None:
         key = (src, seg.src_port, seg.dst_port)
         conn = self._conns.get(key)
-        listener = self._listeners.get(seg.dst_port)
+        listener = (self._listeners6 if is_ipv6(src) else self._listeners).get(seg.dst_port)
         if conn is not None:
             if listener is not None and conn.accepts_new_syn(seg):
                 if self.explain is not None:
@@ -246,7 +357,16 @@ class Stack:
             self.counters.rst_ignored += 1
             return
         self.counters.rst_sent += len(replies)
-        self._packets.extend(build_tcp_packet(self._address, src, rst) for rst in replies)
+        if is_ipv6(src):
+            local, label = self._address6, self._flow_labels.label
+            self._packets.extend(
+                build_tcp6_packet(
+                    local, src, rst, flow_label=label(local, rst.src_port, src, rst.dst_port)
+                )
+                for rst in replies
+            )
+        else:
+            self._packets.extend(build_tcp_packet(self._address, src, rst) for rst in replies)
 
     def _new_incarnation(
         self, listener: Listener, key: DemuxKey, old: Connection, seg: TcpSegment, now: float
@@ -276,7 +396,7 @@ class Stack:
         if seg.flags & (_SYN | _ACK | _RST) == _SYN and listener.full:
             self.counters.syn_backlog_drops += 1
             return
-        remote = Endpoint(IPv4Address(key[0]), key[1])
+        remote = Endpoint(address_of(key[0]), key[1])
         iss = self._isn.isn(listener.local, remote, now)
         if previous is not None:
             iss = previous.new_incarnation_iss(iss)
@@ -373,10 +493,23 @@ class Stack:
             self._changed[handle] = None
 
     def _packets_for(self, conn: Connection, remote: int, out: list[TcpSegment]) -> None:
-        """The connection's segments as IPv4 packets, with its own TTL and DiffServ
-        byte (RFC 9293 3.9.1 MUST-48, 3.9.2 MUST-49)."""
-        local, cfg, offload = self._address, conn.config, self.offload
+        """The connection's segments as IP packets, with its own TTL and DiffServ
+        byte (RFC 9293 3.9.1 MUST-48, 3.9.2 MUST-49): in IPv6 the hop limit and the
+        traffic class, and its flow label (RFC 6437). Offload is IPv4's alone (the TUN
+        is set up for TSO4): IPv6 packets are built whole, checksum and all."""
+        cfg, offload = conn.config, self.offload
         ttl, tos = cfg.ttl, cfg.tos
+        if is_ipv6(remote):
+            local, lport = self._address6, conn.local.port
+            label = self._flow_labels.label(local, lport, remote, conn.remote.port)
+            self._packets.extend(
+                build_tcp6_packet(
+                    local, remote, seg, hop_limit=ttl, traffic_class=tos, flow_label=label
+                )
+                for seg in out
+            )
+            return
+        local = self._address
         if not offload.checksum:
             build = build_tcp_packet
             self._packets.extend(build(local, remote, seg, ttl=ttl, tos=tos) for seg in out)
@@ -391,7 +524,7 @@ class Stack:
         listener = self._half_open.pop(key, None)
         if listener is not None:
             listener.half_open.discard(key)
-            if self._listeners.get(listener.local.port) is listener:
+            if self._listeners_for(listener.local.ip).get(listener.local.port) is listener:
                 listener.accept_queue.append(conn)
                 self._accept_ready.add(listener.local.port)
 
@@ -414,7 +547,7 @@ class Stack:
         if listener is not None:
             listener.half_open.discard(key)
         else:
-            listener = self._listeners.get(key[2])
+            listener = (self._listeners6 if is_ipv6(key[0]) else self._listeners).get(key[2])
             if listener is not None and conn in listener.accept_queue:
                 listener.accept_queue.remove(conn)
 
@@ -423,15 +556,23 @@ class Stack:
     def next_deadline(self) -> float | None:
         """The earliest time any connection needs on_timer(), or None."""
         timers, deadlines = self._timers, self._deadlines
+        fragments = self.reassembly.next_deadline()
         while timers:
             deadline, _, key = timers[0]
             if deadlines.get(key) == deadline:
-                return deadline
+                return deadline if fragments is None else min(deadline, fragments)
             heapq.heappop(timers)
-        return None
+        return fragments
 
     def on_timer(self, now: float) -> None:
-        """Fire every connection timer due at `now`."""
+        """Fire every connection timer due at `now`, and time out reassembly."""
+        for expired in self.reassembly.expire(now):
+            if expired.first_fragment is not None:  # RFC 792, RFC 4443 3.3: code 1
+                packet = self._icmp_errors.reassembly_timed_out(
+                    expired.version, expired.first_fragment, now
+                )
+                if packet is not None:
+                    self._packets.append(packet)
         timers, deadlines = self._timers, self._deadlines
         due: list[DemuxKey] = []
         while timers and timers[0][0] <= now:
@@ -476,7 +617,8 @@ class Stack:
         """Active OPEN (RFC 9293 3.10.1) from an ephemeral port (RFC 6056).
 
         An OPEN to an address that is not one host (broadcast, multicast, 0.0.0.0) is
-        refused with ENETUNREACH, as Linux does (RFC 9293 3.9.1 MUST-46).
+        refused with ENETUNREACH, as Linux does (RFC 9293 3.9.1 MUST-46); so is one to a
+        family the stack has no address in. The local address is ours in `remote`'s family.
         """
         if not self._is_one_host(int(remote.ip)):
             raise OSError(
@@ -484,19 +626,21 @@ class Stack:
                 f"cannot connect to {remote.ip}: not a single host (broadcast, multicast "
                 "or unspecified); TCP is point to point (RFC 9293 3.9.1)",
             )
-        conns, listeners, rip, rport = self._conns, self._listeners, int(remote.ip), remote.port
+        address = self.addresses.local_for(remote.ip)
+        conns, rip, rport = self._conns, int(remote.ip), remote.port
+        v4, v6 = self._listeners, self._listeners6
         port = self._ports.pick(
-            self.address,
+            address,
             remote,
-            lambda p: (rip, rport, p) not in conns and p not in listeners,
+            lambda p: (rip, rport, p) not in conns and p not in v4 and p not in v6,
         )
-        local = Endpoint(self.address, port)
+        local = Endpoint(address, port)
         conn = Connection.open_active(
             local,
             remote,
-            iss=self._isn.isn(local, remote, now),
+            iss=self._isn.isn(local, remote, now),  # RFC 6528, over either family's four-tuple
             now=now,
-            config=config or self.config,
+            config=self._config_for(address, config or self.config),
             explain=None if self.explain is None else self.explain(local, remote),
         )
         key = (rip, rport, port)
@@ -514,36 +658,69 @@ class Stack:
             self._packets.extend(self._packets[sent:])
         return handle
 
-    def listen(self, port: int, backlog: int, *, config: TcpConfig | None = None) -> int:
-        """Passive OPEN on `port` (0: pick a free one); returns the port."""
+    def listen(
+        self,
+        port: int,
+        backlog: int,
+        *,
+        config: TcpConfig | None = None,
+        version: int | None = None,
+    ) -> int:
+        """Passive OPEN on `port` (0: pick a free one) in one family, `version` 4 or 6
+        (None: the stack's primary family, IPv4 if it has it); returns the port. Each
+        family has its own listener, as each of trio.open_tcp_listeners's sockets does."""
+        address = self._family_address(version)
+        listeners = self._listeners_for(address)
         if port == 0:
             in_use = {key[2] for key in self._conns}
+            v4, v6 = self._listeners, self._listeners6
             port = self._ports.pick(
-                self.address,
-                Endpoint(IPv4Address(0), 0),
-                lambda p: p not in self._listeners and p not in in_use,
+                address,
+                Endpoint(address_of(0), 0),
+                lambda p: p not in v4 and p not in v6 and p not in in_use,
             )
         elif not 0 < port < 65536:
             raise ValueError(f"port out of range: {port}")
-        elif port in self._listeners:
-            raise OSError(errno.EADDRINUSE, f"{self.address}:{port} is already listening")
-        self._listeners[port] = Listener(
-            Endpoint(self.address, port), backlog, config or self.config
+        elif port in listeners:
+            raise OSError(errno.EADDRINUSE, f"{Endpoint(address, port)} is already listening")
+        listeners[port] = Listener(
+            Endpoint(address, port), backlog, self._config_for(address, config or self.config)
         )
         return port
 
-    def accept(self, port: int) -> ConnectionHandle | None:
+    def _family_address(self, version: int | None) -> IPv4Address | IPv6Address:
+        """Our address of IP `version` (None: the primary one); OSError if we have none."""
+        if version is None:
+            return self.address
+        if version not in (4, 6):
+            raise ValueError(f"IP version must be 4 or 6, not {version}")
+        return self.addresses.local_for(address_of(0 if version == 4 else 1 << 64))
+
+    def _listeners_for(self, address: IPv4Address | IPv6Address) -> dict[int, Listener]:
+        return self._listeners6 if address.version == 6 else self._listeners
+
+    def _config_for(self, address: IPv4Address | IPv6Address, config: TcpConfig) -> TcpConfig:
+        """An IPv6 connection advertises an MSS 20 bytes smaller: the MTU minus 60 (40 of
+        IPv6 header, 20 of TCP; RFC 9293 3.7.1), where `config.mss` is the MTU minus 40."""
+        if address.version == 4:
+            return config
+        config6 = self._configs6.get(config)
+        if config6 is None:
+            config6 = self._configs6[config] = replace(config, mss=config.mss - IPV6_EXTRA)
+        return config6
+
+    def accept(self, port: int, *, version: int | None = None) -> ConnectionHandle | None:
         """The oldest ESTABLISHED connection not yet accepted on `port`, or None."""
-        queue = self._listeners[port].accept_queue
+        queue = self._listeners_for(self._family_address(version))[port].accept_queue
         if not queue:
             return None
         conn = queue.popleft()
         handle = self._handles[conn] = ConnectionHandle(self, conn)
         return handle
 
-    def unlisten(self, port: int, now: float) -> None:
+    def unlisten(self, port: int, now: float, *, version: int | None = None) -> None:
         """Close the listener; its embryonic and unaccepted connections are reset."""
-        listener = self._listeners.pop(port)
+        listener = self._listeners_for(self._family_address(version)).pop(port)
         for key in list(listener.half_open):
             self._reset_pending(key, now)
         while listener.accept_queue:
@@ -587,11 +764,13 @@ class Stack:
     # ---- looking in ------------------------------------------------------------------
 
     def connections(self, now: float) -> list[TcbInfo]:
-        """Every TCB, plus one LISTEN row per listener (remote 0.0.0.0:0)."""
+        """Every TCB, plus one LISTEN row per listener (remote 0.0.0.0:0 or [::]:0)."""
         rows = [listener.info() for listener in self._listeners.values()]
+        rows.extend(listener.info() for listener in self._listeners6.values())
         rows.extend(conn.info(now) for conn in self._conns.values())
         return rows
 
     @property
     def listening_ports(self) -> list[int]:
-        return list(self._listeners)
+        """Every port listening in either family, once."""
+        return list(dict.fromkeys([*self._listeners, *self._listeners6]))

@@ -92,6 +92,44 @@ def classify(icmp_type: int, code: int) -> IcmpErrorKind | None:
     return None
 
 
+# ICMPv6 Destination Unreachable by code (RFC 4443 3.1), folded as Linux's
+# icmpv6_err_convert() does; RFC 5461 4 lists port unreachable as the hard one.
+_UNREACHABLE6: dict[int, IcmpErrorKind] = {
+    0: _NET_SOFT,  # no route to destination
+    1: _HOST_HARD,  # communication administratively prohibited
+    2: _HOST_SOFT,  # beyond scope of source address
+    3: _HOST_SOFT,  # address unreachable
+    4: IcmpErrorKind(Severity.HARD, ErrorReason.CONNECTION_REFUSED),  # port unreachable
+    5: _HOST_HARD,  # source address failed ingress/egress policy
+    6: _HOST_HARD,  # reject route to destination
+}
+# Parameter Problem code 1, "unrecognized Next Header", is IPv6's protocol unreachable.
+_NEXT_HEADER_UNKNOWN = IcmpErrorKind(Severity.HARD, ErrorReason.PROTOCOL_UNREACHABLE)
+MIN_PATH_MTU6 = 1280  # RFC 8200 5; RFC 8201 4: never estimate the path MTU below it
+IPV6_EXTRA = 20  # the IPv6 header is 20 bytes longer than IPv4's (60 vs 40 with TCP)
+
+
+def classify6(icmpv6_type: int, code: int) -> IcmpErrorKind | None:
+    """The kind of an ICMPv6 error (RFC 4443 type and code), or None if TCP ignores it."""
+    if icmpv6_type == 1:
+        return _UNREACHABLE6.get(code)
+    if icmpv6_type == 2:
+        return PACKET_TOO_BIG  # RFC 8201
+    if icmpv6_type == 3:
+        return _TIME_EXCEEDED
+    if icmpv6_type == 4:
+        return _NEXT_HEADER_UNKNOWN if code == 1 else _PARAMETER_PROBLEM
+    return None
+
+
+def path_mtu6(mtu: int) -> int:
+    """What a Packet Too Big's MTU (RFC 8201 4, never below 1280) means to the core,
+    which sizes segments for the 40 bytes of an IPv4 and TCP header: an IPv6 path of
+    `mtu` holds the segments an IPv4 path 20 bytes smaller would, so the send MSS
+    becomes `mtu` - 60 (RFC 9293 3.7.1)."""
+    return max(mtu, MIN_PATH_MTU6) - IPV6_EXTRA
+
+
 def acceptable(seq: SeqNum, snd_una: SeqNum, snd_nxt: SeqNum) -> bool:
     """RFC 5927 4.1: does the error quote a segment still in flight, SND.UNA =< SEQ <
     SND.NXT? (In TIME-WAIT or before anything is sent the range is empty.)"""

@@ -174,8 +174,8 @@ class Icmpv6Error:
             raise WireError(f"ICMPv6 error quotes a version {word >> 28} header, not IPv6")
         quoted = memoryview(data)[8:]
         try:
-            chain = walk_chain(quoted, next_header, HEADER_LENGTH)
-        except WireError as e:  # a Parameter Problem about the quote is still just garbage
+            chain = walk_chain(quoted, next_header, HEADER_LENGTH, quoted=True)
+        except WireError as e:
             raise WireError(f"ICMPv6 error quotes a broken header chain: {e}") from None
         if chain.fragment is not None and chain.fragment.offset:
             raise WireError("ICMPv6 error quotes a later fragment: no transport header in it")

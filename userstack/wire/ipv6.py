@@ -172,13 +172,15 @@ def walk_chain(
     *,
     nh_offset: int = 6,
     dst_multicast: bool = False,
+    quoted: bool = False,
 ) -> Chain:
     """Walk the extension headers of ``data`` from offset ``at``; the first is of type
     ``next_header``, named by the octet at ``nh_offset`` (6: the fixed header's, and only
     then may a hop-by-hop header come). Raises WireError / ParameterProblem as the module
-    docstring says."""
+    docstring says; a ``quoted`` packet (inside an ICMPv6 error) is only walked, its
+    options and routing headers are not ours to judge."""
     headers: list[Header] = []
-    hop_by_hop_allowed = nh_offset == 6
+    hop_by_hop_allowed = nh_offset == 6 or quoted
     n = len(data)
     while next_header in _EXTENSION_HEADERS:
         if n < at + 8:
@@ -197,7 +199,9 @@ def walk_chain(
         if end > n:
             raise WireError(f"IPv6 extension header {next_header} overruns the packet")
         raw = data[at:end]
-        if next_header in _OPTIONS_HEADERS:
+        if quoted:
+            pass
+        elif next_header in _OPTIONS_HEADERS:
             _check_options(raw, at, dst_multicast)
         elif raw[3]:  # Segments Left: we would have to forward it (RFC 8200 4.4, RFC 5095 3)
             raise ParameterProblem(f"routing header type {raw[2]} to a host", 0, at + 2)

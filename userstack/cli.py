@@ -88,6 +88,11 @@ def add_link_flags(parser: argparse.ArgumentParser, *, picks_free: bool = False)
     parser.add_argument("--mtu", type=cli_args.mtu, default=1500,
                         help=f"TUN MTU, {cli_args.MIN_MTU}-{cli_args.TUN_MAX_MTU} (default "
                              "1500); the MSS we offer is MTU - 40")
+    parser.add_argument("--addr6", type=cli_args.ipv6_address, metavar="IP6",
+                        help="the stack's IPv6 address too, in --host-addr6's subnet "
+                             "(e.g. fd00::2)")
+    parser.add_argument("--host-addr6", type=cli_args.ipv6_interface, metavar="IP6/PREFIX",
+                        help="the kernel's IPv6 address on the TUN (e.g. fd00::1/64)")
     parser.add_argument("--offload", action=argparse.BooleanOptionalAction, default=True,
                         help="TSO and checksum offload on the TUN, where the kernel accepts"
                         " it (default on)")
@@ -126,6 +131,7 @@ def settle_link(args: argparse.Namespace, *, pick_free: bool) -> LinkChoice:
     """Check (and for `connect`, choose) the TUN and its addresses; set them on `args`."""
     choice = choose_link(args.tun, args.host_addr, args.addr, pick_free=pick_free)
     args.tun, args.host_addr, args.addr = choice.tun, choice.host_addr, choice.addr
+    cli_args.check_ipv6(args.addr6, args.host_addr6, args.mtu)
     return choice
 
 
@@ -163,7 +169,8 @@ async def running_stack(args: argparse.Namespace, trace_out: TextIO) -> AsyncIte
         worker: WorkerSpec | None = getattr(args, "worker_spec", None)  # serve --queues N
         try:
             tun = worker.link() if worker else TunLink.create(
-                args.tun, host_addr=args.host_addr, mtu=args.mtu, offload=args.offload
+                args.tun, host_addr=args.host_addr, host_addr6=args.host_addr6, mtu=args.mtu,
+                offload=args.offload,
             )
         except Exception as exc:  # pytun.Error or OSError; pytun stays inside link/tun.py
             why = "run as root" if os.geteuid() else cli_args.hint()
@@ -184,8 +191,9 @@ async def running_stack(args: argparse.Namespace, trace_out: TextIO) -> AsyncIte
         observer = Tracer(trace_out) if args.trace else None
         explain = LiveWhy(trace_out) if args.trace and args.why else None
         stack = await exits.enter_async_context(open_stack(
-            link, args.addr, config=config, observer=observer, explain=explain,
-            isn_key=worker.isn_key if worker else None, queue=worker.share if worker else None,
+            link, args.addr, address6=args.addr6, config=config, observer=observer,
+            explain=explain, isn_key=worker.isn_key if worker else None,
+            queue=worker.share if worker else None,
         ))
         nursery = await exits.enter_async_context(trio.open_nursery())
         exits.callback(nursery.cancel_scope.cancel)  # runs before the nursery's exit
@@ -219,6 +227,8 @@ def run_serve(args: argparse.Namespace) -> int:
         return trio.run(serve, args)
     choice = settle_link(args, pick_free=False)
     if args.queues > 1:
+        if args.addr6 is not None:  # the queues' TUN and port slices are IPv4's for now
+            raise SystemExit(f"{PROG}: --addr6 does not work with --queues yet")
         argv = [sys.executable, "-m", "userstack.cli", *args.argv, *choice.flags.split(),
                 "--worker"]
         return trio.run(partial(
@@ -252,8 +262,10 @@ async def serve(args: argparse.Namespace) -> int:
             accepting = trio.CancelScope()
             async with trio.open_nursery() as handlers:
                 handlers.start_soon(_accept_until, accepting, handler, listeners, handlers)
-                say(f"serving {args.app} on {args.addr}:{port} (tun {args.tun}, host "
-                    f"{args.host_addr}, control {control_path(args)})")
+                where = " and ".join(str(listener.local_address) for listener in listeners)
+                hosts = " ".join(str(a) for a in (args.host_addr, args.host_addr6) if a)
+                say(f"serving {args.app} on {where} (tun {args.tun}, host {hosts}, "
+                    f"control {control_path(args)})")
                 async for signum in signals:
                     say(f"{signal.Signals(signum).name}: closing connections")
                     break
@@ -304,7 +316,8 @@ async def linger(stack: UserStack) -> None:
 
 def add_connect(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("connect", help="netcat over the stack: stdin -> HOST:PORT -> stdout")
-    p.add_argument("host", type=cli_args.ipv4_address, help="the peer's IPv4 address")
+    p.add_argument("host", type=cli_args.ip_address,
+                   help="the peer's IPv4 address, or (with --addr6) its IPv6 address")
     p.add_argument("port", type=cli_args.port, help="the peer's port, 1-65535")
     p.add_argument("-w", "--timeout", type=cli_args.seconds, metavar="SECONDS",
                    help="give up connecting after SECONDS (default: the SYN retries)")

@@ -23,7 +23,7 @@ import math
 import socket
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network, IPv6Address, IPv6Interface
 from pathlib import Path
 
 from .tcp.config import MIN_MSS
@@ -120,6 +120,61 @@ def ipv4_interface(text: str) -> IPv4Interface:
         raise argparse.ArgumentTypeError(
             f"{text} leaves no address for the stack: the prefix must be /0 to /31")
     return interface
+
+
+def ipv6_address(text: str) -> IPv6Address:
+    try:
+        return IPv6Address(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an IPv6 address (like fd00::2)") from None
+
+
+def ip_address(text: str) -> IPv4Address | IPv6Address:
+    """A peer of either family (`connect`)."""
+    try:
+        return ipv4_address(text)
+    except argparse.ArgumentTypeError:
+        pass
+    try:
+        return IPv6Address(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an IPv4 or IPv6 address (like 10.0.0.1 or fd00::1)") from None
+
+
+def ipv6_interface(text: str) -> IPv6Interface:
+    """The kernel's IPv6 side of the TUN, with the prefix routed to the stack."""
+    if "/" not in text:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} needs a prefix length, like fd00::1/64")
+    try:
+        interface = IPv6Interface(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an IPv6 address with a prefix (like fd00::1/64)") from None
+    if interface.network.prefixlen > 127:
+        raise argparse.ArgumentTypeError(
+            f"{text} leaves no address for the stack: the prefix must be /0 to /127")
+    return interface
+
+
+IPV6_MIN_MTU = 1280  # RFC 8200 5
+
+
+def check_ipv6(addr6: IPv6Address | None, host_addr6: IPv6Interface | None, mtu: int) -> None:
+    """--addr6 and --host-addr6 go together, the stack's address in the kernel's subnet,
+    and IPv6 needs an MTU of at least 1280; LinkError (one line) otherwise."""
+    if addr6 is None and host_addr6 is None:
+        return
+    if addr6 is None or host_addr6 is None:
+        raise LinkError("userstack: --addr6 and --host-addr6 go together")
+    if addr6 not in host_addr6.network or addr6 == host_addr6.ip:
+        raise LinkError(f"userstack: --addr6 {addr6} must be another address of "
+                        f"--host-addr6's subnet {host_addr6.network}")
+    if mtu < IPV6_MIN_MTU:
+        raise LinkError(f"userstack: IPv6 needs --mtu {IPV6_MIN_MTU} or more (RFC 8200 5), "
+                        f"not {mtu}")
 
 
 def control_socket(text: str) -> Path:

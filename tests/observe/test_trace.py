@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import shutil
 import subprocess
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv6Address
 from pathlib import Path
 
 import pytest
@@ -21,8 +21,12 @@ from userstack.observe.trace import (
 )
 from userstack.tcp.state import State
 from userstack.wire import (
+    FragmentHeader,
     IcmpEcho,
     IcmpType,
+    Icmpv6Echo,
+    Icmpv6Type,
+    IPv6Packet,
     PcapWriter,
     SeqNum,
     TcpFlags,
@@ -30,6 +34,9 @@ from userstack.wire import (
     TcpSegment,
     build_icmp_error_packet,
     build_icmp_packet,
+    build_icmpv6_error_packet,
+    build_icmpv6_packet,
+    build_tcp6_packet,
     build_tcp_packet,
 )
 from userstack.wire.addr import Endpoint
@@ -81,6 +88,41 @@ def conversation() -> list[bytes]:
         build_icmp_packet(C, S, IcmpEcho(IcmpType.ECHO_REQUEST, 77, 1, b"p" * 56)),
         build_icmp_packet(S, C, IcmpEcho(IcmpType.ECHO_REPLY, 77, 1, b"p" * 56)),
         *icmp_errors(tcp(C, S, 43210, 80, c + 1, s + 1, F.PSH | F.ACK, payload=b"x" * 500)),
+        *ipv6_packets(),
+    ]
+
+
+C6, S6 = IPv6Address("fd00::1"), IPv6Address("fd00::2")
+
+
+def tcp6(sport: int, dport: int, seq: int, ack: int, flags: TcpFlags, **kw: object) -> bytes:
+    src, dst = (C6, S6) if dport == 80 else (S6, C6)
+    seg = TcpSegment(sport, dport, SeqNum(seq), SeqNum(ack), flags, 502, **kw)  # type: ignore[arg-type]
+    return build_tcp6_packet(src, dst, seg)
+
+
+def ipv6_packets() -> list[bytes]:
+    """An IPv6 handshake and data, ping, every ICMPv6 error, a fragment, link chatter."""
+    quoted = tcp6(43211, 80, 5001, 7001, F.PSH | F.ACK, payload=b"y" * 100)
+    errors = [
+        (Icmpv6Type.DESTINATION_UNREACHABLE, code, 0) for code in range(5)
+    ] + [
+        (Icmpv6Type.PACKET_TOO_BIG, 0, 1280),
+        (Icmpv6Type.TIME_EXCEEDED, 0, 0),
+        (Icmpv6Type.TIME_EXCEEDED, 1, 0),
+        *((Icmpv6Type.PARAMETER_PROBLEM, code, 6) for code in range(4)),
+    ]
+    return [
+        tcp6(43211, 80, 5000, 0, F.SYN, options=TcpOptions(mss=1440, sack_permitted=True)),
+        tcp6(80, 43211, 7000, 5001, F.SYN | F.ACK, options=TcpOptions(mss=1440)),
+        tcp6(43211, 80, 5001, 7001, F.ACK),
+        quoted,
+        tcp6(80, 43211, 7001, 5101, F.FIN | F.ACK),
+        build_icmpv6_packet(C6, S6, Icmpv6Echo(Icmpv6Type.ECHO_REQUEST, 7, 1, b"p" * 56)),
+        build_icmpv6_packet(S6, C6, Icmpv6Echo(Icmpv6Type.ECHO_REPLY, 7, 1, b"p" * 56)),
+        *(build_icmpv6_error_packet(S6, C6, k, code, quoted, value=v) for k, code, v in errors),
+        IPv6Packet(C6, S6, 6, bytes(16), headers=(FragmentHeader(9, 2, True),)).build(),
+        build_icmpv6_packet(IPv6Address("fe80::1"), IPv6Address("ff02::2"), Icmpv6Echo(133, 0, 0)),
     ]
 
 

@@ -172,7 +172,7 @@ def test_listeners_are_per_family() -> None:
     rows = {
         (str(r.local), str(r.remote)) for r in stack.connections(0.0) if r.state is State.LISTEN
     }
-    assert rows == {("10.0.0.2:80", "0.0.0.0:0"), ("fd00::2:80", ":::0")}
+    assert rows == {("10.0.0.2:80", "0.0.0.0:0"), ("[fd00::2]:80", "[::]:0")}
     assert stack.listening_ports == [80]
     with pytest.raises(OSError, match="already listening"):
         stack.listen(80, 4, version=6)

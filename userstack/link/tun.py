@@ -6,9 +6,13 @@ wake-up from `trio.lowlevel.wait_readable` we read until EAGAIN and hand the who
 one read per wake-up would cost a trip through the scheduler per packet. Writes go straight out
 with `os.write`; only on EAGAIN do we wait for `wait_writable`.
 
-The kernel also sends what it sends on any interface: with IPv6 on, router solicitations and MLD
-reports. `disable_ipv6=True` (the default) stops most of that at the source; whatever non-IPv4
-still arrives is dropped here and counted in `stats.rx_not_ipv4`, never passed up. A write the
+The TUN carries both families. With `host_addr6` ("fd00::1/64") the kernel gets an IPv6 address
+too, usable at once (duplicate address detection is off: the stack at the far end answers no
+neighbour solicitation, a TUN having no link layer). The kernel then also sends what it sends on
+any IPv6 interface, router solicitations and MLD reports; the stack counts and drops those.
+Without `host_addr6`, IPv6 is switched off on the device (`disable_ipv6`), which stops that
+chatter at the source. Anything neither IPv4 nor IPv6 is dropped here and counted in
+`stats.rx_not_ip`, never passed up. A write the
 kernel refuses as malformed (EINVAL: e.g. a corrupted version nibble from a FaultyLink) is
 dropped and counted in `stats.tx_rejected`, as the peer's problem, not the driver's.
 
@@ -25,6 +29,8 @@ segments in hardware. Then:
 - the stack may write an `OffloadedPacket`: its header and payload go out with one `os.writev`
   behind its virtio-net header, and the kernel completes the checksum and, for a super-segment,
   cuts it into `gso_size` pieces.
+Only IPv4 is offloaded (TUN_F_TSO6 is not asked for): an IPv6 packet the kernel hands up with
+NEEDS_CSUM has its checksum completed here, and the stack writes its IPv6 packets whole.
 `offload` says which (`OffloadCapability`). A kernel that refuses IFF_VNET_HDR or TUNSETOFFLOAD
 gets a plain device instead: one line on stderr, `stats.offload_refused` counts it.
 Reads go into one preallocated buffer (`os.readv`), so a 64 KB super-segment is copied once,
@@ -41,14 +47,16 @@ userstack.workers). The device lives while any queue's fd is open, in any proces
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import os
+import socket
 import struct
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
-from ipaddress import IPv4Interface
+from ipaddress import IPv4Interface, IPv6Interface
 
 import pytun
 import trio
@@ -90,8 +98,8 @@ _IPPROTO_TCP = 6
 
 @dataclass(slots=True)
 class TunStats:
-    rx_packets: int = 0  # IPv4 packets passed up
-    rx_not_ipv4: int = 0  # dropped: IPv6 or anything else that is not IPv4
+    rx_packets: int = 0  # IPv4 and IPv6 packets passed up
+    rx_not_ip: int = 0  # dropped: neither IPv4 nor IPv6
     rx_super_segments: int = 0  # of rx_packets: the kernel's unsegmented TCP (gso_type set)
     tx_packets: int = 0  # written to the kernel
     tx_super_segments: int = 0  # of tx_packets: ours, for the kernel to segment
@@ -128,8 +136,9 @@ class TunLink(LinkBase):
         name: str = DEFAULT_NAME,
         *,
         host_addr: str | IPv4Interface | None = "10.0.0.1/24",
+        host_addr6: str | IPv6Interface | None = None,
         mtu: int = DEFAULT_MTU,
-        disable_ipv6: bool = True,
+        disable_ipv6: bool | None = None,
         offload: bool = True,
         queues: int = 1,
     ) -> TunLink:
@@ -137,12 +146,16 @@ class TunLink(LinkBase):
 
         `host_addr` is the kernel's side ("10.0.0.1/24": the kernel is 10.0.0.1 and routes the
         rest of 10.0.0.0/24 into the TUN, where the stack answers); None leaves it unaddressed.
+        `host_addr6` is the kernel's IPv6 side ("fd00::1/64"). `disable_ipv6` (default: when
+        there is no `host_addr6`) switches IPv6 off on the device.
         `offload`: ask for checksum and segmentation offload (see the module docstring).
         `queues` > 1 makes it multi-queue: this link is queue 0, `open_queue()` adds the others.
         """
         if queues < 1:
             raise ValueError(f"a TUN device has at least one queue, not {queues}")
         multi_queue = queues > 1
+        if disable_ipv6 is None:
+            disable_ipv6 = host_addr6 is None
         capability, refused = NO_OFFLOAD, False
         if offload:
             try:
@@ -156,12 +169,16 @@ class TunLink(LinkBase):
         try:
             if disable_ipv6:
                 _disable_ipv6(device.name)  # before up: no router solicitation, no MLD
+            elif host_addr6 is not None:
+                _ipv6_knob(device.name, "accept_dad", "0")  # usable at once: nobody answers DAD
             if host_addr is not None:
                 interface = IPv4Interface(host_addr)
                 device.addr = str(interface.ip)
                 device.netmask = str(interface.netmask)
             device.mtu = mtu
             device.up()
+            if host_addr6 is not None and not disable_ipv6:
+                _add_ipv6_address(device.name, IPv6Interface(host_addr6))
         except BaseException:
             device.close()
             raise
@@ -231,32 +248,37 @@ class TunLink(LinkBase):
         return batch
 
     def _drain(self) -> list[bytes]:
-        """Read until EAGAIN (or _MAX_BATCH packets) into the one buffer; keep only IPv4."""
+        """Read until EAGAIN (or _MAX_BATCH packets) into the one buffer; keep only IPv4 and
+        IPv6."""
         fd, readv, buffers, view = self._fd, os.readv, [self._buffer], self._view
         start = VIRTIO_NET_HDR_SIZE if self._vnet else 0
         batch: list[bytes] = []
-        not_ipv4 = 0
+        not_ip = 0
         for _ in range(_MAX_BATCH):
             try:
                 n = readv(fd, buffers)
             except BlockingIOError:
                 break
-            if n <= start or view[start] >> 4 != 4:
-                not_ipv4 += 1
+            if n <= start or view[start] >> 4 not in (4, 6):
+                not_ip += 1
             elif start:
                 batch.append(self._unwrap(n))
             else:
                 batch.append(bytes(view[:n]))
         self.stats.rx_packets += len(batch)
-        self.stats.rx_not_ipv4 += not_ipv4
+        self.stats.rx_not_ip += not_ip
         return batch
 
     def _unwrap(self, n: int) -> bytes:
-        """The IPv4 packet behind the virtio-net header in the buffer's first `n` bytes,
+        """The IP packet behind the virtio-net header in the buffer's first `n` bytes,
         marked for the stack by what the header says about its TCP checksum."""
         view = self._view
         flags, gso_type, _, _, csum_start, csum_offset = _VNET.unpack_from(view)
         packet = view[VIRTIO_NET_HDR_SIZE:n]
+        if packet[0] >> 4 == 6:  # IPv6 is not offloaded (no TSO6): a partial sum is completed
+            if flags & _NEEDS_CSUM:
+                return _complete_checksum(packet, csum_start, csum_offset)
+            return bytes(packet)
         if flags & _NEEDS_CSUM:
             ihl = (packet[0] & 0xF) << 2
             if packet[9] == _IPPROTO_TCP and csum_start == ihl and csum_offset == TCP_CSUM_OFFSET:
@@ -323,8 +345,23 @@ def _complete_checksum(packet: memoryview, start: int, offset: int) -> bytes:
 
 
 def _disable_ipv6(name: str) -> None:
-    try:
-        with open(f"/proc/sys/net/ipv6/conf/{name}/disable_ipv6", "w") as knob:
-            knob.write("1")
-    except FileNotFoundError:
-        pass  # no IPv6 in this kernel or namespace: nothing to switch off
+    with contextlib.suppress(FileNotFoundError):  # no IPv6 here: nothing to switch off
+        _ipv6_knob(name, "disable_ipv6", "1")
+
+
+def _ipv6_knob(name: str, knob: str, value: str) -> None:
+    with open(f"/proc/sys/net/ipv6/conf/{name}/{knob}", "w") as f:
+        f.write(value)
+
+
+_SIOCSIFADDR = 0x8916
+
+
+def _add_ipv6_address(name: str, interface: IPv6Interface) -> None:
+    """`ip -6 addr add ADDR/LEN dev NAME`, without a subprocess: SIOCSIFADDR on an AF_INET6
+    socket takes a struct in6_ifreq (address, prefix length, interface index)."""
+    request = struct.pack(
+        "16sIi", interface.ip.packed, interface.network.prefixlen, socket.if_nametoindex(name)
+    )
+    with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as sock:
+        fcntl.ioctl(sock, _SIOCSIFADDR, request)

@@ -74,7 +74,8 @@ from ..tcp.state import State
 from ..wire.addr import Endpoint
 from ..wire.checksum import internet_checksum, pseudo_header_sum
 from ..wire.errors import WireError
-from ..wire.ipv4 import IPPROTO_TCP, IPv4Packet
+from ..wire.ipv4 import IPPROTO_TCP
+from ..wire.packet import IPPacket, parse_ip
 from ..wire.pcap import LINKTYPE_RAW, PcapReader
 from ..wire.seq import SeqNum
 from ..wire.tcp import TcpFlags, TcpSegment
@@ -126,7 +127,8 @@ class TcpConversation:
 
 
 def read_capture(path: str | Path) -> Capture:
-    """Every IPv4/TCP packet of a pcap file, parsed; anything else is counted and skipped.
+    """Every TCP packet (IPv4 or IPv6) of a pcap file, parsed; anything else is counted
+    and skipped.
 
     Raises WireError if the file is not a pcap file or its link type is not one of
     LINKTYPE_RAW (what userstack and tcpdump on a TUN write), Ethernet, or Linux
@@ -143,8 +145,8 @@ def read_capture(path: str | Path) -> Capture:
             data = unframe(frame)
             try:
                 if data is None:
-                    raise WireError("not IPv4")
-                ip = IPv4Packet.parse(data)
+                    raise WireError("not IP")
+                ip = parse_ip(data)
                 if ip.protocol != IPPROTO_TCP:
                     raise WireError("not TCP")
                 try:
@@ -161,7 +163,7 @@ def read_capture(path: str | Path) -> Capture:
     return Capture(segments, skipped, unchecked)
 
 
-def _checksummed(ip: IPv4Packet) -> bytes:
+def _checksummed(ip: IPPacket) -> bytes:
     """The TCP segment with its checksum filled in.
 
     A capture taken on the sending host sees segments before the NIC fills in the
@@ -178,29 +180,37 @@ def _checksummed(ip: IPv4Packet) -> bytes:
 
 
 _ETHERTYPE_IPV4 = b"\x08\x00"
+_ETHERTYPE_IPV6 = b"\x86\xdd"
+_ETHERTYPE_IP = (_ETHERTYPE_IPV4, _ETHERTYPE_IPV6)
 _ETHERTYPE_VLAN = b"\x81\x00"
 
 
 def _trimmed(packet: bytes) -> bytes | None:
-    """An IPv4 packet cut to its total length (Ethernet pads short frames)."""
-    if len(packet) < 4 or packet[0] >> 4 != 4:
+    """An IP packet cut to its length (Ethernet pads short frames): IPv4's total length,
+    or IPv6's 40-byte header plus its payload length."""
+    if len(packet) < 8:
         return None
-    return packet[: int.from_bytes(packet[2:4], "big")]
+    version = packet[0] >> 4
+    if version == 4:
+        return packet[: int.from_bytes(packet[2:4], "big")]
+    if version == 6:
+        return packet[: 40 + int.from_bytes(packet[4:6], "big")]
+    return None
 
 
 def _ethernet(frame: bytes) -> bytes | None:
     ethertype, offset = frame[12:14], 14
     if ethertype == _ETHERTYPE_VLAN:  # one 802.1Q tag
         ethertype, offset = frame[16:18], 18
-    return _trimmed(frame[offset:]) if ethertype == _ETHERTYPE_IPV4 else None
+    return _trimmed(frame[offset:]) if ethertype in _ETHERTYPE_IP else None
 
 
 def _linux_sll(frame: bytes) -> bytes | None:  # 16-byte header, protocol last
-    return _trimmed(frame[16:]) if frame[14:16] == _ETHERTYPE_IPV4 else None
+    return _trimmed(frame[16:]) if frame[14:16] in _ETHERTYPE_IP else None
 
 
 def _linux_sll2(frame: bytes) -> bytes | None:  # 20-byte header, protocol first
-    return _trimmed(frame[20:]) if frame[0:2] == _ETHERTYPE_IPV4 else None
+    return _trimmed(frame[20:]) if frame[0:2] in _ETHERTYPE_IP else None
 
 
 _UNFRAME: dict[int, Callable[[bytes], bytes | None]] = {

@@ -132,7 +132,7 @@ def format_timer(info: TcbInfo) -> str:
 def _address(info: TcbInfo, *, local: bool) -> tuple[str, str]:
     ep = info.local if local else info.remote
     port = "*" if ep.port == 0 else str(ep.port)
-    return str(ep.ip), port
+    return (f"[{ep.ip}]" if ep.ip.version == 6 else str(ep.ip)), port  # ss: [fd00::1]:80
 
 
 def format_users(name: str, pid: int, fds: Iterable[int]) -> str:

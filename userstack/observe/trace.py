@@ -4,6 +4,8 @@ One line per packet crossing the link, e.g.
 
     12:00:01.000123 IP 10.0.0.1.43210 > 10.0.0.2.80: Flags [S], seq 3512, win 64240,
         options [mss 1460,sackOK,TS val 1 ecr 0,nop,wscale 7], length 0   (on one line)
+    12:00:01.000456 IP6 fd00::1.43210 > fd00::2.80: Flags [S], seq 97, win 64800, ...
+    12:00:01.000789 IP6 fd00::1 > fd00::2: ICMP6, echo request, id 7, seq 1, length 64
 
 and one line per state change of a connection (RFC 9293 3.3.2 names):
 
@@ -37,8 +39,11 @@ from ..tcp.state import State
 from ..wire.addr import Endpoint
 from ..wire.errors import WireError
 from ..wire.icmp import ICMP_ERROR_TYPES, IcmpEcho, IcmpError, IcmpType, icmp_type
+from ..wire.icmpv6 import ICMPV6_ERROR_TYPES, Icmpv6Echo, Icmpv6Error, Icmpv6Type, icmpv6_type
 from ..wire.ipv4 import IPPROTO_ICMP, IPPROTO_TCP, IPv4Packet
+from ..wire.ipv6 import IPPROTO_ICMPV6, IPv6Packet
 from ..wire.offload import LinkPacket, OffloadedPacket, SuperSegment, Vouched
+from ..wire.packet import IPPacket, parse_ip
 from ..wire.tcp import TcpFlags, TcpSegment
 from .hooks import Direction
 
@@ -131,7 +136,11 @@ def format_options(raw: bytes, sack_base: int = 0) -> str:
     return ",".join(parts)
 
 
-def format_tcp(ip: IPv4Packet, seg: TcpSegment, conversations: Conversations) -> str:
+def _ip(ip: IPPacket) -> str:
+    return "IP6" if isinstance(ip, IPv6Packet) else "IP"
+
+
+def format_tcp(ip: IPPacket, seg: TcpSegment, conversations: Conversations) -> str:
     """One tcpdump -nn line (without the timestamp) for a TCP segment."""
     header_len = (ip.payload[12] >> 4) * 4
     return format_segment(
@@ -146,7 +155,8 @@ def format_segment(
     """format_tcp's line from a parsed segment and its options area as it was on the wire."""
     seq, ack, sack_base = conversations.relative(src, dst, seg)
     length = len(seg.payload)
-    out = [f"IP {src.ip}.{src.port} > {dst.ip}.{dst.port}: Flags [{flag_letters(seg.flags)}]"]
+    name = "IP6" if src.ip.version == 6 else "IP"
+    out = [f"{name} {src.ip}.{src.port} > {dst.ip}.{dst.port}: Flags [{flag_letters(seg.flags)}]"]
     if length or seg.flags & (TcpFlags.SYN | TcpFlags.FIN | TcpFlags.RST):
         out.append(f"seq {seq}:{(seq + length) & _MASK}" if length else f"seq {seq}")
     if seg.flags & TcpFlags.ACK:
@@ -209,6 +219,62 @@ def format_icmp_error(ip: IPv4Packet, error: IcmpError) -> str:
     return f"IP {ip.src} > {ip.dst}: ICMP {text}, length {len(ip.payload)}"
 
 
+# How tcpdump (print-icmp6.c) words ICMPv6 errors and the messages we do not speak.
+_UNREACHABLE6_WORDS = {
+    0: "unreachable route {dst}",
+    1: " unreachable prohibited {dst}",  # (tcpdump prints two spaces here)
+    2: "beyond scope {dst}, source address {src}",
+    3: "unreachable address {dst}",
+}
+_PROBLEM6_WORDS = {0: "erroneous", 1: "next header", 2: "option", 3: "incomplete header chain"}
+_ICMPV6_NAMES = {
+    130: "multicast listener query",
+    131: "multicast listener report",
+    132: "multicast listener done",
+    133: "router solicitation",
+    134: "router advertisement",
+    135: "neighbor solicitation",
+    136: "neighbor advertisement",
+    137: "redirect",
+    143: "multicast listener report v2",
+}
+
+
+def format_icmp6(ip: IPv6Packet) -> str:
+    """`IP6 fd00::1 > fd00::2: ICMP6, echo request, id 7, seq 1, length 64`, and the
+    errors as tcpdump words them."""
+    message = ip.payload
+    kind = icmpv6_type(message, ip.src, ip.dst)
+    if kind in (Icmpv6Type.ECHO_REQUEST, Icmpv6Type.ECHO_REPLY):
+        echo = Icmpv6Echo.parse(message, ip.src, ip.dst)
+        name = "echo request" if kind == Icmpv6Type.ECHO_REQUEST else "echo reply"
+        text = f"{name}, id {echo.identifier}, seq {echo.sequence}"
+    elif kind in ICMPV6_ERROR_TYPES:
+        error = Icmpv6Error.parse(message, ip.src, ip.dst)
+        text = _icmp6_error_text(error)
+    else:
+        text = _ICMPV6_NAMES.get(kind, f"type-#{kind}")
+    return f"IP6 {ip.src} > {ip.dst}: ICMP6, {text}, length {len(message)}"
+
+
+def _icmp6_error_text(error: Icmpv6Error) -> str:
+    code, dst = error.code, error.dst
+    if error.type == Icmpv6Type.DESTINATION_UNREACHABLE:
+        if code == 4:
+            proto = "tcp" if error.protocol == IPPROTO_TCP else f"ip-proto-{error.protocol}"
+            return f"destination unreachable, unreachable port, {dst} {proto} port {error.dst_port}"
+        words = _UNREACHABLE6_WORDS.get(code, "unknown code ({code})")
+        return "destination unreachable, " + words.format(dst=dst, src=error.src, code=code)
+    if error.type == Icmpv6Type.PACKET_TOO_BIG:
+        return f"packet too big, mtu {error.mtu}"
+    if error.type == Icmpv6Type.TIME_EXCEEDED:
+        if code == 1:
+            return "time exceeded in-transit (reassembly)"
+        return f"time exceeded in-transit for {dst}"
+    words = _PROBLEM6_WORDS.get(code, f"code-#{code}")
+    return f"parameter problem, {words} - octet {error.pointer}"
+
+
 def format_packet(packet: LinkPacket, conversations: Conversations) -> str:
     """A tcpdump line for any packet; what cannot be parsed says why instead."""
     note = ""
@@ -220,10 +286,21 @@ def format_packet(packet: LinkPacket, conversations: Conversations) -> str:
         note = " (offloaded: super-segment)"
     verify = not isinstance(packet, Vouched)
     try:
-        ip = IPv4Packet.parse(packet)
+        ip = parse_ip(packet)
     except WireError as exc:
-        return f"IP bad packet ({exc}), length {len(packet)}"
+        name = "IP6" if packet and packet[0] >> 4 == 6 else "IP"
+        return f"{name} bad packet ({exc}), length {len(packet)}"
     try:
+        if isinstance(ip, IPv6Packet):
+            fragment = ip.fragment
+            if fragment is not None:  # reassembled by the stack, printed as tcpdump does
+                return f"IP6 {ip.src} > {ip.dst}: frag ({fragment.offset * 8}|{len(ip.payload)})"
+            if ip.protocol == IPPROTO_TCP:
+                seg = TcpSegment.parse(ip.payload, ip.src, ip.dst, verify=verify)
+                return format_tcp(ip, seg, conversations) + note
+            if ip.protocol == IPPROTO_ICMPV6:
+                return format_icmp6(ip)
+            return f"IP6 {ip.src} > {ip.dst}: ip-proto-{ip.protocol} {len(ip.payload)}"
         if ip.protocol == IPPROTO_TCP:
             seg = TcpSegment.parse(ip.payload, ip.src, ip.dst, verify=verify)
             return format_tcp(ip, seg, conversations) + note
@@ -233,7 +310,7 @@ def format_packet(packet: LinkPacket, conversations: Conversations) -> str:
             return format_icmp(ip, IcmpEcho.parse(ip.payload))
         return f"IP {ip.src} > {ip.dst}: ip-proto-{ip.protocol} {len(ip.payload)}"
     except WireError as exc:
-        return f"IP {ip.src} > {ip.dst}: bad segment ({exc}), length {len(ip.payload)}"
+        return f"{_ip(ip)} {ip.src} > {ip.dst}: bad segment ({exc}), length {len(ip.payload)}"
 
 
 def format_state_change(local: Endpoint, remote: Endpoint, old: State, new: State) -> str:

@@ -10,7 +10,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
 
-from userstack.wire import PcapReader, TcpFlags, parse_tcp_packet
+from userstack.wire import PcapReader, TcpFlags, WireError, parse_tcp_packet
 
 from .helpers import STACK, Served, wait_until
 
@@ -47,7 +47,7 @@ def stack_states(served: Served, port: int) -> list[str]:
     return [row.split()[0] for row in rows if row.split()[4].endswith(f":{port}")]
 
 
-def close_shapes(pcap: Path) -> dict[int, str]:
+def close_shapes(pcap: Path, stack: str = STACK) -> dict[int, str]:
     """For each connection (by client port): "four-way", "three-way" or what happened.
 
     From the first FIN on, each segment as (who, FIN or not), repeated ACKs (window
@@ -57,9 +57,12 @@ def close_shapes(pcap: Path) -> dict[int, str]:
     segments: dict[int, list[tuple[str, TcpFlags]]] = defaultdict(list)
     with pcap.open("rb") as f:
         for _, packet in PcapReader(f):
-            ip, seg = parse_tcp_packet(packet)
-            client_port = seg.dst_port if str(ip.src) == STACK else seg.src_port
-            segments[client_port].append(("stack" if str(ip.src) == STACK else "kernel", seg.flags))
+            try:
+                ip, seg = parse_tcp_packet(packet)
+            except WireError:  # not TCP: the kernel's IPv6 chatter (RS, MLD) is captured too
+                continue
+            client_port = seg.dst_port if str(ip.src) == stack else seg.src_port
+            segments[client_port].append(("stack" if str(ip.src) == stack else "kernel", seg.flags))
     shapes = {}
     for port, segs in segments.items():
         first_fin = next((i for i, (_, f) in enumerate(segs) if f & TcpFlags.FIN), None)

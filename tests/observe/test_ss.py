@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv6Address
 
 import pytest
 
@@ -151,3 +151,14 @@ def test_summary_counts_states_and_prints_every_counter() -> None:
     assert lines[:2] == ["Total: 4", "TCP:   4 (estab 1, closed 0, timewait 1)"]
     assert "SYN-RECV    1" in lines
     assert lines[-2:] == ["  malformed         2", "  syn_backlog_drops 0"]
+
+
+def test_ipv6_rows_are_bracketed_like_ss_and_sort_after_ipv4() -> None:
+    v6 = replace(
+        ALL[0],
+        local=Endpoint(IPv6Address("fd00::2"), 80),
+        remote=Endpoint(IPv6Address("fd00::1"), 40000),
+    )
+    lines = format_table([v6, ALL[0]], show=Show.ALL).splitlines()
+    assert "[fd00::2]:80" in lines[2] and "[fd00::1]:40000" in lines[2]
+    assert "[" not in lines[1]

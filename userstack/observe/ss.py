@@ -29,6 +29,7 @@ from enum import Enum
 
 from ..tcp.info import TcbInfo
 from ..tcp.state import State
+from ..wire.addr import Endpoint
 
 SS_NAMES = {
     State.LISTEN: "LISTEN",
@@ -129,6 +130,11 @@ def format_timer(info: TcbInfo) -> str:
     return f"timer:({info.timer.value},{left},{info.retransmits})"
 
 
+def _order(ep: Endpoint) -> tuple[int, int, int]:
+    """IPv4 rows before IPv6 ones (addresses of two families do not compare)."""
+    return ep.ip.version, int(ep.ip), ep.port
+
+
 def _address(info: TcbInfo, *, local: bool) -> tuple[str, str]:
     ep = info.local if local else info.remote
     port = "*" if ep.port == 0 else str(ep.port)
@@ -166,7 +172,7 @@ def format_table(
     owners = list(zip(_per_row(users, len(infos)), _per_row(extended, len(infos)), strict=True))
     states = show.states if isinstance(show, Show) else show
     rows = sorted(((i, o) for i, o in zip(infos, owners, strict=True) if i.state in states),
-                  key=lambda row: (row[0].local, row[0].remote))
+                  key=lambda row: (_order(row[0].local), _order(row[0].remote)))
     cells = [
         ("tcp", SS_NAMES[i.state], str(i.recv_q), str(i.send_q),
          *_address(i, local=True), *_address(i, local=False),

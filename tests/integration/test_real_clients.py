@@ -112,15 +112,20 @@ def test_nc_receives_chargen(serve: Callable[..., Served]) -> None:
     assert bytes(got[:want]) == (cycle * 21)[:want]
 
 
-def test_connect_talks_to_a_kernel_listener(workdir: Path, netns: object) -> None:
+def exchange_with_kernel_listener(workdir: Path, host: str, *flags: str) -> None:
+    """`userstack connect HOST 5555 FLAGS` to a kernel `nc -l` (nc -6 for an IPv6 host):
+    a megabyte each way, both sha256-checked."""
     to_kernel = random_file(workdir / "to_kernel", 1_000_000)
     to_stack = random_file(workdir / "to_stack", 1_000_000)
+    family = ["-6"] if ":" in host else []
     with (workdir / "to_stack").open("rb") as nc_in, (workdir / "nc_out").open("wb") as nc_out:
-        listener = subprocess.Popen(["nc", "-l", "-N", "5555"], stdin=nc_in, stdout=nc_out)
+        listener = subprocess.Popen(["nc", *family, "-l", "-N", "5555"], stdin=nc_in,
+                                    stdout=nc_out)
     try:
         with (workdir / "to_kernel").open("rb") as stdin:
             result = subprocess.run(
-                userstack_argv("connect", HOST, "5555", "--control", str(workdir / "ctl.sock")),
+                userstack_argv("connect", host, "5555", *flags,
+                               "--control", str(workdir / "ctl.sock")),
                 stdin=stdin, capture_output=True, timeout=60,
             )
         assert result.returncode == 0, result.stderr
@@ -129,6 +134,10 @@ def test_connect_talks_to_a_kernel_listener(workdir: Path, netns: object) -> Non
         listener.kill()
     assert hashlib.sha256(result.stdout).hexdigest() == to_stack
     assert hashlib.sha256((workdir / "nc_out").read_bytes()).hexdigest() == to_kernel
+
+
+def test_connect_talks_to_a_kernel_listener(workdir: Path, netns: object) -> None:
+    exchange_with_kernel_listener(workdir, HOST)
 
 
 def test_connect_refused_like_nc(workdir: Path, netns: object) -> None:

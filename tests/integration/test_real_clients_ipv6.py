@@ -27,7 +27,13 @@ from .test_close_and_ss import (
     read_to_eof,
     stack_states,
 )
-from .test_real_clients import TEN_MB, curl, pattern_sha256, random_file
+from .test_real_clients import (
+    TEN_MB,
+    curl,
+    exchange_with_kernel_listener,
+    pattern_sha256,
+    random_file,
+)
 
 STACK6, HOST6 = "fd00::2", "fd00::1"
 DUAL = ("--addr6", STACK6, "--host-addr6", f"{HOST6}/64")
@@ -170,23 +176,7 @@ def test_both_close_shapes_and_time_wait(serve6: Callable[..., Served]) -> None:
 
 
 def test_connect6_talks_to_a_kernel_listener(workdir: Path, netns: object) -> None:
-    to_kernel = random_file(workdir / "to_kernel", 1_000_000)
-    to_stack = random_file(workdir / "to_stack", 1_000_000)
-    with (workdir / "to_stack").open("rb") as nc_in, (workdir / "nc_out").open("wb") as nc_out:
-        listener = subprocess.Popen(["nc", "-6", "-l", "-N", "5555"], stdin=nc_in, stdout=nc_out)
-    try:
-        with (workdir / "to_kernel").open("rb") as stdin:
-            result = subprocess.run(
-                userstack_argv("connect", HOST6, "5555", *DUAL,
-                               "--control", str(workdir / "ctl.sock")),
-                stdin=stdin, capture_output=True, timeout=60,
-            )
-        assert result.returncode == 0, result.stderr
-        assert listener.wait(timeout=30) == 0
-    finally:
-        listener.kill()
-    assert hashlib.sha256(result.stdout).hexdigest() == to_stack
-    assert hashlib.sha256((workdir / "nc_out").read_bytes()).hexdigest() == to_kernel
+    exchange_with_kernel_listener(workdir, HOST6, *DUAL)
 
 
 def test_connect6_refused_like_nc(workdir: Path, netns: object) -> None:

@@ -178,60 +178,65 @@ class Stack:
         counters = self.counters
         counters.packets_in += 1
         if data and data[0] >> 4 == 6:
-            self._packet6_arrives(data, now)
-            return
-        try:
-            ip = IPv4Packet.parse(data, view=True)  # the payload is parsed at once
-            if int(ip.dst) != self._address:
-                counters.not_for_us += 1
+            found = self._ipv6_arrives(data, now)
+            if found is None:
                 return
-            src = int(ip.src)
-            if not self._is_one_host(src):  # RFC 1122 3.2.1.3: silently discard
-                counters.bad_source += 1
-                return
-            if ip.is_fragment:
-                whole = self.reassembly.add_ipv4(ip, data, now)
-                if whole is None:
+            src, seg = found
+        else:
+            try:
+                ip = IPv4Packet.parse(data, view=True)  # the payload is parsed at once
+                if int(ip.dst) != self._address:
+                    counters.not_for_us += 1
                     return
-                ip = IPv4Packet.parse(whole)
-            if ip.protocol == IPPROTO_TCP:
-                vouched = isinstance(data, Vouched)  # the link checked it: no second sum
-                seg = TcpSegment.parse(ip.payload, src, self._address, verify=not vouched)
-            elif ip.protocol == IPPROTO_ICMP:
-                self._icmp_arrives(ip.src, bytes(ip.payload), now)
+                src = int(ip.src)
+                if not self._is_one_host(src):  # RFC 1122 3.2.1.3: silently discard
+                    counters.bad_source += 1
+                    return
+                if ip.is_fragment:
+                    whole = self.reassembly.add_ipv4(ip, data, now)
+                    if whole is None:
+                        return
+                    data = whole  # a rebuilt datagram: its checksum is for us to verify
+                    ip = IPv4Packet.parse(whole)
+                if ip.protocol == IPPROTO_TCP:
+                    vouched = isinstance(data, Vouched)  # the link checked it: no second sum
+                    seg = TcpSegment.parse(ip.payload, src, self._address, verify=not vouched)
+                elif ip.protocol == IPPROTO_ICMP:
+                    self._icmp_arrives(ip.src, bytes(ip.payload), now)
+                    return
+                else:
+                    counters.unsupported_protocol += 1
+                    return
+            except WireError:
+                counters.malformed += 1
                 return
-            else:
-                counters.unsupported_protocol += 1
-                return
-        except WireError:
-            counters.malformed += 1
-            return
         try:
             self._segment_arrives(src, seg, now)
         except Exception:  # a bug in the stack itself: drop this packet, keep the host up
             counters.internal_errors += 1
 
-    def _packet6_arrives(self, data: bytes, now: float) -> None:
-        """An IPv6 packet: the IPv4 path's twin, plus RFC 8200 4's Parameter Problems."""
+    def _ipv6_arrives(self, data: bytes, now: float) -> tuple[int, TcpSegment] | None:
+        """An IPv6 packet: the IPv4 path's twin, plus RFC 8200 4's Parameter Problems.
+        Returns the TCP segment in it, with its source, for `_segment_arrives`."""
         counters = self.counters
         try:
             try:
                 ip = IPv6Packet.parse(data)
                 if ip.next_header == IPPROTO_ICMPV6 and ip.payload[:1] in _LINK_CHATTER:
                     counters.ipv6_link_chatter += 1  # MLD, ND: nothing to resolve on a TUN
-                    return
+                    return None
                 dst = int(ip.dst)
                 if dst != self._address6:
                     counters.not_for_us += 1
-                    return
+                    return None
                 src = int(ip.src)
                 if not is_one_host6(src):  # also keeps IPv6 demux keys apart from IPv4's
                     counters.bad_source += 1
-                    return
+                    return None
                 if ip.fragment is not None:
                     whole = self.reassembly.add_ipv6(ip, data, now)
                     if whole is None:
-                        return
+                        return None
                     data = whole
                     ip = IPv6Packet.parse(whole)
                 protocol = ip.next_header
@@ -239,25 +244,22 @@ class Stack:
                     seg = TcpSegment.parse(ip.payload, src, dst)
                 elif protocol == IPPROTO_ICMPV6:
                     self._icmp6_arrives(ip, now)
-                    return
+                    return None
                 else:  # RFC 8200 4: an unrecognized Next Header is a Parameter Problem
                     counters.unsupported_protocol += 1
                     if protocol != IPPROTO_NONE:
                         self._parameter_problem(
                             data, UNRECOGNIZED_NEXT_HEADER, ip.next_header_offset, now
                         )
-                    return
+                    return None
             except ParameterProblem as problem:
                 counters.malformed += 1
                 self._parameter_problem(data, problem.code, problem.pointer, now)
-                return
+                return None
         except WireError:
             counters.malformed += 1
-            return
-        try:
-            self._segment_arrives(src, seg, now)
-        except Exception:  # a bug in the stack itself: drop this packet, keep the host up
-            counters.internal_errors += 1
+            return None
+        return src, seg
 
     def _parameter_problem(self, original: bytes, code: int, pointer: int, now: float) -> None:
         packet = self._icmp_errors.parameter_problem(original, code, pointer, now)

@@ -47,7 +47,9 @@ REFUSED_WHILE_PARSING = [
     (["serve", "echo", "--port", "0"], r"--port: 0 is not a TCP port \(1-65535\)"),
     (["serve", "echo", "--port", "http"], r"'http' is not a TCP port \(1-65535\)"),
     (["connect", "10.0.0.1", "70000"], r"70000 is not a TCP port \(1-65535\)"),
-    (["connect", "nohost", "80"], r"'nohost' is not an IPv4 address \(like 10.0.0.2\)"),
+    (["connect", "nohost", "80"], r"'nohost' is not an IPv4 or IPv6 address \(like 10.0.0.1 or"),
+    (["serve", "echo", "--addr6", "fd00::zz"], r"not an IPv6 address \(like fd00::2\)"),
+    (["serve", "echo", "--host-addr6", "fd00::1"], r"needs a prefix length, like fd00::1/64"),
     (["serve", "echo", "--addr", "10.0.0.300"], r"not an IPv4 address"),
     (["serve", "echo", "--host-addr", "10.0.0.1"], r"needs a prefix length.*10.0.0.1/24"),
     (["serve", "echo", "--host-addr", "10.0.0.1/33"], r"not an IPv4 address with a prefix"),
@@ -113,6 +115,13 @@ REFUSED_BY_THE_NAMESPACE = [
      r"cannot write --pcap /nonexistent/capture.pcap: .*No such file or directory"),
     (["serve", "echo", "--control", "/proc/none/us0.sock"],
      r"cannot make the control socket's directory"),
+    (["serve", "echo", "--addr6", "fd00::2"], r"--addr6 and --host-addr6 go together"),
+    (["serve", "echo", "--addr6", "fd01::2", "--host-addr6", "fd00::1/64"],
+     r"--addr6 fd01::2 must be another address of --host-addr6's subnet fd00::/64"),
+    (["serve", "echo", "--addr6", "fd00::2", "--host-addr6", "fd00::1/64", "--mtu", "1279"],
+     r"IPv6 needs --mtu 1280 or more"),
+    (["serve", "echo", "--addr6", "fd00::2", "--host-addr6", "fd00::1/64", "--queues", "2"],
+     r"--addr6 does not work with --queues yet"),
 ]
 
 

@@ -39,7 +39,9 @@ def test_ten_megabytes_each_way_through_loss_dup_reorder(
 ) -> None:
     # Measured at ~45-50 s for 10 MB each way at once (~200 kB/s each way); before SACK and
     # RACK-TLP, recovery waited for 1 s RTOs and the same run took 330 s (at first 14 min).
-    serve("echo", *FAULTS)
+    # Without offload: with it, the faults act on whole super-segments (up to 44 packets
+    # each), a far harsher network at the same --loss (~150 s here; test_offload_cli.py).
+    serve("echo", *FAULTS, "--no-offload")
     assert echo_through(workdir, timeout=180) < 180
 
 
@@ -50,11 +52,14 @@ def test_ten_megabytes_each_way_with_nft_dropping_kernel_output(
     for rule in (
         "add table inet t",
         "add chain inet t out { type filter hook output priority 0; }",
+        'add rule inet t out oif "us0" counter',  # every packet the kernel sends us
         'add rule inet t out oif "us0" numgen random mod 100 < 10 counter drop',
     ):
         subprocess.run(["nft", rule], check=True, timeout=10)
     echo_through(workdir, timeout=240)
     counters = subprocess.run(["nft", "list", "chain", "inet", "t", "out"], capture_output=True,
                               text=True, check=True, timeout=10).stdout
-    dropped = int(counters.split("packets ")[1].split()[0])
-    assert dropped > 100  # the rule really dropped (about 10% of the kernel's packets)
+    sent, dropped = (int(part.split()[0]) for part in counters.split("packets ")[1:3])
+    # The rule really dropped about 10% of the kernel's packets (with offload, most of
+    # them super-segments of up to 64 KB, so there are fewer of them than of MSS packets).
+    assert dropped > 10 and 0.03 < dropped / sent < 0.2

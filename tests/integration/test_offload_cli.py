@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from .helpers import STACK, Served
+from .test_faults import echo_through
 from .test_real_clients import curl, random_file
 
 SIZE = 3_000_000
@@ -52,3 +53,10 @@ def test_serve_upload_with_and_without_offload(
     else:
         assert max(lengths) <= 1500
         assert "offloaded" not in served.stdout
+
+
+def test_serve_offload_through_faults(serve: Callable[..., Served], workdir: Path) -> None:
+    """Loss, duplication and reordering of whole super-segments, both ways: still exact."""
+    serve("echo", "--offload", "--loss", "0.03", "--dup", "0.01", "--reorder", "0.03",
+          "--seed", "5")
+    assert echo_through(workdir, timeout=120, size=SIZE) < 120

@@ -406,6 +406,7 @@ class Stack:
             listener.local, remote, iss=iss, now=now, config=listener.config,
             explain=None if self.explain is None else self.explain(listener.local, remote),
         )
+        self._offer_segmentation(conn)
         self._conns[key] = conn
         self._half_open[key] = listener
         listener.half_open.add(key)
@@ -493,6 +494,11 @@ class Stack:
         handle = self._handles.get(conn)
         if handle is not None:
             self._changed[handle] = None
+
+    def _offer_segmentation(self, conn: Connection) -> None:
+        """A link that cuts super-segments: the connection may send them (and only then)."""
+        if self.offload.segmentation:
+            conn.allow_super_segments(self.offload.max_packet)
 
     def _packets_for(self, conn: Connection, remote: int, out: list[TcpSegment]) -> None:
         """The connection's segments as IP packets, with its own TTL and DiffServ
@@ -645,6 +651,7 @@ class Stack:
             config=self._config_for(address, config or self.config),
             explain=None if self.explain is None else self.explain(local, remote),
         )
+        self._offer_segmentation(conn)
         key = (rip, rport, port)
         conns[key] = conn
         handle = self._handles[conn] = ConnectionHandle(self, conn)

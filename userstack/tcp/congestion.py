@@ -9,7 +9,10 @@ controller's: a second algorithm is one new class with these four methods.
 
 `Reno` is RFC 5681's slow start and congestion avoidance, with byte counting (RFC 3465):
 cwnd grows by the bytes an ACK covers, capped at one SMSS per ACK in slow start (the
-L = 1*SMSS limit).
+L = 1*SMSS limit). With segmentation offload one ACK may cover a whole super-segment (a
+train of up to 44 full-sized segments the link cut); it counts as the ACKs its pieces
+would have drawn from a receiver that ACKs every second full-sized segment (RFC 5681 4.2),
+so a train grows cwnd as its pieces would have, not by one SMSS.
 """
 
 from __future__ import annotations
@@ -67,10 +70,12 @@ class Reno(CongestionControl):
 
     def on_ack(self, acked: int, now: float, *, rtt: float | None) -> None:
         smss = self.smss
+        acks = acked // (2 * smss) or 1  # one, unless it covers a train (module docstring)
         if self.cwnd < self.ssthresh:
-            self.cwnd += min(acked, smss)  # RFC 5681 (2), slow start
+            self.cwnd += min(acked, acks * smss)  # RFC 5681 (2), slow start
         else:
-            self.cwnd += max(1, smss * smss // self.cwnd)  # RFC 5681 (3), congestion avoidance
+            # RFC 5681 (3), congestion avoidance
+            self.cwnd += acks * max(1, smss * smss // self.cwnd)
 
     def on_loss(self, flight: int, now: float) -> None:
         self.ssthresh = halved(flight, self.smss)  # RFC 5681 (4)

@@ -221,6 +221,11 @@ class Connection:
         """Eff.snd.MSS (RFC 9293 3.7.1): the most payload one packet on the wire carries."""
         return self.sender.mss
 
+    def allow_super_segments(self, max_packet: int) -> None:
+        """The link cuts TCP super-segments of up to `max_packet` bytes into MSS-sized
+        packets (TSO/GSO): send segments that large where the windows and Nagle allow."""
+        self.sender.max_packet = max_packet
+
     @property
     def nodelay(self) -> bool:
         """True while Nagle's algorithm is off (set_nodelay)."""

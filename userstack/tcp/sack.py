@@ -177,6 +177,17 @@ class Scoreboard:
                 start = piece.end
         self.segments = out
 
+    def split(self, s: SentSegment, at: SeqNum) -> None:
+        """Cut segment `s` in two at `at` (start < at < end), both keeping its marks: a
+        super-segment's first MSS-sized part can then be resent alone (RFC 6675 NextSeg
+        sends SMSS-sized pieces; the send window may not hold 64 KB)."""
+        rest = SentSegment(at, s.end, s.xmit_ts)
+        rest.retransmitted, rest.sacked, rest.lost = s.retransmitted, s.sacked, s.lost
+        s.end = at
+        if s.sacked:
+            self.sacked_segments += 1
+        self.segments.insert(self._index(s.start) + 1, rest)
+
     def first_lost(self, limit: SeqNum) -> SentSegment | None:
         """RFC 6675 4 NextSeg (1): the first segment deemed lost and not retransmitted
         since, if it starts below `limit` (the peer's window edge)."""

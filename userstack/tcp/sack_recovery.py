@@ -165,17 +165,24 @@ class SackRecovery(Recovery):
     def repair(self, sender: Sender, now: float) -> None:
         """RFC 6675 4 NextSeg (1) and 5 (C): while cwnd - pipe allows, resend the
         segments RACK deemed lost, lowest first, before any new data; never the
-        SACKed ones. (RACK's lost marks stand in for RFC 6675's IsLost and HighRxt.)"""
+        SACKed ones. (RACK's lost marks stand in for RFC 6675's IsLost and HighRxt.)
+        A lost super-segment longer than the room cwnd leaves is resent in whole MSS
+        parts (at least one), as many as fit."""
         board = sender.board
         if not board.lost:
             return
         tcb = sender.tcb
         edge = tcb.snd_una + tcb.snd_wnd
-        cwnd = sender.cc.cwnd
+        cwnd, mss = sender.cc.cwnd, sender.mss
         while board.lost:
             s = board.first_lost(edge)
-            if s is None or cwnd - board.pipe(tcb.snd_nxt - tcb.snd_una) < s.length:
+            if s is None:
                 return
+            room = cwnd - board.pipe(tcb.snd_nxt - tcb.snd_una)
+            if room < min(s.length, mss):
+                return
+            if s.length > room:
+                board.split(s, s.start + room // mss * mss)
             sender.resend(s.start, s.end, now)
 
     def after_new_data(self, sender: Sender, now: float) -> None:

@@ -55,6 +55,7 @@ ACK = int(TcpFlags.ACK)
 FIN = int(TcpFlags.FIN)
 PSH = int(TcpFlags.PSH)
 SYN_RTO_AFTER_LOSS = 3.0  # RFC 6298 (5.7)
+_MAX_HEADERS = 20 + 60  # an IPv4 header without options and the longest TCP header
 
 Emit = Callable[[SeqNum, int, bytes], None]
 """The connection's emit(seq, flags, payload): one segment out, with ACK and window."""
@@ -82,6 +83,7 @@ class Sender:
         "emit",
         "fin_queued",
         "last_sent_at",
+        "max_packet",
         "mss",
         "nodelay",
         "persist_backoff",
@@ -112,6 +114,7 @@ class Sender:
         self.buf_seq = tcb.iss + 1  # sequence number of the send buffer's first byte
         self.tx_nxt = tcb.iss  # where the next transmission starts (module docstring)
         self.mss = mss  # Eff.snd.MSS, fixed by the peer's SYN (RFC 9293 3.7.1)
+        self.max_packet = 0  # the link cuts super-segments up to this long (0: it cannot)
         self.fin_queued = False  # CLOSE was called: our FIN follows the queued data
         self.urgent = False  # urgent data sent and not yet acknowledged (SND.UP valid)
         self.nodelay = not config.nagle
@@ -217,6 +220,7 @@ class Sender:
         the last data segment when it fits."""
         tcb = self.tcb
         mss = self.mss
+        largest = self.largest_segment()
         end = self.buf_seq + len(self.buffer)  # sequence number after the queued data
         fin = self.fin_queued
         nxt = self.tx_nxt
@@ -229,10 +233,12 @@ class Sender:
             unsent = end - nxt
             usable = edge - nxt
             if unsent > 0:
-                n = min(unsent, mss, usable)
+                n = min(unsent, largest, usable)
                 if n <= 0:
                     held = True
                     break
+                if mss < n < unsent:
+                    n -= n % mss  # a super-segment of whole MSS pieces: no runt inside
                 with_fin = fin and n == unsent and usable > n
                 if n < mss and nxt >= tcb.snd_nxt and not with_fin:
                     # new data, less than a full segment, no FIN to carry it:
@@ -262,6 +268,14 @@ class Sender:
             self.timers.arm_if_off(Timer.PERSIST, now + self._persist_interval())
         else:
             self.timers.cancel(Timer.PERSIST)
+
+    def largest_segment(self) -> int:
+        """The most payload one segment may carry: the MSS, or, where the link cuts
+        super-segments (`max_packet`), as many whole MSS as fit in one IPv4 packet with
+        the largest headers (20 + 60 bytes), so every piece but the last is full-sized."""
+        mss = self.mss
+        room = self.max_packet - _MAX_HEADERS
+        return room // mss * mss if room >= 2 * mss else mss
 
     def zero_window(self, now: float) -> None:
         """SND.WND is zero: stop retransmitting into it and probe with the persist

@@ -682,7 +682,9 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(CLIENTS[mode](host, int(port), *numbers)))
         return 0
     if argv[:1] == ["_worker"]:
-        trio.run(bench_worker)
+        from .workers import SharedClock
+
+        trio.run(bench_worker, clock=SharedClock())
         return 0
     if argv[:1] == ["_server"]:
         trio.run(kernel_server, int(argv[1]))

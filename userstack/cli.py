@@ -224,7 +224,7 @@ def run_serve(args: argparse.Namespace) -> int:
     if args.worker:  # the supervisor checked the flags and made the device
         args.worker_spec = spec = workers.read_spec()
         args.control, args.pcap = Path(spec.control), spec.pcap and Path(spec.pcap)
-        return trio.run(serve, args)
+        return trio.run(serve, args, clock=workers.SharedClock())
     choice = settle_link(args, pick_free=False)
     if args.queues > 1:
         if args.addr6 is not None:  # the queues' TUN and port slices are IPv4's for now

@@ -10,8 +10,8 @@ last transmitted the flow), so every worker sees whole connections:
 - every worker listens on the served port and answers ping on its queue;
 - each connection a worker opens gets an ephemeral port from the worker's own slice
   (`QueueShare`), so four-tuples never collide;
-- all share one secret (ISNs, RFC 6528; SYN cookies): any worker judges a segment as the
-  others would;
+- all share one secret (ISNs, RFC 6528; SYN cookies) and one clock (`SharedClock`): any
+  worker judges a segment as the others would;
 - a segment with no TCB in its worker gets RFC 9293 3.10.7.1's RST, except one for another
   worker's ephemeral slice, which is dropped and counted (see docs/scaling.md).
 
@@ -123,6 +123,23 @@ def read_spec() -> WorkerSpec:
 
     threading.Thread(target=stop_at_eof, daemon=True, name="supervisor-watch").start()
     return spec
+
+
+class SharedClock(trio.abc.Clock):
+    """trio's clock without its random per-process offset: CLOCK_MONOTONIC, the same in every
+    worker, so their `now` agrees, and with it the clock M of every ISN (RFC 6528) and the
+    time counter of every SYN cookie: a flow that lands on another queue is judged by the
+    same clock as well as the same secret. (trio's offset is there to catch code that mixes
+    trio's time with another clock; the workers have only this one.)"""
+
+    def start_clock(self) -> None:
+        pass
+
+    def current_time(self) -> float:
+        return time.monotonic()
+
+    def deadline_to_sleep_time(self, deadline: float) -> float:
+        return deadline - time.monotonic()
 
 
 # ---- the supervisor -----------------------------------------------------------------------

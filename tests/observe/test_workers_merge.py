@@ -5,16 +5,20 @@ from __future__ import annotations
 
 import io
 import math
+import subprocess
+import sys
+import time
 from ipaddress import IPv4Address
 from pathlib import Path
 
 import dpkt
+import trio
 
 from userstack.wire.icmp import IcmpEcho, IcmpType
 from userstack.wire.packet import build_icmp_packet
 from userstack.wire.pcap import PcapWriter
 from userstack.wire.pcapng import PcapngReader, PcapngWriter
-from userstack.workers import TraceMerge, merge_captures
+from userstack.workers import SharedClock, TraceMerge, merge_captures
 
 
 def echo(sequence: int, data: bytes = b"") -> bytes:
@@ -78,3 +82,19 @@ def test_captures_merge_in_time_order_with_one_interface_per_queue(tmp_path: Pat
         (0, 1.0), (1, 2.0), (0, 3.0), (0, 4.0), (1, 5.0)]
     assert [p for _, _, p in records] == [echo(s) for s in (1, 2, 3, 4, 5)]
     assert not any(path.exists() for _, path in parts)  # the parts are gone
+
+
+def test_the_workers_clock_is_the_same_in_every_process() -> None:
+    """SharedClock is CLOCK_MONOTONIC without trio's random offset: two processes agree on
+    `now`, so an ISN or a SYN cookie made by one worker is judged by the same clock in another."""
+    code = "from userstack.workers import SharedClock; print(SharedClock().current_time())"
+    before = time.monotonic()
+    theirs = float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                  timeout=60, check=True).stdout)
+    assert before <= theirs <= time.monotonic()
+
+    async def now() -> float:
+        return trio.current_time()
+
+    ours = trio.run(now, clock=SharedClock())
+    assert theirs <= ours <= time.monotonic()

@@ -212,7 +212,8 @@ class Supervisor:
         while True:
             process = await self._start(worker, nursery)
             status = await _wait(process)
-            process.stdin.close()  # type: ignore[union-attr]
+            if process.stdin is not None:
+                process.stdin.close()
             if self._stopping:
                 return
             how = f"signal {-status}" if status < 0 else f"status {status}"
@@ -267,7 +268,8 @@ class Supervisor:
 
     async def _relay_stderr(self, worker: _Worker, process: subprocess.Popen[bytes]) -> None:
         """The worker's messages, on our stderr, tagged with its queue; spots "serving"."""
-        async for line in _lines(process.stderr):  # type: ignore[arg-type]
+        assert process.stderr is not None
+        async for line in _lines(process.stderr):
             text = line.decode(errors="replace").rstrip("\n")
             if ": serving " in text:
                 worker.served = True
@@ -358,9 +360,9 @@ def _time_of_day(t: float) -> float:
     return local.tm_hour * 3600 + local.tm_min * 60 + local.tm_sec + t % 1
 
 
-async def _lines(pipe: object) -> AsyncIterator[bytes]:
+async def _lines(pipe: BinaryIO) -> AsyncIterator[bytes]:
     """Lines from a child's pipe, read without blocking the trio thread."""
-    fd = pipe.fileno()  # type: ignore[attr-defined]
+    fd = pipe.fileno()
     os.set_blocking(fd, False)
     buf = b""
     while True:

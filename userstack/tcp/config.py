@@ -11,6 +11,10 @@ MAX_DELAYED_ACK = 0.5  # RFC 1122 4.2.3.2: "the delay MUST be less than 0.5 seco
 @dataclass(frozen=True, slots=True)
 class TcpConfig:
     mss: int = 1460  # what we advertise: MTU 1500 - 20 (IP) - 20 (TCP) (RFC 9293 3.7.1)
+    # The smallest send MSS we accept, from the peer's MSS option or a path MTU: below it
+    # a peer could make us cut every reply into tiny segments (CVE-2019-11479); 48 as
+    # Linux's tcp_min_snd_mss
+    min_mss: int = 48
     recv_buffer: int = 256 * 1024  # bytes we buffer for the reader; the window we offer
     send_buffer: int = 256 * 1024  # bytes send() accepts before it returns 0
     msl: float = 120.0  # Maximum Segment Lifetime; TIME-WAIT lasts 2*MSL (RFC 9293 3.4.2)
@@ -53,6 +57,8 @@ class TcpConfig:
         """Refuse settings that break an RFC rule or cannot work, with the reason."""
         if self.mss < MIN_MSS or self.mss > 0xFFFF:
             raise ValueError(f"mss must be in {MIN_MSS}..65535, not {self.mss}")
+        if not 1 <= self.min_mss <= self.mss:
+            raise ValueError(f"min_mss must be in 1..mss ({self.mss}), not {self.min_mss}")
         for name in ("recv_buffer", "send_buffer"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, not {getattr(self, name)}")

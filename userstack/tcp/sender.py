@@ -460,7 +460,9 @@ class Sender:
     def lower_mss(self, mss: int) -> bool:
         """The path MTU fell: send at most `mss` from now on. True if it did fall: the
         caller then resends at once, at the new size and without slow start, what was
-        too big (RFC 1191 6.5)."""
+        too big (RFC 1191 6.5). Never below config.min_mss, as for the peer's MSS option
+        (SynOptions.take)."""
+        mss = max(mss, self.config.min_mss)
         if mss >= self.mss:
             return False
         self.mss = mss

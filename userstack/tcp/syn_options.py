@@ -57,4 +57,6 @@ class SynOptions:
             tcb.snd_wscale = 0
             tcb.rcv_wscale = 0
         peer_mss = options.mss if options.mss else DEFAULT_MSS
-        return max(1, min(peer_mss, self.config.mss))
+        # never below config.min_mss: an MSS of 1 would cut every reply into 1-byte
+        # segments (CVE-2019-11479; Linux's tcp_min_snd_mss)
+        return max(self.config.min_mss, min(peer_mss, self.config.mss))

@@ -173,7 +173,7 @@ def test_no_bytes_raise_out_of_receive(junk: bytes, cut: int) -> None:
 
 
 _DROPS = ("malformed", "not_for_us", "bad_source", "unsupported_protocol", "icmp_ignored",
-          "icmp_errors_no_connection", "rst_ignored", "syn_backlog_drops")
+          "icmp_errors_no_connection", "rst_ignored", "accept_queue_drops", "syn_queue_drops")
 
 
 # ---- RFC 1122 3.2.1.3, RFC 9293 MUST-46 / MUST-63: TCP is point to point -----------------
@@ -271,13 +271,15 @@ def test_a_connection_gone_mid_batch_leaves_the_table_at_once() -> None:
     assert sorted(r.state.value for r in stack.connections(0.0)) == ["LISTEN", "SYN-RECEIVED"]
 
 
-def test_listener_backlog_bounds_half_open_and_accept_queue() -> None:
-    stack = make_stack()
-    stack.listen(80, 2)
+def test_syn_queue_and_accept_queue_have_their_own_limits() -> None:
+    """RFC 4987 3.1: the SYN queue (syn_backlog) and the accept queue (backlog) are
+    bounded apart; with SYN cookies off, a SYN beyond the SYN queue is dropped."""
+    stack = Stack(US, key=KEY, syn_cookies=False)
+    stack.listen(80, 8, syn_backlog=2)
     for sport in (1, 2, 3):
         stack.receive_packet(packet(seg(sport, 80, SYN, seq=100)), 0.0)
     assert [s.dst_port for s in replies(stack)] == [1, 2]  # the third SYN is dropped, no RST
-    assert stack.counters.syn_backlog_drops == 1
+    assert stack.counters.syn_queue_drops == 1
     rows = stack.connections(0.0)
     assert sorted(r.state.value for r in rows) == ["LISTEN", "SYN-RECEIVED", "SYN-RECEIVED"]
 
@@ -286,7 +288,7 @@ def test_listener_backlog_bounds_half_open_and_accept_queue() -> None:
     _handshake(stack2, 1)
     _handshake(stack2, 2)
     stack2.receive_packet(packet(seg(3, 80, SYN, seq=100)), 0.0)  # accept queue full
-    assert replies(stack2) == [] and stack2.counters.syn_backlog_drops == 2 - 1
+    assert replies(stack2) == [] and stack2.counters.accept_queue_drops == 1
     assert stack2.accept(80) is not None  # room again
     stack2.receive_packet(packet(seg(3, 80, SYN, seq=100)), 0.0)
     assert [s.flags for s in replies(stack2)] == [SYN | ACK]

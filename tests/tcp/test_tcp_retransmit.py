@@ -123,7 +123,7 @@ def test_timeout_goes_back_to_snd_una_in_slow_start() -> None:
 
 
 def test_syn_received_retry_limit_sends_rst() -> None:
-    cfg = TcpConfig(mss=MSS, syn_retries=1)
+    cfg = TcpConfig(mss=MSS, synack_retries=1)
     conn = Connection.open_passive(LOCAL, REMOTE, iss=ISS, now=0.0, config=cfg)
     send(conn, seg(IRS, None, SYN, options=TcpOptions(mss=MSS)))
     conn.take_outgoing()
@@ -131,6 +131,23 @@ def test_syn_received_retry_limit_sends_rst() -> None:
     expect(conn, [out(ISS, IRS + 1, SYN | ACK)])
     conn.on_timer(3.0)
     expect(conn, [out(ISS + 1, None, RST)])
+    assert conn.state is State.CLOSED
+
+
+def test_default_synack_retries_give_up_at_63_seconds() -> None:
+    """RFC 4987 3.2: a half-open TCB lives through 5 SYN,ACK retransmissions (Linux's
+    tcp_synack_retries), at 1, 3, 7, 15 and 31 s, and is dropped at 63 s."""
+    conn = Connection.open_passive(LOCAL, REMOTE, iss=ISS, now=0.0, config=TcpConfig(mss=MSS))
+    send(conn, seg(IRS, None, SYN, options=TcpOptions(mss=MSS)))
+    conn.take_outgoing()
+    sent_at = []
+    while conn.state is State.SYN_RECEIVED:
+        at = conn.next_deadline()
+        assert at is not None
+        conn.on_timer(at)
+        if any(s.flags == SYN | ACK for s in conn.take_outgoing()):
+            sent_at.append(at)
+    assert sent_at == [1.0, 3.0, 7.0, 15.0, 31.0] and at == 63.0
     assert conn.state is State.CLOSED
 
 

@@ -47,7 +47,19 @@ class StackCounters:
     rst_sent: int = 0  # RSTs for segments no connection owns (RFC 9293 3.10.7.1)
     other_queue_drops: int = 0  # no TCB, but another queue's stack owns the port: no RST
     rst_ignored: int = 0  # RSTs that arrived for no connection: dropped, never answered
-    syn_backlog_drops: int = 0  # SYNs dropped because the listener's backlog was full
+    # A listener's two queues (RFC 4987; stack/listener.py): SYNs dropped while the accept
+    # queue was full, or the SYN queue with cookies off; SYNs answered with a SYN cookie
+    # while the SYN queue was full; ACKs that brought a valid cookie back and became
+    # connections, and ACKs to a listener that were not (answered as LISTEN does: RST);
+    # cookie ACKs dropped because the accept queue was full; half-open TCBs that never
+    # completed (SYN,ACK retries exhausted, RST)
+    accept_queue_drops: int = 0
+    syn_queue_drops: int = 0
+    syn_cookies_sent: int = 0
+    syn_cookies_accepted: int = 0
+    syn_cookies_invalid: int = 0
+    syn_cookie_accept_queue_drops: int = 0
+    half_open_dropped: int = 0
     listener_resets: int = 0  # embryonic / unaccepted connections reset when a listener closed
     orphan_aborts: int = 0  # data arrived for a connection the application had closed: RST
     time_wait_reuses: int = 0  # a new SYN took over a four-tuple in TIME-WAIT (RFC 1122 4.2.2.13)

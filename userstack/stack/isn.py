@@ -16,14 +16,19 @@ from ..wire.seq import MODULUS, SeqNum
 TICKS_PER_SECOND = 250_000  # one tick every 4 microseconds
 
 
+def secret_key(key: bytes) -> bytes:
+    """The stack's secret as a blake2s key: checked, and hashed down if longer than the
+    32 bytes blake2s takes. Shared by every keyed hash of the host (ISNs, SYN cookies)."""
+    if not key:
+        raise ValueError("the ISN secret key must not be empty (RFC 6528 3)")
+    return key if len(key) <= 32 else hashlib.sha256(key).digest()
+
+
 class IsnGenerator:
     __slots__ = ("_key",)
 
     def __init__(self, key: bytes) -> None:
-        if not key:
-            raise ValueError("the ISN secret key must not be empty (RFC 6528 3)")
-        # blake2s takes keys up to 32 bytes; longer keys are hashed down first
-        self._key = key if len(key) <= 32 else hashlib.sha256(key).digest()
+        self._key = secret_key(key)
 
     def isn(self, local: Endpoint, remote: Endpoint, now: float) -> SeqNum:
         m = int(now * TICKS_PER_SECOND)

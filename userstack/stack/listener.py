@@ -1,13 +1,17 @@
-"""A passive OPEN on a port: the backlog of embryonic and completed connections.
+"""A passive OPEN on a port: the SYN queue and the accept queue.
 
 RFC 9293 leaves the queueing of incoming connections to the implementation. Like
-BSD and Linux we keep two bounded queues per listener:
+Linux we keep two bounded queues per listener, each with its own limit (RFC 4987 3.1):
 
-- `half_open`: TCBs in SYN-RECEIVED (our SYN,ACK sent, the handshake not complete);
-- `accept_queue`: ESTABLISHED TCBs the application has not accepted yet.
+- `half_open`, the SYN queue: TCBs in SYN-RECEIVED (our SYN,ACK sent, the handshake not
+  complete), at most `syn_backlog`. A flood of spoofed SYNs fills it; a half-open TCB
+  gives up after `TcpConfig.synack_retries` (RFC 4987 3.2).
+- `accept_queue`: ESTABLISHED TCBs the application has not accepted yet, at most
+  `backlog` (the application's listen() argument).
 
-A new SYN is dropped (and counted) while either queue holds `backlog` entries; the
-peer retransmits its SYN and gets in once the application catches up.
+While the accept queue is full a new SYN is dropped (and counted): the peer retransmits
+it and gets in once the application catches up. While only the SYN queue is full, the
+stack answers with a SYN cookie (stack/syncookies.py) and keeps no state at all.
 """
 
 from __future__ import annotations
@@ -29,19 +33,33 @@ ANY = Endpoint(IPv4Address(0), 0)  # how a LISTEN row shows its unspecified remo
 ANY6 = Endpoint(IPv6Address(0), 0)  # ... in IPv6
 
 
+DEFAULT_SYN_BACKLOG = 256  # as Linux's tcp_max_syn_backlog on a small host
+
+
 class Listener:
-    def __init__(self, local: Endpoint, backlog: int, config: TcpConfig) -> None:
+    def __init__(
+        self, local: Endpoint, backlog: int, config: TcpConfig,
+        syn_backlog: int = DEFAULT_SYN_BACKLOG,
+    ) -> None:
         if backlog < 1:
             raise ValueError(f"backlog must be at least 1, not {backlog}")
+        if syn_backlog < 1:
+            raise ValueError(f"syn_backlog must be at least 1, not {syn_backlog}")
         self.local = local
         self.backlog = backlog
+        self.syn_backlog = syn_backlog
         self.config = config
         self.half_open: set[DemuxKey] = set()
         self.accept_queue: deque[Connection] = deque()
+        self.cookie_sent_at: float | None = None  # the last SYN cookie this listener sent
 
     @property
-    def full(self) -> bool:
-        return len(self.half_open) >= self.backlog or len(self.accept_queue) >= self.backlog
+    def syn_queue_full(self) -> bool:
+        return len(self.half_open) >= self.syn_backlog
+
+    @property
+    def accept_queue_full(self) -> bool:
+        return len(self.accept_queue) >= self.backlog
 
     def info(self) -> TcbInfo:
         """The `ss` row of a listening socket: Recv-Q is the accept queue, Send-Q the backlog."""

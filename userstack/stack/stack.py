@@ -87,10 +87,11 @@ from .counters import StackCounters
 from .handle import ConnectionHandle
 from .icmp_out import IcmpErrors
 from .isn import IsnGenerator
-from .listener import DemuxKey, Listener
+from .listener import DEFAULT_SYN_BACKLOG, DemuxKey, Listener
 from .ports import EphemeralPorts
 from .queues import QueueShare
 from .reassembly import Reassembler
+from .syncookies import COOKIE_PERIOD, MAX_AGE, SynCookies, cookie_syn_ack
 
 _SYN, _ACK, _RST = TcpFlags.SYN, TcpFlags.ACK, TcpFlags.RST
 _LINK_CHATTER = frozenset(bytes((kind,)) for kind in LINK_CHATTER_TYPES)  # first octets
@@ -112,9 +113,11 @@ class Stack:
         ephemeral_ports: tuple[int, int] | None = None,
         offload: OffloadCapability = NO_OFFLOAD,
         queue: QueueShare | None = None,
+        syn_cookies: bool = True,
     ) -> None:
-        """`key` is the secret behind ISNs (RFC 6528), ephemeral ports (RFC 6056) and
-        flow labels (RFC 6437). `offload` is what the link takes (see the module docstring).
+        """`key` is the secret behind ISNs (RFC 6528), SYN cookies (RFC 4987 3.6; on
+        unless `syn_cookies` is False), ephemeral ports (RFC 6056) and flow labels
+        (RFC 6437). `offload` is what the link takes (see the module docstring).
 
         `queue` makes this stack one of several on a multi-queue TUN (userstack.workers):
         it opens connections from its own slice of the ephemeral ports, and leaves alone
@@ -139,6 +142,7 @@ class Stack:
         self._queue = queue
         if queue is not None:
             ephemeral_ports = queue.ports
+        self._cookies = SynCookies(key) if syn_cookies else None
         self._ports = EphemeralPorts(key, *(ephemeral_ports or ()))
         self._conns: dict[DemuxKey, Connection] = {}
         self._listeners: dict[int, Listener] = {}  # IPv4, by port
@@ -394,9 +398,20 @@ class Stack:
         """A segment for a listening port and no TCB: a fully specified passive OPEN
         takes it through the LISTEN rules of RFC 9293 3.10.7.2 (RST ignored, ACK
         answered with RST, SYN -> SYN-RECEIVED). A TCB left in LISTEN is discarded.
-        `previous` is the TIME-WAIT incarnation this SYN replaces, if any."""
-        if seg.flags & (_SYN | _ACK | _RST) == _SYN and listener.full:
-            self.counters.syn_backlog_drops += 1
+        `previous` is the TIME-WAIT incarnation this SYN replaces, if any.
+
+        The listener's queues come first (RFC 4987): a SYN finds the accept queue full
+        (dropped), or the SYN queue full (a SYN cookie, or dropped without cookies); a
+        bare ACK may bring a cookie back (`_cookie_ack_arrives`)."""
+        control = seg.flags & (_SYN | _ACK | _RST)
+        if control == _SYN:
+            if listener.accept_queue_full:
+                self.counters.accept_queue_drops += 1
+                return
+            if listener.syn_queue_full:
+                self._syn_queue_full(listener, key, seg, now, previous)
+                return
+        elif control == _ACK and self._cookie_ack_arrives(listener, key, seg, now):
             return
         remote = Endpoint(address_of(key[0]), key[1])
         iss = self._isn.isn(listener.local, remote, now)
@@ -408,9 +423,69 @@ class Stack:
         )
         self._offer_segmentation(conn)
         self._conns[key] = conn
-        self._half_open[key] = listener
-        listener.half_open.add(key)
+        if control == _SYN:  # it will be in SYN-RECEIVED: a half-open TCB
+            self._half_open[key] = listener
+            listener.half_open.add(key)
         self._drive_segment(key, conn, seg, now)
+
+    def _syn_queue_full(
+        self, listener: Listener, key: DemuxKey, seg: TcpSegment, now: float,
+        previous: Connection | None,
+    ) -> None:
+        """RFC 4987 3.6: no room for another half-open TCB: answer with a SYN cookie and
+        remember nothing. Not for a SYN that takes over a TIME-WAIT four-tuple: its ISS
+        must exceed the old SND.NXT (RFC 1122 4.2.2.13), which a cookie cannot promise,
+        so that SYN is dropped and its retransmission tried again."""
+        if self._cookies is None or previous is not None:
+            self.counters.syn_queue_drops += 1
+            return
+        iss = self._cookies.make(*self._packed_addresses(key[0]), seg, now)
+        listener.cookie_sent_at = now
+        self.counters.syn_cookies_sent += 1
+        cfg = listener.config
+        self._packets.append(self._tcp_packet(key[0], cookie_syn_ack(seg, iss, cfg), cfg))
+
+    def _packed_addresses(self, remote: int) -> tuple[bytes, bytes]:
+        """(ours, theirs) as bytes, for the keyed hashes of a four-tuple, in either family."""
+        theirs = address_of(remote)
+        return self.addresses.local_for(theirs).packed, theirs.packed
+
+    def _tcp_packet(self, remote: int, seg: TcpSegment, cfg: TcpConfig) -> bytes:
+        """A segment no Connection sent (a cookie's SYN,ACK, a TIME-WAIT record's ACK) as
+        an IP packet to `remote`, in its family, with `cfg`'s TTL and DiffServ byte."""
+        if is_ipv6(remote):
+            local = self._address6
+            label = self._flow_labels.label(local, seg.src_port, remote, seg.dst_port)
+            return build_tcp6_packet(local, remote, seg, hop_limit=cfg.ttl,
+                                     traffic_class=cfg.tos, flow_label=label)
+        return build_tcp_packet(self._address, remote, seg, ttl=cfg.ttl, tos=cfg.tos)
+
+    def _cookie_ack_arrives(
+        self, listener: Listener, key: DemuxKey, seg: TcpSegment, now: float
+    ) -> bool:
+        """A bare ACK for a listener, no TCB: if the listener sent cookies lately and this
+        ACK echoes a valid one, the connection is made in ESTABLISHED, queued for
+        accept, and handed the ACK (which may carry data). Returns False for the ACK to
+        be answered as LISTEN answers it (RFC 9293 3.10.7.2: RST)."""
+        sent_at = listener.cookie_sent_at
+        if self._cookies is None or sent_at is None or now - sent_at >= MAX_AGE * COOKIE_PERIOD:
+            return False  # no cookie of ours can be out there (as Linux's recent-overflow test)
+        syn_options = self._cookies.check(*self._packed_addresses(key[0]), seg, now)
+        if syn_options is None:
+            self.counters.syn_cookies_invalid += 1
+            return False
+        if listener.accept_queue_full:
+            self.counters.syn_cookie_accept_queue_drops += 1  # the peer will retransmit
+            return True
+        conn = Connection.from_syn_cookie(
+            listener.local, Endpoint(address_of(key[0]), key[1]), iss=seg.ack - 1,
+            irs=seg.seq - 1, syn_options=syn_options, now=now, config=listener.config,
+        )
+        self.counters.syn_cookies_accepted += 1
+        self._conns[key] = conn
+        self._half_open[key] = listener  # so that its Connected event queues it for accept
+        self._drive_segment(key, conn, seg, now)
+        return True
 
     # ---- driving connections, guarded ------------------------------------------------
 
@@ -554,6 +629,7 @@ class Stack:
         listener = self._half_open.pop(key, None)
         if listener is not None:
             listener.half_open.discard(key)
+            self.counters.half_open_dropped += 1
         else:
             listener = (self._listeners6 if is_ipv6(key[0]) else self._listeners).get(key[2])
             if listener is not None and conn in listener.accept_queue:
@@ -674,10 +750,12 @@ class Stack:
         *,
         config: TcpConfig | None = None,
         version: int | None = None,
+        syn_backlog: int = DEFAULT_SYN_BACKLOG,
     ) -> int:
         """Passive OPEN on `port` (0: pick a free one) in one family, `version` 4 or 6
         (None: the stack's primary family, IPv4 if it has it); returns the port. Each
-        family has its own listener, as each of trio.open_tcp_listeners's sockets does."""
+        family has its own listener, as each of trio.open_tcp_listeners's sockets does.
+        `backlog` bounds the accept queue, `syn_backlog` the SYN queue (stack/listener.py)."""
         address = self._family_address(version)
         listeners = self._listeners_for(address)
         if port == 0:

@@ -26,6 +26,11 @@ class TcpConfig:
     # cap, the 7th retransmission goes out at 1+2+4+8+16+32+60 = 123 s and the connection
     # gives up 60 s later, at 183 s (Linux's default of 6 gives up at 127 s).
     syn_retries: int = 7
+    # SYN,ACK retransmissions of a passive open before the half-open TCB is dropped. Shorter
+    # than syn_retries (RFC 4987 3.2: a short SYN-RECEIVED timer frees the SYN queue of a
+    # flood's spoofed entries sooner); 5 as Linux's tcp_synack_retries: the 5th goes out at
+    # 31 s and the TCB goes at 63 s. MUST-23's three minutes are for our own SYN.
+    synack_retries: int = 5
     max_retries: int = 15  # data / FIN retransmissions before giving up (R2, RFC 1122 4.2.3.5)
     delayed_ack: float = 0.2  # RFC 1122 4.2.3.2 / RFC 5681 4.2: less than 0.5 s; 0 = ACK at once
     nagle: bool = True  # RFC 9293 3.7.4 (RFC 896)
@@ -80,7 +85,7 @@ class TcpConfig:
         for name in ("msl", "persist_min", "keepalive_idle", "keepalive_interval"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, not {getattr(self, name)}")
-        for name in ("syn_retries", "max_retries"):
+        for name in ("syn_retries", "synack_retries", "max_retries"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must not be negative, not {getattr(self, name)}")
         if self.keepalive_probes < 2:

@@ -182,6 +182,25 @@ class Connection:
         conn._set_state(State.LISTEN, now)
         return conn
 
+    @classmethod
+    def from_syn_cookie(
+        cls, local: Endpoint, remote: Endpoint, *, iss: SeqNum, irs: SeqNum,
+        syn_options: TcpOptions, now: float, config: TcpConfig | None = None,
+    ) -> Connection:
+        """A passive OPEN completed by a valid SYN cookie (RFC 4987 3.6): the stack kept
+        no TCB for the SYN; the ACK echoing ISS + 1 proves the peer got our SYN,ACK. The
+        TCB starts in ESTABLISHED from what the cookie kept (stack/syncookies.py): ISS,
+        IRS and the options of the peer's SYN. The stack then hands it that ACK."""
+        conn = cls(local, remote, iss=iss, now=now, config=config or TcpConfig(), passive=True)
+        tcb = conn.tcb
+        tcb.irs, tcb.rcv_nxt = irs, irs + 1
+        tcb.snd_una = tcb.snd_nxt = conn.sender.tx_nxt = iss + 1
+        tcb.snd_wl1 = irs  # the ACK (SEG.SEQ = IRS + 1) sets SND.WND (3.10.7.4 fifth)
+        conn._take_syn_options(syn_options)
+        conn.receiver.window_field(tcb, syn=True, mss=conn.sender.mss)  # RCV.WND, as offered
+        conn._enter_established(now)
+        return conn
+
     # ------------------------------------------------------------------ properties
 
     @property
@@ -487,7 +506,10 @@ class Connection:
         tcb = self.tcb
         sender = self.sender
         handshake = tcb.snd_una == tcb.iss  # our SYN is not acknowledged yet
-        limit = self.config.syn_retries if handshake else self.config.max_retries
+        cfg = self.config
+        limit = cfg.max_retries
+        if handshake:  # RFC 4987 3.2: a half-open TCB gives up sooner than our own SYN
+            limit = cfg.synack_retries if self.state is State.SYN_RECEIVED else cfg.syn_retries
         if sender.retries >= limit:
             # RFC 1122 4.2.3.5: close the connection. A peer that never synchronized has
             # nothing to reset; any other peer is told with a RST.

@@ -63,6 +63,7 @@ class StackCounters:
     listener_resets: int = 0  # embryonic / unaccepted connections reset when a listener closed
     orphan_aborts: int = 0  # data arrived for a connection the application had closed: RST
     time_wait_reuses: int = 0  # a new SYN took over a four-tuple in TIME-WAIT (RFC 1122 4.2.2.13)
+    time_wait_syn_drops: int = 0  # such a SYN found the listener's queues full: dropped
     connection_bugs: int = 0  # an exception escaped one connection's processing: it was aborted
     internal_errors: int = 0  # an exception in the stack's own handling of a segment: dropped
 

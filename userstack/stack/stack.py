@@ -49,17 +49,27 @@ from __future__ import annotations
 import errno
 import heapq
 import itertools
+import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface
 
 from ..tcp.config import TcpConfig
 from ..tcp.connection import Connection, reset_for
-from ..tcp.events import Closed, Connected, DataReadable, Error, ErrorReason, Event
+from ..tcp.events import (
+    Closed,
+    Connected,
+    DataReadable,
+    Error,
+    ErrorReason,
+    Event,
+    StateChanged,
+)
 from ..tcp.icmp_errors import IPV6_EXTRA, classify, classify6, path_mtu, path_mtu6
 from ..tcp.info import TcbInfo
 from ..tcp.rules import Explainer, Rule
 from ..tcp.state import State
+from ..tcp.time_wait import TimeWait
 from ..wire.addr import Endpoint
 from ..wire.errors import WireError
 from ..wire.icmp import ICMP_ERROR_TYPES, IcmpEcho, IcmpError, IcmpType, icmp_type
@@ -92,12 +102,15 @@ from .ports import EphemeralPorts
 from .queues import QueueShare
 from .reassembly import Reassembler
 from .syncookies import COOKIE_PERIOD, MAX_AGE, SynCookies, cookie_syn_ack
+from .time_wait_table import TimeWaitEnd, TimeWaitTable
 
 _SYN, _ACK, _RST = TcpFlags.SYN, TcpFlags.ACK, TcpFlags.RST
 _LINK_CHATTER = frozenset(bytes((kind,)) for kind in LINK_CHATTER_TYPES)  # first octets
 _GONE = (State.CLOSED, State.LISTEN)  # a TCB in either is removed from the demux table
 
-ConnectionEvents = tuple[Connection, list[Event]]
+# whose events: a Connection, or the endpoints of a TIME-WAIT record that ended
+ConnectionEvents = tuple[Connection | TimeWaitEnd, list[Event]]
+_TIME_WAIT_ENDS = [StateChanged(State.TIME_WAIT, State.CLOSED), Closed()]
 
 
 class Stack:
@@ -147,6 +160,11 @@ class Stack:
         self._conns: dict[DemuxKey, Connection] = {}
         self._listeners: dict[int, Listener] = {}  # IPv4, by port
         self._listeners6: dict[int, Listener] = {}  # IPv6, by port
+        self._time_wait = TimeWaitTable()  # four-tuples in TIME-WAIT, without their TCBs
+        # ...but a TCB the application still holds hears when its TIME-WAIT ends
+        self._time_wait_held: weakref.WeakValueDictionary[DemuxKey, Connection] = (
+            weakref.WeakValueDictionary()
+        )
         self._half_open: dict[DemuxKey, Listener] = {}  # SYN-RECEIVED TCBs of listeners
         self._orphans: set[DemuxKey] = set()  # the application closed and forgot these
         self._touched: dict[DemuxKey, Connection] = {}  # by this batch, not yet collected
@@ -338,14 +356,11 @@ class Stack:
         conn = self._conns.get(key)
         listener = (self._listeners6 if is_ipv6(src) else self._listeners).get(seg.dst_port)
         if conn is not None:
-            if listener is not None and conn.accepts_new_syn(seg):
-                if self.explain is not None:
-                    self.explain(conn.local, conn.remote).decide(
-                        Rule.NEW_INCARNATION, seg_seq=seg.seq, rcv_nxt=conn.tcb.rcv_nxt
-                    )
-                self._new_incarnation(listener, key, conn, seg, now)
-            else:
-                self._drive_segment(key, conn, seg, now)
+            self._drive_segment(key, conn, seg, now)
+            return
+        time_wait = self._time_wait.find(key)
+        if time_wait is not None:
+            self._time_wait_segment(listener, key, *time_wait, seg, now)
             return
         if listener is not None:
             self._listen_segment(listener, key, seg, now)
@@ -374,17 +389,49 @@ class Stack:
         else:
             self._packets.extend(build_tcp_packet(self._address, src, rst) for rst in replies)
 
+    def _time_wait_segment(
+        self, listener: Listener | None, key: DemuxKey, record: TimeWait, config: TcpConfig,
+        seg: TcpSegment, now: float,
+    ) -> None:
+        """A segment for a four-tuple in TIME-WAIT: the record answers it (RFC 9293
+        3.10.7.4, tcp/time_wait.py), unless it is a new SYN for a listening port."""
+        if listener is not None and record.accepts_new_syn(seg):
+            if self.explain is not None:
+                end = self._time_wait_end(key)
+                self.explain(end.local, end.remote).decide(
+                    Rule.NEW_INCARNATION, seg_seq=seg.seq, rcv_nxt=record.rcv_nxt
+                )
+            self._new_incarnation(listener, key, record, config, seg, now)
+            return
+        expiry = record.expiry
+        reply = record.on_segment(seg, now, 2 * config.msl, config.challenge_ack_limit)
+        if record.expiry != expiry:  # the peer's FIN again: 2*MSL starts over
+            self._time_wait.add(key, record, config)
+        if reply is not None:
+            self._packets.append(self._tcp_packet(key[0], reply, config))
+
     def _new_incarnation(
-        self, listener: Listener, key: DemuxKey, old: Connection, seg: TcpSegment, now: float
+        self, listener: Listener, key: DemuxKey, old: TimeWait, config: TcpConfig,
+        seg: TcpSegment, now: float,
     ) -> None:
         """A new SYN for a four-tuple in TIME-WAIT that cannot be an old duplicate
-        (RFC 1122 4.2.2.13, RFC 9293 3.6.1 MAY-2): delete the TIME-WAIT TCB (ABORT
-        there sends nothing, RFC 9293 3.10.5) and let the listener take the SYN, with an
-        ISS above every sequence number the old incarnation used."""
+        (RFC 1122 4.2.2.13, RFC 9293 3.6.1 MAY-2): delete the TIME-WAIT record and let the
+        listener take the SYN, with an ISS above every sequence number the old
+        incarnation used. With the listener's queues full, the SYN is dropped and the
+        record kept (a SYN cookie could not keep the ISS rule)."""
+        if listener.accept_queue_full or listener.syn_queue_full:
+            self.counters.time_wait_syn_drops += 1
+            return
         self.counters.time_wait_reuses += 1
-        old.abort(now)
-        self._collect(key, old, now)
+        self._time_wait.remove(key, config)
+        self._end_time_wait(key, now)
         self._listen_segment(listener, key, seg, now, previous=old)
+
+    def _time_wait_end(self, key: DemuxKey) -> TimeWaitEnd:
+        remote = address_of(key[0])
+        return TimeWaitEnd(
+            Endpoint(self.addresses.local_for(remote), key[2]), Endpoint(remote, key[1])
+        )
 
     def _listen_segment(
         self,
@@ -393,7 +440,7 @@ class Stack:
         seg: TcpSegment,
         now: float,
         *,
-        previous: Connection | None = None,
+        previous: TimeWait | None = None,
     ) -> None:
         """A segment for a listening port and no TCB: a fully specified passive OPEN
         takes it through the LISTEN rules of RFC 9293 3.10.7.2 (RST ignored, ACK
@@ -409,7 +456,7 @@ class Stack:
                 self.counters.accept_queue_drops += 1
                 return
             if listener.syn_queue_full:
-                self._syn_queue_full(listener, key, seg, now, previous)
+                self._syn_queue_full(listener, key, seg, now)
                 return
         elif control == _ACK and self._cookie_ack_arrives(listener, key, seg, now):
             return
@@ -429,14 +476,11 @@ class Stack:
         self._drive_segment(key, conn, seg, now)
 
     def _syn_queue_full(
-        self, listener: Listener, key: DemuxKey, seg: TcpSegment, now: float,
-        previous: Connection | None,
+        self, listener: Listener, key: DemuxKey, seg: TcpSegment, now: float
     ) -> None:
         """RFC 4987 3.6: no room for another half-open TCB: answer with a SYN cookie and
-        remember nothing. Not for a SYN that takes over a TIME-WAIT four-tuple: its ISS
-        must exceed the old SND.NXT (RFC 1122 4.2.2.13), which a cookie cannot promise,
-        so that SYN is dropped and its retransmission tried again."""
-        if self._cookies is None or previous is not None:
+        remember nothing (or, with cookies off, drop the SYN)."""
+        if self._cookies is None:
             self.counters.syn_queue_drops += 1
             return
         iss = self._cookies.make(*self._packed_addresses(key[0]), seg, now)
@@ -498,8 +542,10 @@ class Stack:
         self._settle(key, conn, now)
 
     def _settle(self, key: DemuxKey, conn: Connection, now: float) -> None:
-        """After input from the peer: collect `conn` after the batch, or now if it closed."""
-        if conn.state in _GONE:  # out of the table now: the batch's next segment may be a new SYN
+        """After input from the peer: collect `conn` after the batch, or now if it closed
+        or reached TIME-WAIT: out of the table (or into the TIME-WAIT records) now, for
+        the batch's next segment, which may be a new SYN."""
+        if conn.state in _GONE or conn.state is State.TIME_WAIT:
             self._collect_guarded(key, conn, now)
         else:
             self._touched[key] = conn
@@ -556,6 +602,9 @@ class Stack:
                     return
         if conn.state in _GONE:
             self._remove(key, conn)
+            return
+        if conn.state is State.TIME_WAIT:
+            self._enter_time_wait(key, conn)
             return
         deadline = conn.next_deadline()
         if deadline != self._deadlines.get(key):
@@ -618,6 +667,29 @@ class Stack:
         conn.abort(now)
         self._collect(key, conn, now)
 
+    def _enter_time_wait(self, key: DemuxKey, conn: Connection) -> None:
+        """The stack lets the TCB go and keeps a compact record (tcp/time_wait.py) for the
+        rest of its 2*MSL, which the connection's own timer measures."""
+        expiry = conn.next_deadline()
+        assert expiry is not None  # in TIME-WAIT only the 2*MSL timer runs
+        if conn in self._handles:  # the application holds it: tell it at the end (weakly)
+            self._time_wait_held[key] = conn
+        self._remove(key, conn)
+        self._time_wait.add(key, TimeWait.from_tcb(conn.tcb, expiry), conn.config)
+
+    def _end_time_wait(self, key: DemuxKey, now: float) -> None:
+        """A record's TIME-WAIT is over (2*MSL, or a new SYN took the four-tuple): the
+        events of its end, from its Connection if the application still holds that one
+        (which then enters CLOSED as RFC 9293 3.10.8 says; ABORT in TIME-WAIT sends
+        nothing, 3.10.5), else from the record's endpoints."""
+        conn = self._time_wait_held.pop(key, None)
+        if conn is None:
+            self._events.append((self._time_wait_end(key), list(_TIME_WAIT_ENDS)))
+            return
+        conn.abort(now)
+        conn.take_outgoing()
+        self._events.append((conn, conn.take_events()))
+
     def _remove(self, key: DemuxKey, conn: Connection) -> None:
         if self._conns.get(key) is not conn:
             return
@@ -638,18 +710,24 @@ class Stack:
     # ---- timers ----------------------------------------------------------------------
 
     def next_deadline(self) -> float | None:
-        """The earliest time any connection needs on_timer(), or None."""
+        """The earliest time any connection or TIME-WAIT record needs on_timer(), or None."""
         timers, deadlines = self._timers, self._deadlines
-        fragments = self.reassembly.next_deadline()
+        earliest = self.reassembly.next_deadline()
+        tw = self._time_wait.next_deadline()
+        if tw is not None and (earliest is None or tw < earliest):
+            earliest = tw
         while timers:
             deadline, _, key = timers[0]
             if deadlines.get(key) == deadline:
-                return deadline if fragments is None else min(deadline, fragments)
+                return deadline if earliest is None else min(deadline, earliest)
             heapq.heappop(timers)
-        return fragments
+        return earliest
 
     def on_timer(self, now: float) -> None:
-        """Fire every connection timer due at `now`, and time out reassembly."""
+        """Fire every connection timer due at `now`, time out reassembly, and end the
+        TIME-WAIT records whose 2*MSL is over (RFC 9293 3.10.8)."""
+        for key in self._time_wait.expire(now):
+            self._end_time_wait(key, now)
         for expired in self.reassembly.expire(now):
             if expired.first_fragment is not None:  # RFC 792, RFC 4443 3.3: code 1
                 packet = self._icmp_errors.reassembly_timed_out(
@@ -716,7 +794,8 @@ class Stack:
         port = self._ports.pick(
             address,
             remote,
-            lambda p: (rip, rport, p) not in conns and p not in v4 and p not in v6,
+            lambda p: (rip, rport, p) not in conns and p not in v4 and p not in v6
+            and (rip, rport, p) not in self._time_wait,
         )
         local = Endpoint(address, port)
         conn = Connection.open_active(
@@ -759,7 +838,7 @@ class Stack:
         address = self._family_address(version)
         listeners = self._listeners_for(address)
         if port == 0:
-            in_use = {key[2] for key in self._conns}
+            in_use = {key[2] for key in self._conns} | self._time_wait.local_ports()
             v4, v6 = self._listeners, self._listeners6
             port = self._ports.pick(
                 address,
@@ -771,7 +850,8 @@ class Stack:
         elif port in listeners:
             raise OSError(errno.EADDRINUSE, f"{Endpoint(address, port)} is already listening")
         listeners[port] = Listener(
-            Endpoint(address, port), backlog, self._config_for(address, config or self.config)
+            Endpoint(address, port), backlog, self._config_for(address, config or self.config),
+            syn_backlog,
         )
         return port
 
@@ -851,10 +931,12 @@ class Stack:
     # ---- looking in ------------------------------------------------------------------
 
     def connections(self, now: float) -> list[TcbInfo]:
-        """Every TCB, plus one LISTEN row per listener (remote 0.0.0.0:0 or [::]:0)."""
+        """Every TCB, plus one LISTEN row per listener (remote 0.0.0.0:0 or [::]:0) and
+        one TIME-WAIT row per record."""
         rows = [listener.info() for listener in self._listeners.values()]
         rows.extend(listener.info() for listener in self._listeners6.values())
         rows.extend(conn.info(now) for conn in self._conns.values())
+        rows.extend(self._time_wait.rows(now, self.addresses.local_for))
         return rows
 
     @property

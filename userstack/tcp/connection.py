@@ -93,6 +93,7 @@ from .sender import Sender
 from .state import State
 from .syn_options import DEFAULT_MSS, SynOptions
 from .tcb import Tcb, segment_acceptable
+from .time_wait import is_new_incarnation_syn, iss_above
 from .timers import Timer, Timers
 
 # Flags as plain ints on the hot path: IntFlag arithmetic is slow in CPython, so each
@@ -412,22 +413,17 @@ class Connection:
 
         RFC 9293 3.6.1 (MAY-2) after RFC 1122 4.2.2.13: in TIME-WAIT, a bare SYN whose
         SEG.SEQ is beyond RCV.NXT cannot be mistaken for an old duplicate of this
-        connection. (RFC 6191 decides by timestamps instead; we keep none.) If True, the
-        stack deletes this TCB and gives the SYN to its listener, with an ISS from
-        new_incarnation_iss(); otherwise the SYN goes to on_segment(), which answers it
-        with a challenge ACK (RFC 5961 4).
+        connection (time_wait.py has the rule, shared with the stack's TIME-WAIT
+        records). (RFC 6191 decides by timestamps instead; we keep none.) If True, the
+        new incarnation gets an ISS from new_incarnation_iss(); otherwise on_segment()
+        answers the SYN with a challenge ACK (RFC 5961 4).
         """
-        return (
-            self.state is State.TIME_WAIT
-            and int(seg.flags) & (SYN | ACK | RST | FIN) == SYN
-            and seg.seq > self.tcb.rcv_nxt
-        )
+        return self.state is State.TIME_WAIT and is_new_incarnation_syn(seg, self.tcb.rcv_nxt)
 
     def new_incarnation_iss(self, isn: SeqNum) -> SeqNum:
         """RFC 1122 4.2.2.13 (a): the new incarnation's ISS must be larger than any
         sequence number this one used; `isn` is the generator's choice (RFC 6528)."""
-        snd_nxt = self.tcb.snd_nxt
-        return isn if isn > snd_nxt else snd_nxt + 1
+        return iss_above(isn, self.tcb.snd_nxt)
 
     # ------------------------------------------------------------------ ICMP errors (3.9.2.1)
 

@@ -1,0 +1,106 @@
+"""The stack keeps a compact record, not the Connection, for a four-tuple in TIME-WAIT
+(stack/time_wait_table.py, tcp/time_wait.py)."""
+
+from __future__ import annotations
+
+import errno
+import gc
+import random
+import tracemalloc
+import weakref
+
+import pytest
+from stack_helpers import ACK, FIN, PEER, US, connected_pair, packet, replies, seg, shuttle
+
+from userstack.stack import Stack
+from userstack.stack.time_wait_table import TimeWaitTable
+from userstack.tcp.config import TcpConfig
+from userstack.tcp.events import Closed, StateChanged
+from userstack.tcp.info import TimerKind
+from userstack.tcp.state import State
+from userstack.tcp.time_wait import TimeWait
+from userstack.wire.addr import Endpoint
+from userstack.wire.seq import SeqNum
+
+
+def server_in_time_wait() -> tuple[Stack, int, SeqNum, SeqNum, weakref.ref[object]]:
+    """The server closed first and is in TIME-WAIT (MSL 1 s): (server, the client's port,
+    the server's SND.NXT and RCV.NXT, a weak reference to the server's Connection)."""
+    server, client, conn, peer = connected_pair(msl=1.0, delayed_ack=0.0)
+    server.close(peer, 0.0)
+    shuttle(client, server, 0.0)
+    client.close(conn, 0.0)
+    shuttle(client, server, 0.0)
+    assert peer.state is State.TIME_WAIT
+    server.take_events()
+    return server, conn.local.port, peer.tcb.snd_nxt, peer.tcb.rcv_nxt, weakref.ref(peer)
+
+
+def test_the_connection_is_freed_and_the_row_stays_with_its_timer() -> None:
+    server, port, snd_nxt, rcv_nxt, ref = server_in_time_wait()
+    gc.collect()
+    assert ref() is None  # nobody holds the Connection any more: the stack let it go
+    [row] = [r for r in server.connections(0.5) if r.remote.port == port]
+    assert row.state is State.TIME_WAIT and row.local == Endpoint(US, 80)
+    assert row.remote == Endpoint(PEER, port)
+    assert (row.timer, row.timer_left) == (TimerKind.TIME_WAIT, 1.5)  # ss -o: timewait
+    assert (row.snd_nxt, row.rcv_nxt) == (snd_nxt.value, rcv_nxt.value)
+    assert server.next_deadline() == 2.0
+    server.on_timer(2.0)
+    assert [r.state for r in server.connections(2.0)] == [State.LISTEN]
+    [(whose, events)] = server.take_events()
+    assert (whose.local, whose.remote) == (Endpoint(US, 80), Endpoint(PEER, port))
+    assert events == [StateChanged(State.TIME_WAIT, State.CLOSED), Closed()]
+
+
+def test_a_retransmitted_fin_is_acked_and_restarts_2msl() -> None:
+    server, port, snd_nxt, rcv_nxt, _ = server_in_time_wait()
+    server.receive_packet(packet(seg(port, 80, FIN | ACK, seq=rcv_nxt.value - 1,
+                                     ack=snd_nxt.value)), 1.5)
+    [ack] = replies(server)
+    assert (ack.flags, ack.seq, ack.ack) == (ACK, snd_nxt, rcv_nxt)
+    assert server.next_deadline() == 3.5
+    server.on_timer(2.0)
+    assert any(r.state is State.TIME_WAIT for r in server.connections(2.0))
+
+
+def test_connect_does_not_reuse_a_four_tuple_in_time_wait() -> None:
+    client = Stack(PEER, key=b"k", config=TcpConfig(msl=1.0), ephemeral_ports=(40000, 40000))
+    server = Stack(US, key=b"s")
+    server.listen(80, 4)
+    conn = client.connect(Endpoint(US, 80), 0.0)
+    shuttle(client, server, 0.0)
+    peer = server.accept(80)
+    assert peer is not None
+    client.close(conn, 0.0)
+    shuttle(client, server, 0.0)
+    server.close(peer, 0.0)
+    shuttle(client, server, 0.0)
+    assert [r.state for r in client.connections(0.0)] == [State.TIME_WAIT]
+    with pytest.raises(OSError) as raised:
+        client.connect(Endpoint(US, 80), 0.5)
+    assert raised.value.errno == errno.EADDRNOTAVAIL
+    client.on_timer(2.0)
+    assert client.connect(Endpoint(US, 80), 2.0).local.port == 40000
+
+
+def test_100_000_records_cost_256_bytes_or_less_each() -> None:
+    """The issue's target, measured with the table's own dicts (packed four-tuple keys)."""
+    rnd = random.Random(7)
+    n = 100_000
+    config = TcpConfig()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        table = TimeWaitTable()
+        for i in range(n):
+            key = (rnd.getrandbits(32), rnd.randrange(1024, 65536), 80)
+            record = TimeWait(SeqNum(rnd.getrandbits(32)), SeqNum(rnd.getrandbits(32)),
+                              200_000 + rnd.getrandbits(16), 3, 240.0 + i * 1e-3)
+            table.add(key, record, config)
+        per_entry = (tracemalloc.get_traced_memory()[0] - before) / n
+    finally:
+        tracemalloc.stop()
+    assert len(table) == n
+    print(f"TIME-WAIT record: {per_entry:.0f} bytes per entry over {n}")
+    assert per_entry <= 256

@@ -1,0 +1,136 @@
+"""TIME-WAIT without the connection: the few numbers RFC 9293 needs to answer for a
+four-tuple in TIME-WAIT, in a record of about 250 bytes instead of a whole TCB.
+
+In TIME-WAIT a connection sends no data and receives none; for 2*MSL it only answers
+(RFC 9293 3.10.7.4, in TIME-WAIT):
+
+- a retransmission of the peer's FIN (our last ACK was lost): ACK it again, restart 2*MSL;
+- any other segment outside the window: ACK it (the first step), unless it is a RST;
+- a RST: ignored (RFC 1337: no "TIME-WAIT assassination");
+- a SYN: a challenge ACK (RFC 5961 4), rate-limited (RFC 5961 7), unless it may start a
+  new incarnation of the four-tuple (RFC 1122 4.2.2.13, `is_new_incarnation_syn`): then
+  the stack drops the record and hands the SYN to its listener, with an ISS above our old
+  SND.NXT (`iss_above`);
+- an ACK of something never sent: a challenge ACK; any other ACK: nothing.
+
+So the stack keeps a `TimeWait` record once a `Connection` reaches TIME-WAIT and lets the
+connection go (stack/time_wait_table.py). `Connection` still implements TIME-WAIT itself
+(its own 2*MSL timer and the same answers), for the core on its own and its tests; both
+use the two rule functions below.
+
+What the record keeps: SND.NXT and RCV.NXT (packed into one int: one object, not two),
+RCV.WND and Rcv.Wind.Shift (to test acceptability and to fill the window field), the
+expiry, and the time of the last challenge ACK. The four-tuple is the table's key, the
+configuration (MSL, TTL, challenge ACK limit) is shared by every record of the table that
+uses it. When timestamps arrive (RFC 7323), TS.Recent takes one more slot, for PAWS and
+for RFC 6191's faster reuse. Two departures from the connection: no D-SACK block on the
+ACK of a duplicate (a record keeps no SACK state), and no challenge ACK for an ACK older
+than SND.UNA - MAX.SND.WND (RFC 5961 5.2 protects data in flight; there is none).
+"""
+
+from __future__ import annotations
+
+from ..wire.seq import SeqNum
+from ..wire.tcp import TcpFlags, TcpSegment
+from .tcb import Tcb, segment_acceptable
+
+SYN = int(TcpFlags.SYN)
+ACK = int(TcpFlags.ACK)
+FIN = int(TcpFlags.FIN)
+RST = int(TcpFlags.RST)
+_ACK_FLAGS = TcpFlags.ACK
+_MASK32 = 0xFFFFFFFF
+
+
+def is_new_incarnation_syn(seg: TcpSegment, rcv_nxt: SeqNum) -> bool:
+    """RFC 9293 3.6.1 (MAY-2) after RFC 1122 4.2.2.13: in TIME-WAIT, a bare SYN whose
+    SEG.SEQ is beyond RCV.NXT cannot be an old duplicate of this connection."""
+    return int(seg.flags) & (SYN | ACK | RST | FIN) == SYN and seg.seq > rcv_nxt
+
+
+def iss_above(isn: SeqNum, snd_nxt: SeqNum) -> SeqNum:
+    """RFC 1122 4.2.2.13 (a): the new incarnation's ISS must be larger than any sequence
+    number the old one used; `isn` is the generator's choice (RFC 6528)."""
+    return isn if isn > snd_nxt else snd_nxt + 1
+
+
+class TimeWait:
+    """One four-tuple in TIME-WAIT; see the module docstring."""
+
+    __slots__ = ("_challenged_at", "_seqs", "expiry", "rcv_wnd", "rcv_wscale")
+
+    def __init__(
+        self, snd_nxt: SeqNum, rcv_nxt: SeqNum, rcv_wnd: int, rcv_wscale: int, expiry: float
+    ) -> None:
+        self._seqs = snd_nxt.value << 32 | rcv_nxt.value
+        self.rcv_wnd = rcv_wnd  # RCV.WND, in bytes, as last offered
+        self.rcv_wscale = rcv_wscale  # Rcv.Wind.Shift (RFC 7323 2.2)
+        self.expiry = expiry  # when 2*MSL is over
+        self._challenged_at: float | None = None  # the last challenge ACK (RFC 5961 7)
+
+    @classmethod
+    def from_tcb(cls, tcb: Tcb, expiry: float) -> TimeWait:
+        """The record of a connection that reached TIME-WAIT (its TCB, its 2*MSL deadline)."""
+        return cls(tcb.snd_nxt, tcb.rcv_nxt, tcb.rcv_wnd, tcb.rcv_wscale, expiry)
+
+    @property
+    def snd_nxt(self) -> SeqNum:
+        return SeqNum(self._seqs >> 32)
+
+    @property
+    def rcv_nxt(self) -> SeqNum:
+        return SeqNum(self._seqs & _MASK32)
+
+    def accepts_new_syn(self, seg: TcpSegment) -> bool:
+        return is_new_incarnation_syn(seg, self.rcv_nxt)
+
+    def new_incarnation_iss(self, isn: SeqNum) -> SeqNum:
+        return iss_above(isn, self.snd_nxt)
+
+    def on_segment(
+        self, seg: TcpSegment, now: float, two_msl: float, challenge_ack_limit: int | None
+    ) -> TcpSegment | None:
+        """SEGMENT ARRIVES in TIME-WAIT (RFC 9293 3.10.7.4): the ACK to send, or None.
+        A retransmitted FIN moves `expiry` to now + two_msl."""
+        flags = int(seg.flags)
+        rcv_nxt = self.rcv_nxt
+        seg_len = len(seg.payload) + bool(flags & SYN) + bool(flags & FIN)
+        ack_owed = False
+        if not segment_acceptable(seg.seq, seg_len, rcv_nxt, self.rcv_wnd):
+            if self.rcv_wnd == 0 and seg.seq == rcv_nxt:
+                # the zero-window allowance: the controls go on, the text is ACKed
+                ack_owed = bool(seg.payload)
+            else:  # first: check the sequence number
+                if flags & RST:
+                    return None
+                if flags & FIN and seg.seq + seg_len == rcv_nxt:
+                    self.expiry = now + two_msl  # the peer's FIN again: restart 2*MSL
+                return self._ack(seg)
+        reply = None
+        if flags & RST:
+            pass  # second: RFC 1337, ignore it
+        elif flags & SYN or (flags & ACK and seg.ack > self.snd_nxt):
+            # fourth: a SYN (RFC 5961 4); fifth: an ACK of something never sent
+            reply = self._challenge_ack(seg, now, challenge_ack_limit)
+        # an acceptable ACK gets nothing; text and FIN are ignored in TIME-WAIT
+        return reply if reply is not None or not ack_owed else self._ack(seg)
+
+    def _challenge_ack(
+        self, seg: TcpSegment, now: float, limit: int | None
+    ) -> TcpSegment | None:
+        """RFC 5961 7 for a record: at most one challenge ACK each 1/limit seconds (a
+        connection allows `limit` in any one second; a record has room for one time)."""
+        if limit is not None:
+            last = self._challenged_at
+            if last is not None and now - last < 1.0 / limit:
+                return None
+            self._challenged_at = now
+        return self._ack(seg)
+
+    def _ack(self, seg: TcpSegment) -> TcpSegment:
+        """<SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>, with the window we last offered."""
+        shift = self.rcv_wscale
+        window = min((self.rcv_wnd + (1 << shift) - 1) >> shift, 0xFFFF)  # never shrink
+        return TcpSegment(
+            seg.dst_port, seg.src_port, self.snd_nxt, self.rcv_nxt, _ACK_FLAGS, window
+        )

@@ -106,6 +106,7 @@ ALIASES = {
     "TcpSegment": "userstack.wire.tcp.TcpSegment",
     "TcpOptions": "userstack.wire.tcp.TcpOptions",
     "IcmpEcho": "userstack.wire.icmp.IcmpEcho",
+    "TimeWait": "userstack.tcp.time_wait.TimeWait",
 }
 _SHORT = re.compile(r"^(" + "|".join(ALIASES) + r")\.([A-Za-z_]\w*)$")
 

@@ -51,7 +51,9 @@ from .observe.view import add_view
 from .observe.why import LiveWhy, add_explain
 from .tcp.config import TcpConfig
 from .tcp.state import State
+from .wire.offload import LinkPacket
 from .wire.pcap import PcapWriter
+from .wire.pcapng import Fault, PcapngWriter
 
 if TYPE_CHECKING:  # the stack and the TUN load only for serve/connect (`ss` stays light)
     from .link.base import Link
@@ -103,7 +105,9 @@ def add_link_flags(parser: argparse.ArgumentParser, *, picks_free: bool = False)
     parser.add_argument("--why", action="store_true",
                         help="with --trace: under each segment, the RFC rules the core applied")
     parser.add_argument("--pcap", type=Path, metavar="FILE",
-                        help="record every packet crossing the TUN into FILE")
+                        help="record every packet crossing the TUN into FILE (pcapng with "
+                        "the faults' drops, duplicates and corruptions as comments when "
+                        "--loss/--dup/--reorder/--corrupt/--delay are given, else pcap)")
     parser.add_argument("--control", type=cli_args.control_socket, metavar="PATH",
                         help="control socket for `userstack ss` (default per --tun)")
     faults = parser.add_argument_group("faults (both directions, seeded, between the TUN "
@@ -150,9 +154,12 @@ async def running_stack(args: argparse.Namespace, trace_out: TextIO) -> AsyncIte
     """TUN (+ pcap tap, + faults) + stack + control socket, torn down in reverse order.
 
     The pcap tap sits right on the TUN, so it records what really crossed it; the
-    faults sit between the tap and the stack.
+    faults sit between the tap and the stack. With faults the fault link makes the
+    capture instead, as pcapng: every packet as it entered the faults, and a comment on
+    each one they dropped, duplicated or corrupted (`FaultCapture`); the trace prints a
+    line for each of those too.
     """
-    from .link.faults import open_faulty_link
+    from .link.faults import FaultCapture, open_faulty_link
     from .link.pcap_tap import PcapTap
     from .link.tun import TunLink
     from .streams import open_stack
@@ -177,18 +184,33 @@ async def running_stack(args: argparse.Namespace, trace_out: TextIO) -> AsyncIte
             raise SystemExit(f"{PROG}: cannot create TUN device {args.tun}: {exc}; {why}") from exc
         exits.push_async_callback(tun.aclose)
         link: Link = tun
+        observer = Tracer(trace_out) if args.trace else None
+        faulty = args.loss or args.ce or args.dup or args.reorder or args.corrupt or args.delay
+        capture = None
         if args.pcap is not None:
             try:
                 pcap_file = exits.enter_context(args.pcap.open("wb"))
             except OSError as exc:
                 raise SystemExit(f"{PROG}: cannot write --pcap {args.pcap}: {exc}") from exc
-            link = PcapTap(link, PcapWriter(pcap_file))
-        if args.loss or args.ce or args.dup or args.reorder or args.corrupt or args.delay:
+            if faulty:
+                capture = FaultCapture(PcapngWriter(pcap_file, [f"{args.tun} (fault link)"]))
+            else:
+                link = PcapTap(link, PcapWriter(pcap_file))
+        if faulty:
+
+            def on_packet(
+                direction: str, packet: LinkPacket, fault: Fault | None, now: float
+            ) -> None:
+                if capture is not None:
+                    capture.packet(direction, packet, fault, now)
+                if observer is not None and fault is not None:
+                    observer.fault(fault, direction, packet, now)
+
             link = await exits.enter_async_context(open_faulty_link(
                 link, loss=args.loss, ce=args.ce, duplicate=args.dup, reorder=args.reorder,
                 corrupt=args.corrupt, delay=args.delay / 1000, seed=args.seed,
+                on_packet=on_packet,
             ))
-        observer = Tracer(trace_out) if args.trace else None
         explain = LiveWhy(trace_out) if args.trace and args.why else None
         stack = await exits.enter_async_context(open_stack(
             link, args.addr, address6=args.addr6, config=config, observer=observer,

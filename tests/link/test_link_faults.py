@@ -19,6 +19,7 @@ from userstack.link.faults import FaultPath, Faults, FaultyLink, open_faulty_lin
 from userstack.link.memory import memory_link_pair
 from userstack.wire import SeqNum, TcpFlags, TcpSegment, WireError, build_tcp_packet, parse_packet
 from userstack.wire.ipv4 import Ecn, ecn_of
+from userstack.wire.pcapng import Fault
 
 N = 20_000
 
@@ -232,3 +233,21 @@ async def test_memory_pair_delay_counts_from_send_time(
     start = trio.current_time()
     assert await b.receive() == b"first"
     assert trio.current_time() == start  # it arrived long ago
+
+
+def test_the_path_reports_every_packet_with_what_it_did() -> None:
+    """on_packet's engine: each packet once in offer order; a drop as DROPPED, a corrupted
+    packet as its new bytes, a duplicate's second copy as DUPLICATED (for FaultCapture)."""
+    seen: list[tuple[bytes, Fault | None]] = []
+    path = FaultPath(Faults(loss=0.2, duplicate=0.2, corrupt=0.2), random.Random(3),
+                     lambda packet, fault, now: seen.append((packet, fault)))
+    packets = numbered(2000)
+    for packet in packets:
+        path.offer(packet, 0.0)
+    delivered = path.take_due(math.inf)
+    c = path.counters
+    assert [f for _, f in seen].count(Fault.DROPPED) == c.dropped > 0
+    assert [f for _, f in seen].count(Fault.DUPLICATED) == c.duplicated > 0
+    assert [f for _, f in seen].count(Fault.CORRUPTED) == c.corrupted > 0
+    assert [p for p, f in seen if f is not Fault.DROPPED] == delivered  # what left, in order
+    assert len(seen) == len(packets) + c.duplicated

@@ -18,6 +18,11 @@ What each fault does to a packet, in this order:
   behind that one (`reordered`); if no later packet comes within `reorder_hold` seconds it goes out
   in order after all, and is not counted.
 
+Every packet offered is also told to `on_packet`, if given, with what the faults did to it,
+so that the trace and the capture can show each drop, duplicate and corruption where it
+happened (`userstack serve --trace --pcap` do, with `FaultCapture`: a learner sees the loss,
+not only the retransmission that repaired it).
+
 The receive path needs no task of its own: `receive_batch()` waits for the inner link and for the
 next due packet at once. The send path with delay, jitter or reordering keeps packets in flight
 after `send` has returned, so it needs a background task: give the link a nursery, or use
@@ -35,6 +40,7 @@ import heapq
 import itertools
 import math
 import random
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, fields, replace
@@ -44,7 +50,14 @@ import trio
 
 from userstack.link.base import Link, LinkBase
 from userstack.wire.ipv4 import Ecn, ecn_of, with_ecn
-from userstack.wire.offload import LinkPacket, OffloadedPacket
+from userstack.wire.offload import LinkPacket, OffloadedPacket, link_packet_bytes
+from userstack.wire.pcapng import Fault, PcapngWriter, fault_comment
+
+# Told of every packet offered, in order, with what the faults did to it, so a trace or a
+# capture can show it: (the packet, the fault or None, now). A dropped packet is told once
+# (DROPPED); a corrupted one as its corrupted bytes; a duplicated one twice, the second copy
+# as DUPLICATED.
+PacketReport = Callable[[LinkPacket, Fault | None, float], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,9 +137,12 @@ class FaultPath:
     order. At most one packet is held back for reordering at a time.
     """
 
-    def __init__(self, faults: Faults, rng: random.Random) -> None:
+    def __init__(
+        self, faults: Faults, rng: random.Random, report: PacketReport | None = None
+    ) -> None:
         self.faults = faults
         self.counters = FaultCounters()
+        self.report = report
         self._rng = rng
         self._heap: list[tuple[float, int, LinkPacket]] = []
         self._arrival = itertools.count()
@@ -137,20 +153,30 @@ class FaultPath:
         counters.offered += 1
         if faults.loss and rng.random() < faults.loss:
             counters.dropped += 1
+            if self.report:
+                self.report(packet, Fault.DROPPED, now)
             return
         if faults.ce and rng.random() < faults.ce:
             if not _ecn_capable(packet):
                 counters.dropped += 1
+                if self.report:
+                    self.report(packet, Fault.DROPPED, now)
                 return
             packet = _mark_ce(packet)
             counters.marked += 1
+        fault = None
         if faults.corrupt and packet and rng.random() < faults.corrupt:
             packet = _flip_bit(packet, rng)
             counters.corrupted += 1
+            fault = Fault.CORRUPTED
         copies = 1
         if faults.duplicate and rng.random() < faults.duplicate:
             copies = 2
             counters.duplicated += 1
+        if self.report:
+            self.report(packet, fault, now)
+            if copies == 2:
+                self.report(packet, Fault.DUPLICATED, now)
         for _ in range(copies):
             due = now + faults.delay
             if faults.jitter:
@@ -224,6 +250,14 @@ def rng_for(seed: int | str | None, label: str) -> random.Random:
     return random.Random() if seed is None else random.Random(f"{seed}/{label}")
 
 
+def _reporter(
+    on_packet: Callable[[str, LinkPacket, Fault | None, float], None] | None, direction: str
+) -> PacketReport | None:
+    if on_packet is None:
+        return None
+    return lambda packet, fault, now: on_packet(direction, packet, fault, now)
+
+
 class FaultyLink(LinkBase):
     """Wraps any link and applies the same `Faults` to what it sends and what it receives.
 
@@ -240,15 +274,18 @@ class FaultyLink(LinkBase):
         *,
         seed: int | str | None = None,
         nursery: trio.Nursery | None = None,
+        on_packet: Callable[[str, LinkPacket, Fault | None, float], None] | None = None,
         **options: float,
     ) -> None:
-        """`options` are the fields of `Faults`, by name: `FaultyLink(tun, loss=0.01)`."""
+        """`options` are the fields of `Faults`, by name: `FaultyLink(tun, loss=0.01)`.
+        `on_packet("send" or "receive", packet, fault or None, now)` hears of every packet
+        offered, and of what the faults did to it (see `PacketReport`)."""
         super().__init__()
         faults = Faults(**options)
         self.inner = inner
         self.offload = inner.offload
-        self._tx = FaultPath(faults, rng_for(seed, "send"))
-        self._rx = FaultPath(faults, rng_for(seed, "receive"))
+        self._tx = FaultPath(faults, rng_for(seed, "send"), _reporter(on_packet, "send"))
+        self._rx = FaultPath(faults, rng_for(seed, "receive"), _reporter(on_packet, "receive"))
         self._inner_ended = False
         self._closing = trio.Event()
         self._pump_scope = trio.CancelScope()
@@ -330,6 +367,25 @@ class FaultyLink(LinkBase):
         self._tx.clear()
         self._rx.clear()
         await self.inner.aclose()
+
+
+
+class FaultCapture:
+    """A pcapng capture made by the fault link itself (its `on_packet`): every packet once,
+    in the order offered, as it left or was lost, with a comment for what the faults did
+    ("userstack fault link: dropped (send)"; userstack/wire/pcap.py reads them back). The
+    capture point is the fault link's entrance: a delay or a reordering does not show."""
+
+    def __init__(self, writer: PcapngWriter, clock: Callable[[], float] = time.time) -> None:
+        """`writer` has the one interface the fault link's packets are on."""
+        self._writer = writer
+        self._clock = clock  # wall clock by default, as for PcapTap
+
+    def packet(
+        self, direction: str, packet: LinkPacket, fault: Fault | None, now: float
+    ) -> None:
+        comment = None if fault is None else fault_comment(fault, direction)
+        self._writer.write(0, link_packet_bytes(packet), self._clock(), comment)
 
 
 @asynccontextmanager

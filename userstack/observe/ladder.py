@@ -13,6 +13,8 @@ What is observed and what is inferred (the details are in replay.py's docstring)
   number them (tcpdump -S would print them absolute).
 - retransmissions and losses are inferred from sequence numbers and ACKs: a resent
   segment is drawn red and dashed, a presumed-lost one ends in an X halfway across.
+  A capture made by userstack's fault link (pcapng) records its drops, corruptions and
+  duplicates: those are drawn as what they were, not inferred (replay.py).
 - states are not in the capture at all: they come from replaying the segments through
   userstack's own sans-I/O core (replay.py), so they show what RFC 9293 says each side
   was in. Where the replay cannot follow the capture, a note under the figure says so.
@@ -39,6 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..wire.errors import WireError
+from ..wire.pcapng import Fault
 from ..wire.seq import SeqNum
 from ..wire.tcp import TcpFlags, TcpSegment
 from .replay import (
@@ -66,6 +69,7 @@ _TIME_X = 16  # left edge of the "#  time" column
 _CLIENT_X = 300  # the two time lines
 _SERVER_X = 820
 _SLOPE = 26  # how far every arrow drops on its way across
+_LOST_AT = 0.6  # how far across a lost segment gets
 _MIN_GAP = 40  # least distance between two arrows' tops: above _SLOPE, so they never cross
 _MAX_GAP = 3 * _MIN_GAP
 _BREAK_GAP = 56  # what a gap of _BREAK_RATIO times the median or _BREAK_SECONDS shrinks to
@@ -230,6 +234,8 @@ def ladder_svg(
     for i, p in enumerate(conv.segments):
         side = conv.side(p)
         label = segment_label(p.segment, isn[side], isn[side.other])
+        if p.fault is Fault.CORRUPTED or p.fault is Fault.DUPLICATED:  # a drop has its X
+            label += f"  ({'duplicate' if p.fault is Fault.DUPLICATED else 'corrupted'})"
         _arrow(arrows, i, p.number, side, ys[i], label, i in delivery.retransmitted,
                i in delivery.lost, p.segment)
         _el(svg, "text", f"#{p.number:<3} {p.time - t0:.6f}", x=_TIME_X, y=ys[i] + 4,
@@ -301,7 +307,8 @@ def _arrow(
     line = {"stroke": color, "stroke_width": 1.4 if pure_ack else 1.8}
     if retransmitted:
         line["stroke_dasharray"] = "7 4"
-    fx, fy = x1 + (x2 - x1) * 0.8, y + _SLOPE * 0.8  # where a lost segment ends
+    # a lost segment stops midway, with an X where it was lost (as in Stevens' figures)
+    fx, fy = x1 + (x2 - x1) * _LOST_AT, y + _SLOPE * _LOST_AT
     if lost:
         _el(g, "line", x1=x1, y1=y, x2=fx, y2=fy, **line)
     else:
@@ -416,14 +423,21 @@ def render_ladder(
         )
     conv = conversations[index]
     delivery = classify(conv)
+    recorded = bool(delivery.recorded_lost or delivery.duplicates)
     states = replay(conv, delivery)
     duration = conv.segments[-1].time - conv.segments[0].time
     subtitle = (
         f"{Path(pcap_path).name}: connection {index} of {len(conversations)}, "
         f"{len(conv.segments)} segments, {_duration(duration) if duration else '0 s'}, "
-        f"{len(delivery.retransmitted)} retransmitted, {len(delivery.lost)} presumed lost"
+        f"{len(delivery.retransmitted)} retransmitted, {len(delivery.lost)} "
+        + ("lost (recorded by the fault link)" if recorded else "presumed lost")
     )
     notes = []
+    if recorded:
+        notes.append(
+            "losses and duplicates: as the fault link recorded them (pcapng comments), "
+            "not inferred"
+        )
     if capture.unchecked:
         notes.append(
             f"{capture.unchecked} packets in the capture carry a TCP checksum their sender had "

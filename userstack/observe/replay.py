@@ -19,6 +19,13 @@ Retransmissions and losses (inferred, not observed)
     - a spurious retransmission (the data arrived but its ACK was lost or late) looks like a
       loss of the original;
     - the same packet captured twice (e.g. ``tcpdump -i any``) looks like a retransmission.
+    A capture from userstack's own fault link (pcapng, ``userstack serve --pcap`` with
+    ``--loss``...) says what happened instead of leaving it to inference: a record whose
+    comment says *dropped* or *corrupted* (see userstack/wire/pcap.py) was lost, observed
+    and not presumed, and is never delivered in the replay; one that says *duplicated* is
+    the fault link's extra copy, not a retransmission. Where a connection has such records
+    they are its losses, and nothing more is presumed: the fault link was the only place
+    anything could be lost, and a spurious retransmission is no longer mistaken for one.
 
 States (replayed, not observed)
     Each endpoint gets a ``Connection``: the client ``open_active`` with the ISN of its SYN,
@@ -76,7 +83,8 @@ from ..wire.checksum import internet_checksum, pseudo_header_sum
 from ..wire.errors import WireError
 from ..wire.ipv4 import IPPROTO_TCP
 from ..wire.packet import IPPacket, parse_ip
-from ..wire.pcap import LINKTYPE_RAW, PcapReader
+from ..wire.pcap import LINKTYPE_RAW
+from ..wire.pcapng import LINKTYPE_IPV4, Fault, fault_in, open_capture
 from ..wire.seq import SeqNum
 from ..wire.tcp import TcpFlags, TcpSegment
 
@@ -98,6 +106,7 @@ class CapturedSegment:
     dst: Endpoint
     segment: TcpSegment
     options: bytes = b""  # the options area as captured (tcpdump prints it in wire order)
+    fault: Fault | None = None  # what the fault link did to it, if the capture says (pcapng)
 
 
 @dataclass(slots=True)
@@ -137,11 +146,12 @@ def read_capture(path: str | Path) -> Capture:
     segments: list[CapturedSegment] = []
     skipped = unchecked = 0
     with open(path, "rb") as f:
-        reader = PcapReader(f)
+        reader = open_capture(f)
         unframe = _UNFRAME.get(reader.linktype)
         if unframe is None:
             raise WireError(f"pcap link type {reader.linktype} is not supported")
-        for number, (time, frame) in enumerate(reader, start=1):
+        for number, (time, frame, comment) in enumerate(reader.records(), start=1):
+            fault = fault_in(comment)
             data = unframe(frame)
             try:
                 if data is None:
@@ -153,13 +163,14 @@ def read_capture(path: str | Path) -> Capture:
                     seg = TcpSegment.parse(ip.payload, ip.src, ip.dst)
                 except WireError:
                     seg = TcpSegment.parse(_checksummed(ip), ip.src, ip.dst)
-                    unchecked += 1
+                    if fault is not Fault.CORRUPTED:  # its checksum is bad on purpose
+                        unchecked += 1
             except WireError:
                 skipped += 1
                 continue
             src, dst = Endpoint(ip.src, seg.src_port), Endpoint(ip.dst, seg.dst_port)
             options = ip.payload[20 : (ip.payload[12] >> 4) * 4]
-            segments.append(CapturedSegment(number, time, src, dst, seg, options))
+            segments.append(CapturedSegment(number, time, src, dst, seg, options, fault))
     return Capture(segments, skipped, unchecked)
 
 
@@ -215,6 +226,7 @@ def _linux_sll2(frame: bytes) -> bytes | None:  # 20-byte header, protocol first
 
 _UNFRAME: dict[int, Callable[[bytes], bytes | None]] = {
     LINKTYPE_RAW: bytes,
+    LINKTYPE_IPV4: bytes,  # what userstack's pcapng files hold
     1: _ethernet,  # LINKTYPE_ETHERNET
     113: _linux_sll,  # LINKTYPE_LINUX_SLL
     276: _linux_sll2,  # LINKTYPE_LINUX_SLL2
@@ -259,18 +271,28 @@ class Delivery:
     """What the capture says about each segment of a conversation (by index)."""
 
     retransmitted: frozenset[int]
-    lost: frozenset[int]
+    lost: frozenset[int]  # presumed lost, or as the capture records (recorded_lost)
+    recorded_lost: frozenset[int] = frozenset()  # dropped or corrupted by the fault link
+    duplicates: frozenset[int] = frozenset()  # the fault link's extra copies
 
 
 def classify(conv: TcpConversation) -> Delivery:
-    """Mark retransmissions and presumed losses (see the module docstring for the rules)."""
+    """Mark retransmissions and presumed losses (see the module docstring for the rules),
+    and what a fault link's capture records as lost or duplicated."""
     retransmitted: set[int] = set()
     lost: set[int] = set()
+    recorded_lost: set[int] = set()
+    duplicates: set[int] = set()
     highest: dict[Side, SeqNum] = {}
     unacked: dict[Side, list[tuple[int, SeqNum, SeqNum]]] = {Side.CLIENT: [], Side.SERVER: []}
     for i, p in enumerate(conv.segments):
         side, seg = conv.side(p), p.segment
-        if seg.flags & TcpFlags.ACK:  # cumulative: everything of the other side ending at or below
+        if p.fault is Fault.DUPLICATED:
+            duplicates.add(i)  # the same segment again, made by the link: nothing new
+            continue
+        if p.fault is not None:  # dropped or corrupted: it reached nobody
+            recorded_lost.add(i)
+        elif seg.flags & TcpFlags.ACK:  # cumulative: all of the other side's ending at or below
             peer = unacked[side.other]
             peer[:] = [t for t in peer if t[2] > seg.ack]
         if not seg.seg_len:
@@ -285,7 +307,12 @@ def classify(conv: TcpConversation) -> Delivery:
         unacked[side].append((i, start, end))
         if top is None or end > top:
             highest[side] = end
-    return Delivery(frozenset(retransmitted), frozenset(lost))
+    if recorded_lost or duplicates:  # a fault link's capture: it says what was lost
+        lost = recorded_lost
+    return Delivery(
+        frozenset(retransmitted), frozenset(lost), frozenset(recorded_lost),
+        frozenset(duplicates),
+    )
 
 
 class Anchor(Enum):

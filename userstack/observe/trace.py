@@ -44,6 +44,7 @@ from ..wire.ipv4 import IPPROTO_ICMP, IPPROTO_TCP, IPv4Packet
 from ..wire.ipv6 import IPPROTO_ICMPV6, IPv6Packet
 from ..wire.offload import LinkPacket, OffloadedPacket, SuperSegment, Vouched
 from ..wire.packet import IPPacket, parse_ip
+from ..wire.pcapng import Fault
 from ..wire.tcp import TcpFlags, TcpSegment
 from .hooks import Direction
 
@@ -360,4 +361,16 @@ class Tracer:
     ) -> None:
         print(f"{self._stamp(now)} {format_state_change(local, remote, old, new)}",
               file=self.out, flush=True)
+
+    def fault(self, fault: Fault, direction: str, packet: LinkPacket, now: float) -> None:
+        """What the fault link did to a packet (its `on_fault`): one line, the packet as
+        tcpdump would print it, so a loss shows where it happened."""
+        line = format_packet(packet, self.conversations)
+        print(f"{self._stamp(now)} {format_fault(fault, direction)} {line}",
+              file=self.out, flush=True)
+
+
+def format_fault(fault: Fault, direction: str) -> str:
+    """`fault link: dropped (send):`, the prefix of a fault's trace line."""
+    return f"fault link: {fault.value} ({direction}):"
 

@@ -3,6 +3,7 @@
 tcpdump -r and Wireshark read what PcapWriter writes. The format is four fixed
 headers, so plain ``struct`` is enough; construct would add nothing here.
 The writer takes any binary file object and never flushes: the caller decides.
+pcapng, with interfaces and comments, is in pcapng.py (`open_capture` reads either).
 """
 
 from __future__ import annotations
@@ -59,6 +60,11 @@ class PcapReader:
         self.snaplen: int = header[5]
         self.linktype: int = header[6]
 
+    def records(self) -> Iterator[tuple[float, bytes, str | None]]:
+        """(timestamp, packet, comment): classic pcap has no comments."""
+        for timestamp, packet in self:
+            yield timestamp, packet, None
+
     def __iter__(self) -> Iterator[tuple[float, bytes]]:
         record = self._record
         while True:
@@ -72,3 +78,4 @@ class PcapReader:
             if len(packet) < captured:
                 raise WireError("pcap file ends inside a packet")
             yield sec + frac / self._divisor, packet
+

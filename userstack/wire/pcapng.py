@@ -8,22 +8,54 @@ packets but does not print the name; `PcapngReader` yields it). Layout: the pcap
 (draft-ietf-opsawg-pcapng):
 a Section Header Block, an Interface Description Block per interface, then Enhanced
 Packet Blocks, all little-endian, every block padded to 32 bits.
+
+A packet may carry a comment (opt_comment): userstack's fault link records there what it
+did to the packet (`Fault`, `fault_comment`: "userstack fault link: dropped (send)"), so a
+capture shows a loss where it happened, not only the retransmission that repaired it
+(tshark -T fields -e frame.comment prints them; `PcapngReader.records` yields them).
+`open_capture` reads a classic pcap or a pcapng file alike.
 """
 
 from __future__ import annotations
 
 import struct
 from collections.abc import Iterator, Sequence
+from enum import Enum
 from typing import BinaryIO
 
 from .errors import WireError
+from .pcap import PcapReader
 
 LINKTYPE_IPV4 = 228  # raw IPv4; not RAW (101): libpcap 1.10 then refuses a second interface
 
 _SHB, _IDB, _EPB = 0x0A0D0D0A, 0x00000001, 0x00000006
 _BYTE_ORDER_MAGIC = 0x1A2B3C4D
 _SNAPLEN = 0xFFFF
-_OPT_IF_NAME, _OPT_END = 2, 0
+_OPT_IF_NAME, _OPT_END, _OPT_COMMENT = 2, 0, 1
+
+
+class Fault(Enum):
+    """What a fault link did to a packet, as the packet's comment records it."""
+
+    DROPPED = "dropped"  # never delivered: the record is the packet that was lost
+    DUPLICATED = "duplicated"  # this record is the extra copy
+    CORRUPTED = "corrupted"  # one bit flipped: the receiver's checksum drops it
+
+
+_FAULT_PREFIX = "userstack fault link: "
+
+
+def fault_comment(fault: Fault, direction: str) -> str:
+    """The comment for a packet `fault` happened to, going `direction` ("send", "receive")."""
+    return f"{_FAULT_PREFIX}{fault.value} ({direction})"
+
+
+def fault_in(comment: str | None) -> Fault | None:
+    """The fault a record's comment names, or None."""
+    if comment is None or not comment.startswith(_FAULT_PREFIX):
+        return None
+    word = comment[len(_FAULT_PREFIX):].split(" ", 1)[0]
+    return next((f for f in Fault if f.value == word), None)
 
 
 def _pad(data: bytes) -> bytes:
@@ -48,16 +80,23 @@ class PcapngWriter:
             options += struct.pack("<HH", _OPT_END, 0)
             file.write(_block(_IDB, struct.pack("<HHI", LINKTYPE_IPV4, 0, _SNAPLEN) + options))
 
-    def write(self, interface: int, packet: bytes, timestamp: float) -> None:
+    def write(
+        self, interface: int, packet: bytes, timestamp: float, comment: str | None = None
+    ) -> None:
         """One packet seen on `interface` (its index), at `timestamp` seconds since the epoch
-        (microseconds, pcapng's default resolution)."""
+        (microseconds, pcapng's default resolution), with an optional comment."""
         if not 0 <= interface < self._count:
             raise ValueError(f"no interface {interface} in this file")
         usec = round(timestamp * 1_000_000)
         captured = packet[:_SNAPLEN]
         head = struct.pack("<IIIII", interface, usec >> 32, usec & 0xFFFFFFFF,
                            len(captured), len(packet))
-        self._file.write(_block(_EPB, head + _pad(captured)))
+        options = b""
+        if comment is not None:
+            raw = comment.encode()
+            options = struct.pack("<HH", _OPT_COMMENT, len(raw)) + _pad(raw)
+            options += struct.pack("<HH", _OPT_END, 0)
+        self._file.write(_block(_EPB, head + _pad(captured) + options))
 
 
 class PcapngReader:
@@ -80,26 +119,53 @@ class PcapngReader:
             raise WireError("pcapng file ends inside a block")
         return body[:-4]
 
+    @property
+    def linktype(self) -> int:
+        """Every interface this module writes is raw IPv4."""
+        return LINKTYPE_IPV4
+
+    def records(self) -> Iterator[tuple[float, bytes, str | None]]:
+        """(timestamp, packet, comment), as `open_capture`'s readers all yield them."""
+        for _, timestamp, packet, comment in self._blocks():
+            yield timestamp, packet, comment
+
     def __iter__(self) -> Iterator[tuple[int, float, bytes]]:
+        for interface, timestamp, packet, _ in self._blocks():
+            yield interface, timestamp, packet
+
+    def _blocks(self) -> Iterator[tuple[int, float, bytes, str | None]]:
         while head := self._file.read(8):
             if len(head) < 8:
                 raise WireError("pcapng file ends inside a block header")
             kind = struct.unpack("<I", head[:4])[0]
             body = self._skip_rest(head)
             if kind == _IDB:
-                self.interfaces.append(_if_name(body[8:]) or f"interface {len(self.interfaces)}")
+                name = _option(body[8:], _OPT_IF_NAME)
+                self.interfaces.append(name or f"interface {len(self.interfaces)}")
             elif kind == _EPB:
                 interface, high, low, captured, _ = struct.unpack_from("<IIIII", body)
-                yield interface, ((high << 32) | low) / 1e6, body[20:20 + captured]
+                comment = _option(body[20 + captured + (-captured % 4):], _OPT_COMMENT)
+                yield interface, ((high << 32) | low) / 1e6, body[20:20 + captured], comment
 
 
-def _if_name(options: bytes) -> str | None:
+def _option(options: bytes, wanted: int) -> str | None:
+    """The text of option `wanted` in a block's options, or None."""
     offset = 0
     while offset + 4 <= len(options):
         code, length = struct.unpack_from("<HH", options, offset)
         if code == _OPT_END:
             break
-        if code == _OPT_IF_NAME:
+        if code == wanted:
             return options[offset + 4:offset + 4 + length].decode(errors="replace")
         offset += 4 + length + (-length % 4)
     return None
+
+
+def open_capture(file: BinaryIO) -> PcapReader | PcapngReader:
+    """A reader for a classic pcap or a pcapng file, by its first four bytes; both have
+    `linktype` and `records()`."""
+    start = file.read(4)
+    file.seek(-len(start), 1)
+    if start == struct.pack("<I", _SHB):
+        return PcapngReader(file)
+    return PcapReader(file)

@@ -36,7 +36,7 @@ from userstack.wire.seq import SeqNum
 from userstack.wire.tcp import TcpOptions, TcpSegment
 
 CONFIG = TcpConfig(recv_buffer=16 * 1024, send_buffer=16 * 1024)
-BACKLOG = {80: 16, 81: 2}  # a roomy listener and one that fills at once
+BACKLOG = {80: 16, 81: 2}  # a roomy listener and one that fills at once (both queues)
 ROUTER = IPv4Address("192.0.2.1")
 _M32 = 0xFFFFFFFF
 
@@ -103,7 +103,9 @@ class Scene:
     def every_state(self) -> None:
         """One connection (or more) in each of the ten states a TCB can be seen in."""
         for port, backlog in BACKLOG.items():
-            self.stack.listen(port, backlog)
+            # the SYN queue as small as the accept queue: port 81's fills at once, and its
+            # next SYNs get cookies (RFC 4987 3.6)
+            self.stack.listen(port, backlog, syn_backlog=backlog)
         self.passive(ack=False)  # SYN-RECEIVED
         self.handles.append(self.stack.connect(Endpoint(PEER, 9), self.now))  # SYN-SENT
         self.passive()  # ESTABLISHED, idle

@@ -6,7 +6,8 @@ Two tasks share one Stack:
   tells the stream layer which connections changed, and wakes the pump;
 - the pump fires due timers, tells the stream layer what changed, writes every queued packet to the
   link in one `send_batch`, then sleeps until it is woken (a packet arrived, the
-  application called into the stack) or the earliest deadline passes.
+  application called into the stack) or the earliest deadline passes. Packets to the
+  stack's own address loop straight back in (`localhost`).
 
 `now` is always `trio.current_time()`, so under `trio.testing.MockClock` every
 timer of every connection runs in virtual time. With no observer installed nothing
@@ -50,6 +51,7 @@ class Driver:
         self.on_changed = on_changed
         self.link_lost = False  # sending failed: the link is closed or its far end is gone
         self._wakeup = trio.Event()
+        self._own_address = stack.address.packed
 
     def wake(self) -> None:
         """Something changed in the stack (a user call): the pump should look at it."""
@@ -106,10 +108,30 @@ class Driver:
             self._dispatch(now)
             packets = stack.take_packets()
             if packets:
+                packets = self._loop_back(packets, now)
+            if packets:
                 await self._send(packets, now)
             deadline = stack.next_deadline()
             with trio.move_on_at(math.inf if deadline is None else deadline):
                 await self._wakeup.wait()
+
+    def _loop_back(self, packets: list[bytes], now: float) -> list[bytes]:
+        """Packets to the stack's own address (`localhost` connections) never reach the
+        link: they come straight back in, as through a loopback interface. The rest is
+        returned, to go out."""
+        own = self._own_address
+        if all(packet[16:20] != own for packet in packets):  # the IPv4 destination
+            return packets
+        looped = [packet for packet in packets if packet[16:20] == own]
+        observer = self.observer
+        if observer is not None:
+            for packet in looped:
+                observer.packet(Direction.OUT, packet, now)
+                observer.packet(Direction.IN, packet, now)
+        self.stack.receive_packets(looped, now)
+        self._dispatch(now)
+        self._wakeup.set()  # the answers go out on the next turn
+        return [packet for packet in packets if packet[16:20] != own]
 
     async def _send(self, packets: list[bytes], now: float) -> None:
         observer = self.observer

@@ -1,9 +1,13 @@
 """The public API: trio streams over the userstack, named as trio names them.
 
-A trio program ports by changing one call: `trio.open_tcp_stream(host, port)` becomes
+A trio program ports by running inside `with stack.trio_network():` (trio's own
+`open_tcp_stream`, `serve_tcp` and the libraries on them then use the stack, through
+userstack.sockets), or by calling the stack's twins of trio's functions:
 `stack.open_tcp_stream(host, port)` (likewise `open_tcp_listeners`, `serve_tcp`),
 where `stack` comes from `open_stack(link, address)`. What comes back is a
-`trio.abc.HalfCloseableStream` / `trio.abc.Listener` that raises trio's exceptions.
+`trio.abc.HalfCloseableStream` / `trio.abc.Listener` that raises trio's exceptions; a
+TcpStream is a drop-in for trio.SocketStream (`.socket`, `setsockopt`, `getsockopt`),
+and its BrokenResourceError chains from an OSError with the kernel's errno.
 
 Every wait here is level-triggered: a task re-checks the connection's state (bytes
 readable, send space, EOF, failure) after each wake-up, so an event that fired before
@@ -16,16 +20,19 @@ import errno
 import operator
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import AbstractContextManager, asynccontextmanager, contextmanager
 from ipaddress import IPv4Address, IPv6Address, ip_address
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import trio
-from trio.lowlevel import ParkingLot, cancel_shielded_checkpoint, checkpoint_if_cancelled
+from trio.lowlevel import ParkingLot
 
 from .driver import Driver
 from .link.base import Link
 from .observe.hooks import Observer
+from .sockets import SocketHost, UserSocket, failure_error, trio_network
+from .sockets.errors import os_error
+from .sockets.waiting import wait_until
 from .stack import ConnectionHandle, QueueShare, Stack, StackCounters
 from .tcp.config import TcpConfig
 from .tcp.errors import ConnectionFailed, ConnectionStateError
@@ -39,18 +46,6 @@ _T = TypeVar("_T")
 
 DEFAULT_RECEIVE_SIZE = 64 * 1024
 DEFAULT_BACKLOG = 128
-
-# How a failed connection surfaces from open_tcp_stream, as the kernel's errno would
-# (the ICMP ones as Linux reports a hard error, or a timeout after a soft one).
-_CONNECT_ERRORS: dict[ErrorReason, tuple[type[OSError], int]] = {
-    ErrorReason.CONNECTION_REFUSED: (ConnectionRefusedError, errno.ECONNREFUSED),
-    ErrorReason.TIMED_OUT: (TimeoutError, errno.ETIMEDOUT),
-    ErrorReason.CONNECTION_RESET: (ConnectionResetError, errno.ECONNRESET),
-    ErrorReason.NETWORK_UNREACHABLE: (OSError, errno.ENETUNREACH),
-    ErrorReason.HOST_UNREACHABLE: (OSError, errno.EHOSTUNREACH),
-    ErrorReason.PROTOCOL_UNREACHABLE: (OSError, errno.ENOPROTOOPT),
-    ErrorReason.PROTOCOL_ERROR: (OSError, errno.EPROTO),
-}
 
 
 @asynccontextmanager
@@ -98,8 +93,7 @@ class UserStack:
     def __init__(self, stack: Stack, link: Link, observer: Observer | None) -> None:
         self._stack = stack
         self._driver = Driver(stack, link, observer=observer, on_changed=self._on_changed)
-        self._streams: dict[ConnectionHandle, TcpStream] = {}
-        self._listeners: dict[tuple[int, int], TcpListener] = {}  # (IP version, port)
+        self._sockets = SocketHost(stack, self._driver.wake)  # wake-ups, bound ports, names
 
     @property
     def address(self) -> IPv4Address | IPv6Address:
@@ -119,15 +113,40 @@ class UserStack:
     def config(self) -> TcpConfig:
         return self._stack.config
 
+    @property
+    def hosts(self) -> dict[str, IPv4Address | IPv6Address]:
+        """The stack's host table: names it resolves (besides numbers and `localhost`)."""
+        return self._sockets.resolver.hosts
+
+    def trio_network(self, *, kernel_fallback: bool = False) -> AbstractContextManager[None]:
+        """Inside `with stack.trio_network():` trio's network functions and every library
+        built on trio.socket use this stack, unchanged (userstack/sockets/network.py):
+        TCP over IPv4 goes to the stack, names resolve in its table, and any other socket
+        raises OSError, unless `kernel_fallback` sends those to the kernel."""
+        return trio_network(self._sockets, kernel_fallback=kernel_fallback)
+
+    def socket(self, proto: int = 0) -> UserSocket:
+        """A new AF_INET / SOCK_STREAM socket of this stack (what trio.socket.socket()
+        gives inside trio_network())."""
+        return UserSocket(self._sockets, proto)
+
     def connections(self) -> list[TcbInfo]:
         """A snapshot of every TCB, plus one LISTEN row per listener."""
         return self._stack.connections(trio.current_time())
 
     async def open_tcp_stream(
-        self, host: IPv4Address | str, port: int, *, config: TcpConfig | None = None
+        self,
+        host: IPv4Address | IPv6Address | str | bytes,
+        port: int,
+        *,
+        happy_eyeballs_delay: float | None = 0.25,
+        local_address: str | None = None,
+        config: TcpConfig | None = None,
     ) -> TcpStream:
-        """Active OPEN, like `trio.open_tcp_stream`; `host` is an IPv4 or IPv6 address
-        ("fd00::1", without brackets, as trio takes it).
+        """Active OPEN, like `trio.open_tcp_stream`, with its keywords. `host` is an IPv4
+        or IPv6 address ("fd00::1", without brackets, as trio takes it), `localhost` or a
+        name in `hosts`; names have one address here, so `happy_eyeballs_delay` has
+        nothing to race. `local_address` must be this stack's.
 
         Raises ConnectionRefusedError (RST or ICMP port unreachable in reply to our
         SYN) or TimeoutError (the SYN retries ran out), each with its errno; an OSError
@@ -135,8 +154,15 @@ class UserStack:
         soft one followed by the timeout). Cancelling aborts the attempt. `config` sets
         the connection's TCP parameters and its packets' TTL and DiffServ byte.
         """
+        if happy_eyeballs_delay is not None and happy_eyeballs_delay < 0:
+            raise ValueError("happy_eyeballs_delay must be >= 0")
+        resolver = self._sockets.resolver
+        if local_address is not None and resolver.resolve(local_address) not in (
+            IPv4Address(0), *self._stack.addresses.all,
+        ):
+            raise os_error(errno.EADDRNOTAVAIL, f"local_address={local_address!r}")
         try:
-            remote = Endpoint(ip_address(host), operator.index(port))
+            remote = Endpoint(resolver.resolve(host), operator.index(port))
         except ValueError as e:
             raise OSError(errno.EINVAL, f"cannot connect to {host!r}: {e}") from e
         conn = self._stack.connect(remote, trio.current_time(), config=config)
@@ -173,9 +199,7 @@ class UserStack:
         try:
             for version in versions:
                 port = stack.listen(port, backlog or DEFAULT_BACKLOG, version=version)
-                listener = TcpListener(self, port, version)
-                self._listeners[version, port] = listener
-                listeners.append(listener)
+                listeners.append(TcpListener(self, port, version))
         except BaseException:
             for listener in listeners:
                 await listener.aclose()
@@ -201,22 +225,7 @@ class UserStack:
     # ---- between the streams and the stack ---------------------------------------------
 
     def _on_changed(self, changed: list[ConnectionHandle], accept_ready: set[int]) -> None:
-        streams = self._streams
-        for conn in changed:
-            stream = streams.get(conn)
-            if stream is not None:
-                stream._wake_all()
-        for port in accept_ready:  # a port's listeners of both families look again
-            for version in (4, 6):
-                listener = self._listeners.get((version, port))
-                if listener is not None:
-                    listener._lot.unpark_all()
-
-    def _register(self, conn: ConnectionHandle, stream: TcpStream) -> None:
-        self._streams[conn] = stream
-
-    def _forget(self, conn: ConnectionHandle) -> None:
-        self._streams.pop(conn, None)
+        self._sockets.changed(changed, accept_ready)
 
 
 class TcpStream(trio.abc.HalfCloseableStream):
@@ -240,7 +249,8 @@ class TcpStream(trio.abc.HalfCloseableStream):
         self._eof_sent = False  # send_eof() was called
         self._sending = False  # send_all / send_eof / wait_send_all_might_not_block running
         self._receiving = False
-        owner._register(conn, self)
+        self._socket: UserSocket | None = None  # made when asked for (.socket)
+        owner._sockets.watch(conn, self._wake_all)
 
     # ---- what it is --------------------------------------------------------------------
 
@@ -294,6 +304,24 @@ class TcpStream(trio.abc.HalfCloseableStream):
         """A snapshot of this connection's TCB (what `ss` shows)."""
         return self._conn.info(trio.current_time())
 
+    @property
+    def socket(self) -> UserSocket:
+        """The connection as a trio socket (trio.SocketStream.socket): for getsockname,
+        getpeername and options. Closing the stream closes it."""
+        if self._socket is None:
+            self._socket = UserSocket(self._owner._sockets, handle=self._conn)
+            if self._closed:
+                self._socket.forget()
+        return self._socket
+
+    def setsockopt(self, level: int, option: int, value: int | bytes) -> None:
+        """As trio.SocketStream.setsockopt: on the connection's socket (tcp(7) options)."""
+        self.socket.setsockopt(level, option, value)
+
+    def getsockopt(self, level: int, option: int, buffersize: int = 0) -> Any:
+        """As trio.SocketStream.getsockopt (also TCP_INFO, as a TcbInfo)."""
+        return self.socket.getsockopt(level, option, buffersize or None)
+
     def __repr__(self) -> str:
         return f"<TcpStream {self._conn.local} -> {self._conn.remote} {self._conn.state}>"
 
@@ -305,12 +333,18 @@ class TcpStream(trio.abc.HalfCloseableStream):
         self._writers.unpark_all()
 
     def _broken(self, cause: BaseException | None = None) -> trio.BrokenResourceError:
-        reason = self._conn.failure
-        text = reason.value if reason is not None else f"connection is {self._conn.state}"
-        error = trio.BrokenResourceError(text)
-        if cause is None and reason is not None:
-            cause = ConnectionFailed(reason)
-        error.__cause__ = cause
+        """trio's error for a broken stream, chained from the OSError (with the kernel's
+        errno) that trio.SocketStream would chain it from."""
+        conn = self._conn
+        reason = conn.failure
+        if reason is not None:
+            os_cause = failure_error(reason, str(conn.remote))
+            os_cause.__cause__ = cause or ConnectionFailed(reason)
+        else:
+            os_cause = os_error(errno.EPIPE, f"connection is {conn.state}")
+            os_cause.__cause__ = cause
+        error = trio.BrokenResourceError(f"socket connection broken: {os_cause}")
+        error.__cause__ = os_cause
         return error
 
     def _call(self, user_call: Callable[..., _T], *args: object, **kwargs: object) -> _T:
@@ -359,7 +393,7 @@ class TcpStream(trio.abc.HalfCloseableStream):
                         view = view[taken:]
                 return None if view else True
 
-            await _wait_until(self._writers, push, self._closed_meanwhile)
+            await wait_until(self._writers, push, self._closed_meanwhile)
 
     async def wait_send_all_might_not_block(self) -> None:
         conn = self._conn
@@ -374,7 +408,7 @@ class TcpStream(trio.abc.HalfCloseableStream):
             return None if blocked else True
 
         with self._send_slot():
-            await _wait_until(self._writers, might_not_block, self._closed_meanwhile)
+            await wait_until(self._writers, might_not_block, self._closed_meanwhile)
 
     async def send_eof(self) -> None:
         """Half-close: our FIN goes out after the queued data; we can still receive."""
@@ -388,7 +422,7 @@ class TcpStream(trio.abc.HalfCloseableStream):
             return True
 
         with self._send_slot():
-            await _wait_until(self._writers, half_close, self._closed_meanwhile)
+            await wait_until(self._writers, half_close, self._closed_meanwhile)
 
     # ---- receiving ---------------------------------------------------------------------
 
@@ -419,7 +453,7 @@ class TcpStream(trio.abc.HalfCloseableStream):
 
         self._receiving = True
         try:
-            return await _wait_until(self._readers, pull, self._closed_meanwhile)
+            return await wait_until(self._readers, pull, self._closed_meanwhile)
         finally:
             self._receiving = False
 
@@ -431,13 +465,11 @@ class TcpStream(trio.abc.HalfCloseableStream):
             await self._writers.park()
         if conn.failure is not None or conn.state is State.CLOSED:
             reason = conn.failure or ErrorReason.CONNECTION_RESET
-            exc_type, code = _CONNECT_ERRORS[reason]
-            raise exc_type(code, f"{reason.value}: {conn.remote}") from ConnectionFailed(reason)
+            raise failure_error(reason, str(conn.remote)) from ConnectionFailed(reason)
 
     def _abort(self) -> None:
         """ABORT (a cancelled connect): RST now, and the stream is closed."""
-        self._closed = True
-        self._owner._forget(self._conn)
+        self._forget()
         if self._conn.state is not State.CLOSED:
             self._conn.abort(trio.current_time())
             self._wake_driver()
@@ -445,9 +477,8 @@ class TcpStream(trio.abc.HalfCloseableStream):
 
     def _close(self) -> None:
         """CLOSE, at once: FIN after the queued data, or RST if unread data is pending."""
-        self._closed = True
+        self._forget()
         conn = self._conn
-        self._owner._forget(conn)
         now = trio.current_time()
         try:
             if conn.state.can_send and not self._eof_sent:
@@ -460,28 +491,17 @@ class TcpStream(trio.abc.HalfCloseableStream):
         self._wake_driver()
         self._wake_all()
 
+    def _forget(self) -> None:
+        """Closed: no wake-ups any more, and the socket view is closed too."""
+        self._closed = True
+        self._owner._sockets.unwatch(self._conn, self._wake_all)
+        if self._socket is not None:
+            self._socket.forget()
+
     async def aclose(self) -> None:
         if not self._closed:
             self._close()  # before the checkpoint: a cancelled aclose still closes, gracefully
         await trio.lowlevel.checkpoint()
-
-
-async def _wait_until(
-    lot: ParkingLot, attempt: Callable[[], _T | None], closed: Callable[[], bool]
-) -> _T:
-    """A level-triggered wait with trio's checkpoint rules: a cancel point first; then
-    `attempt()` until it gives a result (not None), parked on `lot` in between, and
-    ClosedResourceError if `closed()` after a wake-up; a schedule point if it never parked."""
-    await checkpoint_if_cancelled()
-    parked = False
-    while (result := attempt()) is None:
-        await lot.park()
-        parked = True
-        if closed():
-            raise trio.ClosedResourceError("closed while waiting")
-    if not parked:
-        await cancel_shielded_checkpoint()
-    return result
 
 
 class TcpListener(trio.abc.Listener[TcpStream]):
@@ -493,6 +513,7 @@ class TcpListener(trio.abc.Listener[TcpStream]):
         self._closed = False
         self.port = port
         self.version = version  # 4 or 6: each family has its own listener
+        owner._sockets.watch_accepts(port, self._lot.unpark_all)
 
     @property
     def local_address(self) -> Endpoint:
@@ -506,7 +527,7 @@ class TcpListener(trio.abc.Listener[TcpStream]):
         if self._closed:
             raise trio.ClosedResourceError("the listener is closed")
         stack, port, version = self._owner._stack, self.port, self.version
-        conn = await _wait_until(
+        conn = await wait_until(
             self._lot, lambda: stack.accept(port, version=version), lambda: self._closed
         )
         return TcpStream(self._owner, conn)
@@ -515,7 +536,7 @@ class TcpListener(trio.abc.Listener[TcpStream]):
         if not self._closed:
             self._closed = True
             owner = self._owner
-            owner._listeners.pop((self.version, self.port), None)
+            owner._sockets.unwatch_accepts(self.port, self._lot.unpark_all)
             owner._stack.unlisten(self.port, trio.current_time(), version=self.version)
             owner._driver.wake()
             self._lot.unpark_all()

@@ -105,8 +105,9 @@ async def test_an_established_connection_times_out_with_the_last_soft_error(
         with pytest.raises(trio.BrokenResourceError) as caught:
             await stream.receive_some()
         cause = caught.value.__cause__
-        assert isinstance(cause, ConnectionFailed)
-        assert cause.reason is ErrorReason.HOST_UNREACHABLE
+        assert isinstance(cause, OSError) and cause.errno == errno.EHOSTUNREACH
+        assert isinstance(cause.__cause__, ConnectionFailed)
+        assert cause.__cause__.reason is ErrorReason.HOST_UNREACHABLE
 
 
 async def test_tos_and_ttl_of_a_stream(autojump_clock: trio.testing.MockClock) -> None:

@@ -84,8 +84,10 @@ async def test_vanished_peer_breaks_send_all_after_retries(
             while True:
                 await a.send_all(b"x" * 10_000)
         elapsed = trio.current_time() - start
-        cause = caught.value.__cause__
-        assert isinstance(cause, ConnectionFailed) and cause.reason is ErrorReason.TIMED_OUT
+        cause = caught.value.__cause__  # as trio.SocketStream: from the kernel's errno
+        assert isinstance(cause, TimeoutError) and cause.errno == errno.ETIMEDOUT
+        core = cause.__cause__
+        assert isinstance(core, ConnectionFailed) and core.reason is ErrorReason.TIMED_OUT
         # RTO 1 s doubling (RFC 6298 5.5): 1+2+...+64+60 s for 8 retransmissions, give or take
         assert 100 < elapsed < 400, elapsed
         assert client.connections() == []
@@ -142,8 +144,10 @@ async def test_aclose_with_unread_data_resets(autojump_clock: trio.testing.MockC
         await b.aclose()  # RFC 1122 4.2.2.13: unread data -> RST, not FIN
         with pytest.raises(trio.BrokenResourceError) as caught:
             await a.receive_some()
-        assert isinstance(caught.value.__cause__, ConnectionFailed)
-        assert caught.value.__cause__.reason is ErrorReason.CONNECTION_RESET
+        cause = caught.value.__cause__
+        assert isinstance(cause, ConnectionResetError) and cause.errno == errno.ECONNRESET
+        assert isinstance(cause.__cause__, ConnectionFailed)
+        assert cause.__cause__.reason is ErrorReason.CONNECTION_RESET
         assert client.connections() == server.connections() == []
         nursery.cancel_scope.cancel()
 

@@ -8,6 +8,7 @@ layer does to a connection goes through it, and each call carries `now`:
     handle.close(now, half=False)    CLOSE (3.10.4); half=True is shutdown(SHUT_WR)
     handle.abort(now)                ABORT (3.10.5)
     handle.set_nodelay / set_keepalive / set_tos(..., now)
+    handle.retune(now, keepalive_idle=..)  TcpConfig fields the core reads as it goes
     handle.release()                 the application forgot it (data for it is answered by RST)
 
 Each call runs on the Connection and then lets the stack collect what it produced
@@ -20,6 +21,7 @@ What the user layer reads is a read-only view (`state`, `readable`, `send_space`
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
@@ -34,6 +36,11 @@ if TYPE_CHECKING:
     from .stack import Stack
 
 _P = ParamSpec("_P")
+LIVE_FIELDS = frozenset(
+    {"keepalive_idle", "keepalive_interval", "keepalive_probes", "max_retries", "user_timeout",
+     "ttl"}
+)
+"""The TcpConfig fields `ConnectionHandle.retune` may change on an open connection."""
 _T = TypeVar("_T")
 
 
@@ -136,6 +143,20 @@ class ConnectionHandle:
     def set_tos(self, tos: int, now: float) -> None:
         """The TOS byte of this connection's packets from now on (RFC 9293 3.9.1 MUST-48)."""
         self._call(now, self._conn.set_tos, tos)
+
+    def retune(self, now: float, **changes: object) -> None:
+        """Change TcpConfig fields the core reads as it goes (`LIVE_FIELDS`: keep-alive
+        timing, retries, the user timeout, TTL): setsockopt on an open connection. The
+        buffer sizes, the MSS and the window scale are fixed when it opens (tcp(7): set
+        them before listen or connect)."""
+        fixed = set(changes) - LIVE_FIELDS
+        if fixed:
+            raise ValueError(f"fixed once the connection is open: {', '.join(sorted(fixed))}")
+        conn = self._conn
+        conn.config = dataclasses.replace(conn.config, **changes)  # type: ignore[arg-type]
+        if conn.keepalive and "keepalive_idle" in changes:  # the timer restarts, as Linux's
+            conn.set_keepalive(False, now)
+            self._call(now, conn.set_keepalive, True, now)
 
     def release(self) -> None:
         """The application closed this connection and will never read it again; the TCB

@@ -50,7 +50,7 @@ import errno
 import heapq
 import itertools
 import weakref
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Container, Iterable
 from dataclasses import replace
 from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface
 
@@ -774,9 +774,16 @@ class Stack:
     # ---- the user side: OPEN, listen, accept, SEND, RECEIVE, CLOSE, ABORT --------------
 
     def connect(
-        self, remote: Endpoint, now: float, *, config: TcpConfig | None = None
+        self,
+        remote: Endpoint,
+        now: float,
+        *,
+        config: TcpConfig | None = None,
+        local_port: int | None = None,
     ) -> ConnectionHandle:
-        """Active OPEN (RFC 9293 3.10.1) from an ephemeral port (RFC 6056).
+        """Active OPEN (RFC 9293 3.10.1) from `local_port` (a socket bound before
+        connect) or else an ephemeral port (RFC 6056). One whose four-tuple is taken is
+        refused with EADDRNOTAVAIL, as connect(2) does.
 
         An OPEN to an address that is not one host (broadcast, multicast, 0.0.0.0) is
         refused with ENETUNREACH, as Linux does (RFC 9293 3.9.1 MUST-46); so is one to a
@@ -791,12 +798,17 @@ class Stack:
         address = self.addresses.local_for(remote.ip)
         conns, rip, rport = self._conns, int(remote.ip), remote.port
         v4, v6 = self._listeners, self._listeners6
-        port = self._ports.pick(
-            address,
-            remote,
-            lambda p: (rip, rport, p) not in conns and p not in v4 and p not in v6
-            and (rip, rport, p) not in self._time_wait,
-        )
+        if local_port is None:
+            port = self._ports.pick(
+                address,
+                remote,
+                lambda p: (rip, rport, p) not in conns and p not in v4 and p not in v6
+                and (rip, rport, p) not in self._time_wait,
+            )
+        elif (rip, rport, local_port) in conns or (rip, rport, local_port) in self._time_wait:
+            raise OSError(errno.EADDRNOTAVAIL, f"{address}:{local_port} -> {remote} is taken")
+        else:
+            port = local_port
         local = Endpoint(address, port)
         conn = Connection.open_active(
             local,
@@ -838,13 +850,7 @@ class Stack:
         address = self._family_address(version)
         listeners = self._listeners_for(address)
         if port == 0:
-            in_use = {key[2] for key in self._conns} | self._time_wait.local_ports()
-            v4, v6 = self._listeners, self._listeners6
-            port = self._ports.pick(
-                address,
-                Endpoint(address_of(0), 0),
-                lambda p: p not in v4 and p not in v6 and p not in in_use,
-            )
+            port = self.free_port((), version=address.version)
         elif not 0 < port < 65536:
             raise ValueError(f"port out of range: {port}")
         elif port in listeners:
@@ -854,6 +860,29 @@ class Stack:
             syn_backlog,
         )
         return port
+
+    def free_port(self, taken: Container[int], *, version: int | None = None) -> int:
+        """An ephemeral port no listener, connection (TIME-WAIT too) or `taken` (ports
+        the user layer has bound) uses: what bind(port 0) and listen(port 0) get."""
+        in_use = {key[2] for key in self._conns} | self._time_wait.local_ports()
+        v4, v6 = self._listeners, self._listeners6
+        return self._ports.pick(
+            self._family_address(version),
+            Endpoint(address_of(0), 0),
+            lambda p: p not in v4 and p not in v6 and p not in in_use and p not in taken,
+        )
+
+    def port_in_use(self, port: int) -> bool:
+        """Whether a listener or a connection (in any state, TIME-WAIT too) has `port`."""
+        return (
+            port in self.listening_ports
+            or any(key[2] == port for key in self._conns)
+            or port in self._time_wait.local_ports()
+        )
+
+    def accept_pending(self, port: int, *, version: int | None = None) -> int:
+        """How many ESTABLISHED connections wait for accept() on `port`."""
+        return len(self._listeners_for(self._family_address(version))[port].accept_queue)
 
     def _family_address(self, version: int | None) -> IPv4Address | IPv6Address:
         """Our address of IP `version` (None: the primary one); OSError if we have none."""

@@ -52,6 +52,9 @@ class TcpConfig:
     # peer's FIN after this long (Linux's tcp_fin_timeout). RFC 9293 does not ask for it, but
     # a peer that never closes would otherwise pin the TCB forever. None = wait forever.
     fin_wait_2_timeout: float | None = 60.0
+    # TCP_USER_TIMEOUT (RFC 5482, RFC 9293 3.8.3 MUST-20): give up on the connection when
+    # data stays unacknowledged this many seconds, whatever max_retries says. None: off.
+    user_timeout: float | None = None
     # The IPv4 header of this connection's packets: the TTL (RFC 9293 3.9.2 MUST-49; 64 as
     # Linux) and the TOS byte, DiffServ codepoint << 2 (RFC 2474; MUST-48). The ECN bits
     # (the low two, RFC 3168) are not the application's: this stack does not do ECN.
@@ -100,6 +103,8 @@ class TcpConfig:
                 "tos must be a DiffServ codepoint << 2, 0..252, with the ECN bits clear "
                 f"(RFC 2474, RFC 3168), not {self.tos}"
             )
+        if self.user_timeout is not None and self.user_timeout <= 0:
+            raise ValueError(f"user_timeout must be positive or None, not {self.user_timeout}")
         if self.fin_wait_2_timeout is not None and self.fin_wait_2_timeout <= 0:
             raise ValueError(
                 f"fin_wait_2_timeout must be positive or None, not {self.fin_wait_2_timeout}"

@@ -1,0 +1,93 @@
+"""What the sockets of one stack share: the stack, the wake-ups, the bound ports, the names.
+
+The driver tells the user layer which connections changed (`Stack.take_changed`); the
+host turns that into wake-ups for whoever watches those connections (sockets, streams)
+and for whoever waits to accept on a port. It also keeps the ports that sockets have
+bound but not yet turned into a listener or a connection (bind(2) holds a port at
+once), since the sans-I/O stack only knows listeners and connections.
+"""
+
+from __future__ import annotations
+
+import errno
+from collections.abc import Callable
+
+from ..stack import ConnectionHandle, Stack
+from .errors import os_error
+from .resolver import Resolver
+
+Wake = Callable[[], None]
+
+
+class SocketHost:
+    def __init__(self, stack: Stack, wake_driver: Wake) -> None:
+        self.stack = stack
+        self.wake_driver = wake_driver  # a user call queued packets or moved a deadline
+        self.resolver = Resolver(stack.address)
+        self._watchers: dict[ConnectionHandle, list[Wake]] = {}
+        self._accept_watchers: dict[int, list[Wake]] = {}
+        self._bound: dict[int, list[bool]] = {}  # port -> SO_REUSEADDR of each socket on it
+
+    # ---- wake-ups --------------------------------------------------------------------
+
+    def watch(self, handle: ConnectionHandle, wake: Wake) -> None:
+        self._watchers.setdefault(handle, []).append(wake)
+
+    def unwatch(self, handle: ConnectionHandle, wake: Wake) -> None:
+        wakes = self._watchers.get(handle)
+        if wakes is not None and wake in wakes:
+            wakes.remove(wake)
+            if not wakes:
+                del self._watchers[handle]
+
+    def watch_accepts(self, port: int, wake: Wake) -> None:
+        self._accept_watchers.setdefault(port, []).append(wake)
+
+    def unwatch_accepts(self, port: int, wake: Wake) -> None:
+        wakes = self._accept_watchers.get(port)
+        if wakes is not None and wake in wakes:
+            wakes.remove(wake)
+            if not wakes:
+                del self._accept_watchers[port]
+
+    def changed(self, changed: list[ConnectionHandle], accept_ready: set[int]) -> None:
+        """The driver's report: every watcher of these connections and ports re-checks."""
+        watchers = self._watchers
+        for handle in changed:
+            for wake in list(watchers.get(handle, ())):
+                wake()
+        for port in accept_ready:
+            for wake in list(self._accept_watchers.get(port, ())):
+                wake()
+
+    # ---- bind(2) ---------------------------------------------------------------------
+
+    def bind_port(self, port: int, *, reuse: bool) -> int:
+        """Hold `port` (0: a free ephemeral one) for a socket, as bind(2) does.
+
+        EADDRINUSE if a listener has it, or another bound socket unless both set
+        SO_REUSEADDR, or a connection (TIME-WAIT too) unless this socket set SO_REUSEADDR
+        (socket(7) SO_REUSEADDR)."""
+        stack = self.stack
+        if port == 0:
+            port = stack.free_port(self._bound)
+        elif not 0 < port < 65536:
+            raise OverflowError(f"bind(): port must be 0-65535, not {port}")
+        else:
+            others = self._bound.get(port, [])
+            listening = port in stack.listening_ports
+            if (
+                listening
+                or (others and not (reuse and all(others)))
+                or (not reuse and stack.port_in_use(port))
+            ):
+                raise os_error(errno.EADDRINUSE, f"{stack.address}:{port}")
+        self._bound.setdefault(port, []).append(reuse)
+        return port
+
+    def release_port(self, port: int, *, reuse: bool) -> None:
+        holders = self._bound.get(port)
+        if holders is not None and reuse in holders:
+            holders.remove(reuse)
+            if not holders:
+                del self._bound[port]

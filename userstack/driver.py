@@ -51,7 +51,6 @@ class Driver:
         self.on_changed = on_changed
         self.link_lost = False  # sending failed: the link is closed or its far end is gone
         self._wakeup = trio.Event()
-        self._own_address = stack.address.packed
 
     def wake(self) -> None:
         """Something changed in the stack (a user call): the pump should look at it."""
@@ -106,23 +105,21 @@ class Driver:
             if deadline is not None and deadline <= now:
                 stack.on_timer(now)
             self._dispatch(now)
+            self._loop_back(now)
             packets = stack.take_packets()
-            if packets:
-                packets = self._loop_back(packets, now)
             if packets:
                 await self._send(packets, now)
             deadline = stack.next_deadline()
             with trio.move_on_at(math.inf if deadline is None else deadline):
                 await self._wakeup.wait()
 
-    def _loop_back(self, packets: list[bytes], now: float) -> list[bytes]:
+    def _loop_back(self, now: float) -> None:
         """Packets to the stack's own address (`localhost` connections) never reach the
-        link: they come straight back in, as through a loopback interface. The rest is
-        returned, to go out."""
-        own = self._own_address
-        if all(packet[16:20] != own for packet in packets):  # the IPv4 destination
-            return packets
-        looped = [packet for packet in packets if packet[16:20] == own]
+        link: they come straight back in, as through a loopback interface; the answers
+        go out on the next turn."""
+        looped = self.stack.take_looped()
+        if not looped:
+            return
         observer = self.observer
         if observer is not None:
             for packet in looped:
@@ -130,8 +127,7 @@ class Driver:
                 observer.packet(Direction.IN, packet, now)
         self.stack.receive_packets(looped, now)
         self._dispatch(now)
-        self._wakeup.set()  # the answers go out on the next turn
-        return [packet for packet in packets if packet[16:20] != own]
+        self._wakeup.set()
 
     async def _send(self, packets: list[bytes], now: float) -> None:
         observer = self.observer

@@ -86,6 +86,8 @@ async def test_localhost_loops_back_inside_the_stack(autojump_clock: MockClock) 
                 await stream.aclose()
         own = await server.open_tcp_stream("localhost", 7)  # the stack's twin too
         await own.aclose()
+        with pytest.raises(ConnectionRefusedError):  # our own RST, looped back too
+            await server.open_tcp_stream("localhost", 9)
         assert server.counters.packets_in > 0
         nursery.cancel_scope.cancel()
 

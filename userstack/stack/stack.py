@@ -169,6 +169,7 @@ class Stack:
         self._orphans: set[DemuxKey] = set()  # the application closed and forgot these
         self._touched: dict[DemuxKey, Connection] = {}  # by this batch, not yet collected
         self._packets: list[LinkPacket] = []
+        self._looped: list[bytes] = []  # IPv4 packets to our own address (`localhost`)
         self._events: list[ConnectionEvents] = []
         self._accept_ready: set[int] = set()
         self._handles: dict[Connection, ConnectionHandle] = {}  # connections the user holds
@@ -387,7 +388,8 @@ class Stack:
                 for rst in replies
             )
         else:
-            self._packets.extend(build_tcp_packet(self._address, src, rst) for rst in replies)
+            out = self._looped if src == self._address else self._packets
+            out.extend(build_tcp_packet(self._address, src, rst) for rst in replies)
 
     def _time_wait_segment(
         self, listener: Listener | None, key: DemuxKey, record: TimeWait, config: TcpConfig,
@@ -642,6 +644,10 @@ class Stack:
             )
             return
         local = self._address
+        if remote == local:  # to ourselves: it never reaches the link (take_looped)
+            looped = self._looped
+            looped.extend(build_tcp_packet(local, local, seg, ttl=ttl, tos=tos) for seg in out)
+            return
         if not offload.checksum:
             build = build_tcp_packet
             self._packets.extend(build(local, remote, seg, ttl=ttl, tos=tos) for seg in out)
@@ -754,6 +760,12 @@ class Stack:
         packets, self._packets = self._packets, []
         self.counters.packets_out += len(packets)
         return packets
+
+    def take_looped(self) -> list[bytes]:
+        """IPv4 packets to our own address (a connection to `localhost`): the driver
+        hands them straight back to receive_packets, as a loopback interface would."""
+        looped, self._looped = self._looped, []
+        return looped
 
     def take_events(self) -> list[ConnectionEvents]:
         """(connection, its new events) since the last call, in order: for tracing."""

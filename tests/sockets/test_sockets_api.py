@@ -360,3 +360,23 @@ async def test_tcp_user_timeout_is_stored_and_read_back(autojump_clock: MockCloc
         assert sock.getsockopt(TCP, socket.TCP_USER_TIMEOUT) == 5000
         assert sock._config().user_timeout == 5.0
         nursery.cancel_scope.cancel()
+
+
+async def test_tcp_user_timeout_gives_up_on_unacknowledged_data(
+    autojump_clock: MockClock,
+) -> None:
+    """RFC 5482 / tcp(7): data unacknowledged for TCP_USER_TIMEOUT ms ends the connection
+    with ETIMEDOUT, long before max_retries (15) would."""
+    async with trio.open_nursery() as nursery:
+        client, server, _, server_link = await start_stacks(nursery)
+        a, _b = await socket_pair(client, server)
+        a.setsockopt(TCP, socket.TCP_USER_TIMEOUT, 5000)
+        await server_link.aclose()  # the peer vanishes
+        start = trio.current_time()
+        await a.send(b"never acknowledged")
+        with pytest.raises(TimeoutError) as caught:
+            await a.recv(10)
+        assert caught.value.errno == errno.ETIMEDOUT
+        # RTOs fire at 1, 3 and 7 s (RFC 6298 backoff): the first one past 5 s gives up
+        assert 5 <= trio.current_time() - start < 8
+        nursery.cancel_scope.cancel()

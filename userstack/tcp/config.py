@@ -1,4 +1,8 @@
-"""Tunables of one connection, with the RFCs' defaults; checked when made."""
+"""Tunables of one connection, with the RFCs' defaults; checked when made.
+
+`TcpConfig.rfc()` is the defaults; `TcpConfig.linux()` makes the RFCs' allowed choices as
+Linux makes them (docs/profiles.md has the table, with the clause behind each).
+"""
 
 from __future__ import annotations
 
@@ -32,6 +36,9 @@ class TcpConfig:
     # 31 s and the TCB goes at 63 s. MUST-23's three minutes are for our own SYN.
     synack_retries: int = 5
     max_retries: int = 15  # data / FIN retransmissions before giving up (R2, RFC 1122 4.2.3.5)
+    # Segments in the first flight (None: RFC 5681 3.1's formula, 3 at MSS 1460); RFC 6928
+    # allows 10. After a lost SYN or SYN-ACK it is one segment either way.
+    initial_window: int | None = None
     delayed_ack: float = 0.2  # RFC 1122 4.2.3.2 / RFC 5681 4.2: less than 0.5 s; 0 = ACK at once
     nagle: bool = True  # RFC 9293 3.7.4 (RFC 896)
     window_scale: bool = True  # offer RFC 7323 window scaling in our SYN
@@ -60,6 +67,29 @@ class TcpConfig:
     # (the low two, RFC 3168) are not the application's: this stack does not do ECN.
     ttl: int = 64
     tos: int = 0
+
+    @classmethod
+    def rfc(cls) -> TcpConfig:
+        """The conservative values the RFCs name: the defaults (docs/profiles.md)."""
+        return cls()
+
+    @classmethod
+    def linux(cls) -> TcpConfig:
+        """Linux's choices where the RFCs allow them (docs/profiles.md): IW10 (RFC 6928),
+        RTO minimum 200 ms and maximum 120 s (RFC 6298 2.4, 2.5), delayed ACK 40 ms,
+        TIME-WAIT 60 s, and 6 SYN retries (127 s: short of RFC 9293's MUST-23, as Linux)."""
+        return cls(
+            initial_window=10,
+            rto_min=0.2,
+            rto_max=120.0,
+            delayed_ack=0.04,
+            syn_retries=6,
+            msl=30.0,
+        )
+
+    def initial_window_bytes(self, mss: int) -> int | None:
+        """The first flight in bytes for `mss`, or None for RFC 5681 3.1's formula."""
+        return None if self.initial_window is None else self.initial_window * mss
 
     def __post_init__(self) -> None:
         """Refuse settings that break an RFC rule or cannot work, with the reason."""
@@ -102,6 +132,11 @@ class TcpConfig:
             raise ValueError(
                 "tos must be a DiffServ codepoint << 2, 0..252, with the ECN bits clear "
                 f"(RFC 2474, RFC 3168), not {self.tos}"
+            )
+        if self.initial_window is not None and not 1 <= self.initial_window <= 10:
+            raise ValueError(
+                "initial_window must be 1..10 segments (RFC 6928 2) or None, not "
+                f"{self.initial_window}"
             )
         if self.user_timeout is not None and self.user_timeout <= 0:
             raise ValueError(f"user_timeout must be positive or None, not {self.user_timeout}")

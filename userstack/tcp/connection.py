@@ -506,7 +506,11 @@ class Connection:
         limit = cfg.max_retries
         if handshake:  # RFC 4987 3.2: a half-open TCB gives up sooner than our own SYN
             limit = cfg.synack_retries if self.state is State.SYN_RECEIVED else cfg.syn_retries
-        if sender.retries >= limit:
+        if sender.retries == 0:
+            sender.stalled_since = now - sender.rtt.rto  # the head went out one RTO ago
+        user_timeout = cfg.user_timeout  # RFC 5482: replaces the retry count
+        if (sender.retries >= limit if user_timeout is None
+                else now - sender.stalled_since >= user_timeout):
             # RFC 1122 4.2.3.5: close the connection. A peer that never synchronized has
             # nothing to reset; any other peer is told with a RST.
             if self._why is not None:

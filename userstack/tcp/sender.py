@@ -93,6 +93,7 @@ class Sender:
         "rtt",
         "rtt_sent_at",
         "rtt_seq",
+        "stalled_since",
         "syn_retransmitted",
         "tcb",
         "timers",
@@ -126,6 +127,7 @@ class Sender:
         self.cc: CongestionControl = Reno(mss)
         self.recovery: Recovery = RenoRecovery(tcb.iss)  # until the handshake decides
         self.retries = 0  # consecutive retransmission timeouts (RFC 1122 4.2.3.5 R2)
+        self.stalled_since = now  # when the unacknowledged head went out (TCP_USER_TIMEOUT)
         self.persist_backoff = 0
         self.probes_unanswered = 0  # zero-window or keep-alive probes without any reply
         self.syn_retransmitted = False
@@ -158,7 +160,7 @@ class Sender:
         recovery strategy the SYNs agreed on (RFC 2018 2)."""
         # RFC 5681 3.1: after a lost SYN or SYN,ACK the initial window is one segment;
         # RFC 6298 (5.7): and the RTO starts at 3 s
-        iw = self.mss if self.syn_retransmitted else None
+        iw = self.mss if self.syn_retransmitted else self.config.initial_window_bytes(self.mss)
         if self.syn_retransmitted:
             self.rtt.at_least(SYN_RTO_AFTER_LOSS)
         self.cc = Reno(self.mss, iw=iw)

@@ -354,7 +354,8 @@ class TcpStream(trio.abc.HalfCloseableStream):
         try:
             return user_call(*args, trio.current_time(), **kwargs)
         except (ConnectionFailed, ConnectionStateError) as e:
-            raise self._broken(e) from e
+            broken = self._broken(e)
+            raise broken from broken.__cause__  # BrokenResourceError <- OSError <- e
 
     def _closed_meanwhile(self) -> bool:
         return self._closed

@@ -8,7 +8,6 @@ trio_network() block use the kernel's sockets (the block's choice is per task).
 from __future__ import annotations
 
 import hashlib
-import subprocess
 from functools import partial
 
 import anyio
@@ -73,26 +72,27 @@ async def test_kernel_clients_against_servers_on_the_stack(netns: object) -> Non
 
 
 async def test_stack_clients_against_kernel_servers(netns: object) -> None:
+    got = bytearray()
+    done = trio.Event()
+
+    async def collect(stream: trio.abc.Stream) -> None:  # a kernel socket's server side
+        async for chunk in stream:
+            got.extend(chunk)
+        done.set()
+
     link = TunLink.create(host_addr=f"{KERNEL}/24")
     async with link, open_stack(link, STACK) as stack, trio.open_nursery() as nursery:
         # the kernel's servers, outside the block
         await nursery.start(partial(trio_websocket.serve_websocket, ws_echo, KERNEL, 8001,
                                     ssl_context=None))
-        nc = subprocess.Popen(["nc", "-l", "-s", KERNEL, "-p", "8002"], stdout=subprocess.PIPE)
-        try:
-            with stack.trio_network(), trio.fail_after(30):
-                async with trio_websocket.open_websocket_url(f"ws://{KERNEL}:8001/") as ws:
-                    await ws.send_message("over the userstack")
-                    assert await ws.get_message() == "over the userstack"
-                for _ in range(50):  # nc may not be listening yet
-                    try:
-                        stream = await anyio.connect_tcp(KERNEL, 8002)
-                        break
-                    except OSError:
-                        await trio.sleep(0.1)
-                async with stream:
-                    await stream.send(b"from anyio on the stack\n")
-            assert nc.communicate(timeout=10)[0] == b"from anyio on the stack\n"
-        finally:
-            nc.kill()
+        await nursery.start(partial(trio.serve_tcp, collect, 8002, host=KERNEL))
+        with stack.trio_network(), trio.fail_after(30):
+            async with trio_websocket.open_websocket_url(f"ws://{KERNEL}:8001/") as ws:
+                await ws.send_message("over the userstack")
+                assert await ws.get_message() == "over the userstack"
+            stream = await anyio.connect_tcp(KERNEL, 8002)
+            async with stream:
+                await stream.send(BODY)
+            await done.wait()
+        assert hashlib.sha256(got).digest() == hashlib.sha256(BODY).digest()
         nursery.cancel_scope.cancel()

@@ -55,7 +55,7 @@ from .waiting import wait_until
 
 _T = TypeVar("_T")
 _HANDSHAKE = (State.SYN_SENT, State.SYN_RECEIVED)
-_SEND_FLAGS = getattr(_stdlib, "MSG_NOSIGNAL", 0)  # Python ignores SIGPIPE anyway
+_SEND_FLAGS = getattr(_stdlib, "MSG_NOSIGNAL", 0) | _stdlib.MSG_DONTWAIT  # no SIGPIPE in Python
 _RECV_FLAGS = _stdlib.MSG_DONTWAIT
 _fake_fds = itertools.count(1 << 20)  # fileno(): a number, never an OS descriptor
 
@@ -403,6 +403,8 @@ class UserSocket(trio.socket.SocketType):
             self._host.wake_driver()
             return taken
 
+        if flags & _stdlib.MSG_DONTWAIT:
+            return await _once(push)
         return await self._wait("send", push)
 
     async def recv(self, buflen: int, flags: int = 0, /) -> bytes:
@@ -413,11 +415,7 @@ class UserSocket(trio.socket.SocketType):
         self._check_open()
         attempt = self._pull(buflen)
         if flags & _stdlib.MSG_DONTWAIT:
-            await trio.lowlevel.checkpoint()
-            data = attempt()
-            if data is None:
-                raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
-            return data
+            return await _once(attempt)
         return await self._wait("recv", attempt)
 
     def _pull(self, buflen: int) -> Callable[[], bytes | None]:
@@ -603,6 +601,15 @@ _LIVE_TUNES = frozenset(
         Option.TCP_USER_TIMEOUT, Option.IP_TTL,
     }
 )
+
+
+async def _once(attempt: Callable[[], _T | None]) -> _T:
+    """MSG_DONTWAIT: one attempt, EAGAIN if it would have to wait (after a checkpoint)."""
+    await trio.lowlevel.checkpoint()
+    result = attempt()
+    if result is None:
+        raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
+    return result
 
 
 def _split(address: Any) -> tuple[Any, int]:

@@ -78,21 +78,23 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": reply})
 
 
+async def ws_echo(request: trio_websocket.WebSocketRequest) -> None:
+    """A trio-websocket handler: every message back, until the client closes."""
+    ws = await request.accept()
+    while True:
+        try:
+            await ws.send_message(await ws.get_message())
+        except trio_websocket.ConnectionClosed:
+            return
+
+
 async def test_trio_websocket_url_client_and_server(
     autojump_clock: trio.testing.MockClock, kernel_sockets: KernelSockets
 ) -> None:
-    async def echo(request: trio_websocket.WebSocketRequest) -> None:
-        ws = await request.accept()
-        while True:
-            try:
-                await ws.send_message(await ws.get_message())
-            except trio_websocket.ConnectionClosed:
-                return
-
     async with trio.open_nursery() as nursery:
         client, server, _, _ = await start_stacks(nursery)
         with server.trio_network():
-            await nursery.start(partial(trio_websocket.serve_websocket, echo, None, 8000,
+            await nursery.start(partial(trio_websocket.serve_websocket, ws_echo, None, 8000,
                                         ssl_context=None))
         with client.trio_network():
             async with trio_websocket.open_websocket_url(f"ws://{SERVER_ADDR}:8000/echo") as ws:

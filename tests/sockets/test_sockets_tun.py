@@ -19,22 +19,13 @@ from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio.tcp_server import TCPServer
 from hypercorn.trio.worker_context import WorkerContext
 from hypercorn.utils import wrap_app
-from test_sockets_libraries import BODY, app
+from test_sockets_libraries import BODY, app, ws_echo
 
 from userstack import TunLink, open_stack
 
 pytestmark = pytest.mark.netns
 
 KERNEL, STACK = "10.0.0.1", "10.0.0.2"
-
-
-async def ws_echo(request: trio_websocket.WebSocketRequest) -> None:
-    ws = await request.accept()
-    while True:
-        try:
-            await ws.send_message(await ws.get_message())
-        except trio_websocket.ConnectionClosed:
-            return
 
 
 async def test_kernel_clients_against_servers_on_the_stack(netns: object) -> None:

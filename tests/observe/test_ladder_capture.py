@@ -4,11 +4,13 @@ inferring retransmissions and losses from hand-made segment sequences."""
 from __future__ import annotations
 
 import io
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv6Address
 from pathlib import Path
 
+from userstack.observe.ladder import render_ladder
 from userstack.observe.replay import (
     CapturedSegment,
+    Side,
     TcpConversation,
     classify,
     find_connections,
@@ -16,7 +18,7 @@ from userstack.observe.replay import (
 )
 from userstack.wire.addr import Endpoint
 from userstack.wire.icmp import IcmpEcho, IcmpType
-from userstack.wire.packet import build_icmp_packet, build_tcp_packet
+from userstack.wire.packet import build_icmp_packet, build_tcp6_packet, build_tcp_packet
 from userstack.wire.pcap import PcapWriter
 from userstack.wire.seq import SeqNum
 from userstack.wire.tcp import TcpFlags, TcpSegment
@@ -126,3 +128,34 @@ def test_reads_ethernet_captures_with_padding_and_skips_other_protocols(tmp_path
     capture = read_capture(path)
     assert capture.skipped == 2
     assert [(p.number, p.time, p.src) for p in capture.segments] == [(1, 1.0, C), (4, 2.0, S)]
+
+
+def test_an_ipv6_capture_is_replayed_into_a_ladder(tmp_path: Path) -> None:
+    """Raw IP (LINKTYPE_RAW) holds both families; an Ethernet frame may carry IPv6 too."""
+    c6, s6 = Endpoint(IPv6Address("fd00::1"), 50000), Endpoint(IPv6Address("fd00::2"), 80)
+
+    def seg6(src: Endpoint, seq: int, ack: int, flags: TcpFlags) -> bytes:
+        dst = s6 if src == c6 else c6
+        segment = TcpSegment(src.port, dst.port, SeqNum(seq), SeqNum(ack), flags, 1000)
+        return build_tcp6_packet(src.ip, dst.ip, segment)
+
+    closes = [
+        seg6(c6, 100, 0, SYN), seg6(s6, 900, 101, SYN | ACK), seg6(c6, 101, 901, ACK),
+        seg6(c6, 101, 901, FIN | ACK), seg6(s6, 901, 102, ACK), seg6(s6, 901, 102, FIN | ACK),
+        seg6(c6, 102, 902, ACK),
+    ]
+    raw, eth = io.BytesIO(), io.BytesIO()
+    raw_writer, eth_writer = PcapWriter(raw), PcapWriter(eth, linktype=1)
+    for i, packet in enumerate(closes):
+        raw_writer.write(packet, float(i))
+        eth_writer.write(b"\x02" * 12 + b"\x86\xdd" + packet, float(i))
+    for name, buf in (("raw6.pcap", raw), ("eth6.pcap", eth)):
+        path = tmp_path / name
+        path.write_bytes(buf.getvalue())
+        assert [p.src for p in read_capture(path).segments][:2] == [c6, s6]
+    ladder = render_ladder(tmp_path / "raw6.pcap", tmp_path / "raw6.svg")
+    client = [m.state.value for m in ladder.replay.marks if m.side is Side.CLIENT]
+    assert client == ["SYN-SENT", "ESTABLISHED", "FIN-WAIT-1", "FIN-WAIT-2", "TIME-WAIT",
+                      "CLOSED"]
+    assert ladder.replay.notes == []
+    assert "[fd00::2]:80" in (tmp_path / "raw6.svg").read_text()

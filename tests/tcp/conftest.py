@@ -1,15 +1,31 @@
 """One fixture per RFC 9293 state: a Connection driven there by real segments.
 
-Our ISS is 5000, the peer's 9000; outgoing segments and events are drained.
+Our ISS is 5000, the peer's 9000; outgoing segments and events are drained. Every state
+fixture comes in both address families (`endpoints`): the core never looks at an address,
+and these runs are what shows it.
 """
 
 from __future__ import annotations
 
 import pytest
-from tcp_harness import CFG, FIN, IRS, ISS, LOCAL, MSS, REMOTE, SYN, established, seg
+from tcp_harness import (
+    CFG,
+    FIN,
+    IRS,
+    ISS,
+    LOCAL,
+    LOCAL6,
+    MSS,
+    REMOTE,
+    REMOTE6,
+    SYN,
+    established,
+    seg,
+)
 
 from userstack.tcp.connection import Connection
 from userstack.tcp.state import State
+from userstack.wire.addr import Endpoint
 from userstack.wire.tcp import TcpOptions
 
 
@@ -20,15 +36,21 @@ def _drained(conn: Connection, state: State) -> Connection:
     return conn
 
 
+@pytest.fixture(params=[(LOCAL, REMOTE), (LOCAL6, REMOTE6)], ids=["ipv4", "ipv6"])
+def endpoints(request: pytest.FixtureRequest) -> tuple[Endpoint, Endpoint]:
+    """(local, remote), IPv4 or IPv6."""
+    return request.param
+
+
 @pytest.fixture
-def listen() -> Connection:
-    conn = Connection.open_passive(LOCAL, REMOTE, iss=ISS, now=0.0, config=CFG)
+def listen(endpoints: tuple[Endpoint, Endpoint]) -> Connection:
+    conn = Connection.open_passive(*endpoints, iss=ISS, now=0.0, config=CFG)
     return _drained(conn, State.LISTEN)
 
 
 @pytest.fixture
-def syn_sent() -> Connection:
-    conn = Connection.open_active(LOCAL, REMOTE, iss=ISS, now=0.0, config=CFG)
+def syn_sent(endpoints: tuple[Endpoint, Endpoint]) -> Connection:
+    conn = Connection.open_active(*endpoints, iss=ISS, now=0.0, config=CFG)
     return _drained(conn, State.SYN_SENT)
 
 
@@ -39,8 +61,8 @@ def syn_received(listen: Connection) -> Connection:
 
 
 @pytest.fixture
-def est() -> Connection:
-    return _drained(established(), State.ESTABLISHED)
+def est(endpoints: tuple[Endpoint, Endpoint]) -> Connection:
+    return _drained(established(endpoints=endpoints), State.ESTABLISHED)
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ The peer is imaginary: `seg(...)` builds what it sends us (ports already swapped
 from __future__ import annotations
 
 from dataclasses import dataclass
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv6Address
 
 from userstack.tcp.config import TcpConfig
 from userstack.tcp.connection import Connection
@@ -27,6 +27,8 @@ NOFLAGS = TcpFlags(0)
 
 LOCAL = Endpoint(IPv4Address("10.0.0.1"), 40000)
 REMOTE = Endpoint(IPv4Address("10.0.0.2"), 80)
+LOCAL6 = Endpoint(IPv6Address("fd00::1"), 40000)  # the state fixtures run in both families
+REMOTE6 = Endpoint(IPv6Address("fd00::2"), 80)
 ISS = SeqNum(5000)  # ours
 IRS = SeqNum(9000)  # the peer's
 MSS = 1000
@@ -150,10 +152,11 @@ def events_of(conn: Connection, *kinds: type) -> list[Event]:
 def established(
     config: TcpConfig = CFG, iss: SeqNum = ISS, irs: SeqNum = IRS, peer_window: int = PEER_WINDOW,
     peer_options: TcpOptions | None = None, rtt: float = 0.0,
+    endpoints: tuple[Endpoint, Endpoint] = (LOCAL, REMOTE),
 ) -> Connection:
     """An actively opened connection in ESTABLISHED at time 0, outgoing and events
     drained. Its SYN went out at -rtt: the handshake's RTT sample is `rtt`."""
-    conn = Connection.open_active(LOCAL, REMOTE, iss=iss, now=-rtt, config=config)
+    conn = Connection.open_active(*endpoints, iss=iss, now=-rtt, config=config)
     conn.take_outgoing()
     opts = peer_options if peer_options is not None else TcpOptions(mss=MSS)
     conn.on_segment(seg(irs, iss + 1, SYN, window=peer_window, options=opts), 0.0)

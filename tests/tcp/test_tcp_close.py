@@ -206,6 +206,7 @@ def test_abort_sends_rst(est: Connection) -> None:
 
 
 @pytest.mark.parametrize("fixture", ["listen", "syn_sent", "last_ack", "closing", "time_wait"])
+@pytest.mark.usefixtures("endpoints")  # the state fixture, found by name, in both families
 def test_abort_without_rst(fixture: str, request: pytest.FixtureRequest) -> None:
     conn: Connection = request.getfixturevalue(fixture)
     conn.abort(0.0)
@@ -214,6 +215,7 @@ def test_abort_without_rst(fixture: str, request: pytest.FixtureRequest) -> None
 
 
 @pytest.mark.parametrize("fixture", ["listen", "syn_sent"])
+@pytest.mark.usefixtures("endpoints")  # the state fixture, found by name, in both families
 def test_close_before_synchronized_deletes_tcb(
     fixture: str, request: pytest.FixtureRequest
 ) -> None:
@@ -250,6 +252,7 @@ def test_close_is_idempotent_once_fin_queued(fin_wait_1: Connection) -> None:
 @pytest.mark.parametrize(
     "fixture", ["fin_wait_1", "fin_wait_2", "closing", "last_ack", "time_wait"]
 )
+@pytest.mark.usefixtures("endpoints")  # the state fixture, found by name, in both families
 def test_send_after_close_raises(fixture: str, request: pytest.FixtureRequest) -> None:
     conn: Connection = request.getfixturevalue(fixture)
     with pytest.raises(ConnectionStateError, match="closing"):
@@ -262,6 +265,7 @@ def test_send_on_closed_raises(closed: Connection) -> None:
 
 
 @pytest.mark.parametrize("fixture", ["est", "fin_wait_1", "fin_wait_2", "close_wait"])
+@pytest.mark.usefixtures("endpoints")  # the state fixture, found by name, in both families
 def test_rst_in_synchronized_states_resets(fixture: str, request: pytest.FixtureRequest) -> None:
     conn: Connection = request.getfixturevalue(fixture)
     send(conn, seg(conn.tcb.rcv_nxt, None, RST))
@@ -275,6 +279,7 @@ def test_rst_in_synchronized_states_resets(fixture: str, request: pytest.Fixture
 
 
 @pytest.mark.parametrize("fixture", ["closing", "last_ack"])
+@pytest.mark.usefixtures("endpoints")  # the state fixture, found by name, in both families
 def test_rst_in_closing_states_closes_quietly(fixture: str, request: pytest.FixtureRequest) -> None:
     conn: Connection = request.getfixturevalue(fixture)
     send(conn, seg(conn.tcb.rcv_nxt, None, RST))

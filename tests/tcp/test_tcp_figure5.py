@@ -6,11 +6,12 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from tcp_harness import ACK, CFG, FIN, IRS, ISS, LOCAL, MSS, REMOTE, RST, SYN, events_of, seg
+from tcp_harness import ACK, CFG, FIN, IRS, ISS, MSS, RST, SYN, events_of, seg
 
 from userstack.tcp.connection import Connection
 from userstack.tcp.events import StateChanged
 from userstack.tcp.state import State
+from userstack.wire.addr import Endpoint
 from userstack.wire.tcp import TcpOptions
 
 S = State
@@ -59,11 +60,11 @@ ROWS: list[tuple[str, str | None, Action, State, State]] = [
 )
 def test_figure_5(
     event: str, fixture: str | None, action: Action, old: State, new: State,
-    request: pytest.FixtureRequest,
+    endpoints: tuple[Endpoint, Endpoint], request: pytest.FixtureRequest,
 ) -> None:
     if fixture is None:
         opener = Connection.open_passive if new is S.LISTEN else Connection.open_active
-        conn = opener(LOCAL, REMOTE, iss=ISS, now=0.0, config=CFG)
+        conn = opener(*endpoints, iss=ISS, now=0.0, config=CFG)
     else:
         conn = request.getfixturevalue(fixture)
         assert conn.state is old

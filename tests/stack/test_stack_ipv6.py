@@ -36,6 +36,7 @@ from userstack.wire.addr import Endpoint
 from userstack.wire.icmp import IcmpEcho, IcmpType
 from userstack.wire.icmpv6 import Icmpv6Echo, Icmpv6Error, Icmpv6Type
 from userstack.wire.ipv6 import ExtensionHeader, IPv6Packet, ipv6_header
+from userstack.wire.offload import TSO
 from userstack.wire.packet import (
     build_icmp_packet,
     build_icmpv6_packet,
@@ -292,3 +293,18 @@ def test_v4_and_v6_connections_share_ports_without_colliding() -> None:
         Endpoint(PEER6, 5000),
     }
     assert isinstance(server.address, IPv4Address)
+
+
+def test_ipv6_connections_send_whole_packets_over_an_offloading_link() -> None:
+    """The TUN offloads IPv4 only (TSO4): an IPv6 connection sends MSS-sized packets with
+    their checksums, never a super-segment, even on a link that segments IPv4."""
+    server = Stack(US6, key=KEY, config=TcpConfig(), offload=TSO)
+    client = Stack(PEER6, key=KEY, config=TcpConfig(), offload=TSO)
+    server.listen(80, 4)
+    conn = client.connect(Endpoint(US6, 80), 0.0)
+    shuttle(client, server, 0.0)
+    conn.send(b"a" * 100_000, 0.1)
+    sent = client.take_packets()
+    assert sent and all(type(p) is bytes for p in sent)
+    segments = [parse_packet(p)[1] for p in sent]
+    assert max(len(s.payload) for s in segments) == 1440  # type: ignore[union-attr]

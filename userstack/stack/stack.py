@@ -622,8 +622,9 @@ class Stack:
             self._changed[handle] = None
 
     def _offer_segmentation(self, conn: Connection) -> None:
-        """A link that cuts super-segments: the connection may send them (and only then)."""
-        if self.offload.segmentation:
+        """A link that cuts super-segments: the connection may send them (and only then).
+        IPv4 only: the TUN does TSO4, and IPv6 packets are built whole (`_packets_for`)."""
+        if self.offload.segmentation and conn.local.ip.version == 4:
             conn.allow_super_segments(self.offload.max_packet)
 
     def _packets_for(self, conn: Connection, remote: int, out: list[TcpSegment]) -> None:

@@ -308,3 +308,13 @@ def test_ipv6_connections_send_whole_packets_over_an_offloading_link() -> None:
     assert sent and all(type(p) is bytes for p in sent)
     segments = [parse_packet(p)[1] for p in sent]
     assert max(len(s.payload) for s in segments) == 1440  # type: ignore[union-attr]
+
+
+def test_a_connection_to_our_own_ipv6_address_loops_back() -> None:
+    stack = dual_stack()
+    stack.listen(80, 4, version=6)
+    conn = stack.connect(Endpoint(US6, 80), 0.0)
+    assert stack.take_packets() == []  # nothing for the link
+    for _ in range(4):
+        stack.receive_packets(stack.take_looped(), 0.0)
+    assert conn.state is State.ESTABLISHED and stack.accept(80, version=6) is not None

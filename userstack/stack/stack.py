@@ -169,7 +169,7 @@ class Stack:
         self._orphans: set[DemuxKey] = set()  # the application closed and forgot these
         self._touched: dict[DemuxKey, Connection] = {}  # by this batch, not yet collected
         self._packets: list[LinkPacket] = []
-        self._looped: list[bytes] = []  # IPv4 packets to our own address (`localhost`)
+        self._looped: list[bytes] = []  # packets to our own address (`localhost`)
         self._events: list[ConnectionEvents] = []
         self._accept_ready: set[int] = set()
         self._handles: dict[Connection, ConnectionHandle] = {}  # connections the user holds
@@ -373,23 +373,16 @@ class Stack:
             self.counters.other_queue_drops += 1
             return
         # No TCB: the reply of RFC 9293 3.10.7.1 for CLOSED (none to a RST).
+        remote = address_of(src)
         replies = reset_for(seg, None if self.explain is None else self.explain(
-            Endpoint(self.address, seg.dst_port), Endpoint(IPv4Address(src), seg.src_port)))
+            Endpoint(self.addresses.local_for(remote), seg.dst_port),
+            Endpoint(remote, seg.src_port)))
         if not replies:
             self.counters.rst_ignored += 1
             return
         self.counters.rst_sent += len(replies)
-        if is_ipv6(src):
-            local, label = self._address6, self._flow_labels.label
-            self._packets.extend(
-                build_tcp6_packet(
-                    local, src, rst, flow_label=label(local, rst.src_port, src, rst.dst_port)
-                )
-                for rst in replies
-            )
-        else:
-            out = self._looped if src == self._address else self._packets
-            out.extend(build_tcp_packet(self._address, src, rst) for rst in replies)
+        out = self._looped if src in (self._address, self._address6) else self._packets
+        out.extend(self._tcp_packet(src, rst, self.config) for rst in replies)
 
     def _time_wait_segment(
         self, listener: Listener | None, key: DemuxKey, record: TimeWait, config: TcpConfig,
@@ -637,7 +630,8 @@ class Stack:
         if is_ipv6(remote):
             local, lport = self._address6, conn.local.port
             label = self._flow_labels.label(local, lport, remote, conn.remote.port)
-            self._packets.extend(
+            target = self._looped if remote == local else self._packets  # as IPv4's below
+            target.extend(
                 build_tcp6_packet(
                     local, remote, seg, hop_limit=ttl, traffic_class=tos, flow_label=label
                 )

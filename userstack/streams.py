@@ -22,6 +22,7 @@ import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AbstractContextManager, asynccontextmanager, contextmanager
 from ipaddress import IPv4Address, IPv6Address, ip_address
+from socket import AF_INET
 from typing import Any, TypeVar
 
 import trio
@@ -121,14 +122,15 @@ class UserStack:
     def trio_network(self, *, kernel_fallback: bool = False) -> AbstractContextManager[None]:
         """Inside `with stack.trio_network():` trio's network functions and every library
         built on trio.socket use this stack, unchanged (userstack/sockets/network.py):
-        TCP over IPv4 goes to the stack, names resolve in its table, and any other socket
-        raises OSError, unless `kernel_fallback` sends those to the kernel."""
+        TCP goes to the stack (IPv4, and IPv6 if it has an address6), names resolve in
+        its table, and any other socket raises OSError, unless `kernel_fallback` sends
+        those to the kernel."""
         return trio_network(self._sockets, kernel_fallback=kernel_fallback)
 
-    def socket(self, proto: int = 0) -> UserSocket:
-        """A new AF_INET / SOCK_STREAM socket of this stack (what trio.socket.socket()
-        gives inside trio_network())."""
-        return UserSocket(self._sockets, proto)
+    def socket(self, family: int = AF_INET, proto: int = 0) -> UserSocket:
+        """A new SOCK_STREAM socket of this stack, AF_INET or AF_INET6 (what
+        trio.socket.socket() gives inside trio_network())."""
+        return UserSocket(self._sockets, proto, family=family)
 
     def connections(self) -> list[TcbInfo]:
         """A snapshot of every TCB, plus one LISTEN row per listener."""

@@ -11,6 +11,7 @@ import trio.testing
 from streams_helpers import SERVER_ADDR, connect_pair, start_stacks
 from trio.testing import MockClock
 
+from userstack import memory_link_pair, open_stack
 from userstack.apps.simple import echo
 from userstack.sockets import UserSocket
 
@@ -119,4 +120,36 @@ async def test_kernel_fallback_gives_other_sockets_to_the_kernel(netns: object) 
             assert not isinstance(udp, UserSocket)
             udp.close()
             assert isinstance(trio.socket.socket(), UserSocket)  # TCP still goes to the stack
+        nursery.cancel_scope.cancel()
+
+
+async def test_both_families_inside_trio_network(autojump_clock: MockClock) -> None:
+    """A dual-stack server: trio.serve_tcp opens an AF_INET and an AF_INET6 listener (the
+    latter with IPV6_V6ONLY, as trio sets it), and clients reach it in either family."""
+    left, right = memory_link_pair()
+    async with (
+        open_stack(left, "10.0.0.1", address6="fd00::1", isn_key=b"c") as client,
+        open_stack(right, SERVER_ADDR, address6="fd00::2", isn_key=b"s") as server,
+        trio.open_nursery() as nursery,
+    ):
+        with server.trio_network():
+            listeners = await nursery.start(trio.serve_tcp, echo, 8080)
+        sockets = [listener.socket for listener in listeners]
+        assert sorted(sock.family for sock in sockets) == [socket.AF_INET, socket.AF_INET6]
+        v6 = next(sock for sock in sockets if sock.family == socket.AF_INET6)
+        assert v6.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY) == 1
+        assert v6.getsockname() == ("::", 8080, 0, 0)
+        with client.trio_network():
+            for host, family in ((SERVER_ADDR, socket.AF_INET), ("fd00::2", socket.AF_INET6)):
+                stream = await trio.open_tcp_stream(host, 8080)
+                assert stream.socket.family == family
+                assert stream.socket.getpeername()[:2] == (host, 8080)
+                await stream.send_all(b"either family")
+                assert await stream.receive_some() == b"either family"
+                await stream.aclose()
+            infos = await trio.socket.getaddrinfo("localhost", 7, family=socket.AF_INET6)
+            assert [info[4] for info in infos] == [("fd00::1", 7, 0, 0)]
+            with pytest.raises(OSError) as caught:  # no IPv4-mapped addresses
+                await trio.socket.socket(socket.AF_INET6).connect((SERVER_ADDR, 8080))
+            assert caught.value.errno == errno.EAFNOSUPPORT
         nursery.cancel_scope.cancel()

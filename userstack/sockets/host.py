@@ -23,10 +23,12 @@ class SocketHost:
     def __init__(self, stack: Stack, wake_driver: Wake) -> None:
         self.stack = stack
         self.wake_driver = wake_driver  # a user call queued packets or moved a deadline
-        self.resolver = Resolver(stack.address)
+        self.resolver = Resolver(stack.addresses.ipv4, stack.addresses.ipv6)
         self._watchers: dict[ConnectionHandle, list[Wake]] = {}
         self._accept_watchers: dict[int, list[Wake]] = {}
-        self._bound: dict[int, list[bool]] = {}  # port -> SO_REUSEADDR of each socket on it
+        # (IP version, port) -> SO_REUSEADDR of each socket bound there; the families'
+        # ports are apart, as for a Linux IPv6 socket with IPV6_V6ONLY
+        self._bound: dict[tuple[int, int], list[bool]] = {}
 
     # ---- wake-ups --------------------------------------------------------------------
 
@@ -62,7 +64,7 @@ class SocketHost:
 
     # ---- bind(2) ---------------------------------------------------------------------
 
-    def bind_port(self, port: int, *, reuse: bool) -> int:
+    def bind_port(self, port: int, *, reuse: bool, version: int = 4) -> int:
         """Hold `port` (0: a free ephemeral one) for a socket, as bind(2) does.
 
         EADDRINUSE if a listener has it, or another bound socket unless both set
@@ -70,24 +72,24 @@ class SocketHost:
         (socket(7) SO_REUSEADDR)."""
         stack = self.stack
         if port == 0:
-            port = stack.free_port(self._bound)
+            port = stack.free_port({p for _, p in self._bound}, version=version)
         elif not 0 < port < 65536:
             raise OverflowError(f"bind(): port must be 0-65535, not {port}")
         else:
-            others = self._bound.get(port, [])
-            listening = port in stack.listening_ports
+            others = self._bound.get((version, port), [])
+            listening = stack.is_listening(port, version=version)
             if (
                 listening
                 or (others and not (reuse and all(others)))
                 or (not reuse and stack.port_in_use(port))
             ):
-                raise os_error(errno.EADDRINUSE, f"{stack.address}:{port}")
-        self._bound.setdefault(port, []).append(reuse)
+                raise os_error(errno.EADDRINUSE, f"port {port} (IPv{version})")
+        self._bound.setdefault((version, port), []).append(reuse)
         return port
 
-    def release_port(self, port: int, *, reuse: bool) -> None:
-        holders = self._bound.get(port)
+    def release_port(self, port: int, *, reuse: bool, version: int = 4) -> None:
+        holders = self._bound.get((version, port))
         if holders is not None and reuse in holders:
             holders.remove(reuse)
             if not holders:
-                del self._bound[port]
+                del self._bound[version, port]

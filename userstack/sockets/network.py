@@ -4,11 +4,12 @@ trio looks up two hooks whenever a program makes a socket or resolves a name
 (`trio.socket.set_custom_socket_factory`, `set_custom_hostname_resolver`; trio's own
 `trio/testing/_fake_net.py` uses them the same way). Inside `trio_network(host)`:
 
-- `trio.socket.socket(AF_INET, SOCK_STREAM)` is a `UserSocket` of that stack, so
+- `trio.socket.socket(AF_INET, SOCK_STREAM)` is a `UserSocket` of that stack (AF_INET6
+  too, when the stack has an IPv6 address), so
   `trio.open_tcp_stream`, `open_tcp_listeners`, `serve_tcp` and the libraries built on
   them (trio-websocket, httpx and anyio on trio, ...) run over the stack unchanged;
 - names resolve through the stack's Resolver (numeric, `localhost`, its host table);
-- any other socket (UDP, AF_UNIX, raw, AF_INET6) raises OSError naming the stack,
+- any other socket (UDP, AF_UNIX, raw) raises OSError naming the stack,
   unless `kernel_fallback=True` asks for the kernel's socket explicitly;
 - a kernel socket made any other way (the stdlib's `socket.socket(AF_INET, ...)`,
   which trio cannot see) raises OSError too, through an audit hook (PEP 578): nothing
@@ -65,14 +66,22 @@ class _Installed:
 _installed: RunVar[_Installed | None] = RunVar("userstack_hooks", default=None)
 
 
+def _families(host: SocketHost) -> set[int]:
+    """The address families the stack has an address in."""
+    addresses = host.stack.addresses
+    return {family for family, address in ((_stdlib.AF_INET, addresses.ipv4),
+                                            (_stdlib.AF_INET6, addresses.ipv6)) if address}
+
+
 def _refusal(family: int, type: int, proto: int) -> OSError:
     kind = type & ~_SOCK_FLAGS
-    code = errno.EAFNOSUPPORT if family != _stdlib.AF_INET else errno.EPROTONOSUPPORT
+    code = (errno.EAFNOSUPPORT if family not in (_stdlib.AF_INET, _stdlib.AF_INET6)
+            else errno.EPROTONOSUPPORT)
     return os_error(
         code,
         f"socket(family={family}, type={kind}, proto={proto}) inside userstack "
-        "trio_network(): the userstack serves AF_INET SOCK_STREAM (TCP) only; pass "
-        "kernel_fallback=True to give other sockets to the kernel",
+        "trio_network(): the userstack serves SOCK_STREAM (TCP) in the families it has an "
+        "address in; pass kernel_fallback=True to give other sockets to the kernel",
     )
 
 
@@ -86,12 +95,14 @@ class _Factory(trio.abc.SocketFactory):
         scope = _scope.get()
         if scope is not None:
             if (
-                family == _stdlib.AF_INET
+                family in _families(scope.host)
                 and type & ~_SOCK_FLAGS == _stdlib.SOCK_STREAM
                 and proto in (0, _stdlib.IPPROTO_TCP)
             ):
-                return UserSocket(scope.host, proto)
+                return UserSocket(scope.host, proto, family=family)
             if not scope.kernel_fallback:
+                if family == _stdlib.AF_INET6 and type & ~_SOCK_FLAGS == _stdlib.SOCK_STREAM:
+                    raise os_error(errno.EAFNOSUPPORT, "this userstack has no IPv6 address")
                 raise _refusal(family, type, proto)
         return self._kernel_socket(family, type, proto)
 

@@ -54,6 +54,9 @@ class Option(Enum):
     TCP_INFO = (IPPROTO_TCP, TCP_INFO)
     IP_TOS = (IPPROTO_IP, socket.IP_TOS)
     IP_TTL = (IPPROTO_IP, socket.IP_TTL)
+    # An AF_INET6 socket serves IPv6 alone whatever this says (no IPv4-mapped addresses):
+    # the stack keeps a listener per family, as IPV6_V6ONLY=1 does (trio sets it)
+    IPV6_V6ONLY = (socket.IPPROTO_IPV6, socket.IPV6_V6ONLY)
 
     @classmethod
     def of(cls, level: int, optname: int) -> Option:
@@ -92,6 +95,7 @@ class SocketOptions:
     user_timeout_ms: int = 0  # 0: off (RFC 5482's default: the system's)
     tos: int | None = None
     ttl: int | None = None
+    v6only: bool = False
 
     def copy(self) -> SocketOptions:
         return dataclasses.replace(self)
@@ -188,6 +192,8 @@ def set_option(options: SocketOptions, option: Option, value: int | bytes) -> No
             options.tos = in_range(option, n, 0, 252)
         case Option.IP_TTL:
             options.ttl = 64 if n == -1 else in_range(option, n, 1, 255)
+        case Option.IPV6_V6ONLY:
+            options.v6only = bool(n)
 
 
 def stored_value(options: SocketOptions, config: TcpConfig, option: Option) -> int:
@@ -218,6 +224,8 @@ def stored_value(options: SocketOptions, config: TcpConfig, option: Option) -> i
             return config.ttl if options.ttl is None else options.ttl
         case Option.TCP_MAXSEG:
             return options.maxseg or config.mss
+        case Option.IPV6_V6ONLY:
+            return int(options.v6only)
     raise AssertionError(option)  # pragma: no cover - every settable option is above
 
 

@@ -13,14 +13,19 @@ from ipaddress import IPv4Address, IPv6Address, ip_address
 LOCALHOST = "localhost"
 LOOPBACK = IPv4Address("127.0.0.1")
 
-AddrInfo = tuple[socket.AddressFamily, socket.SocketKind, int, str, tuple[str, int]]
+AddrInfo = tuple[
+    socket.AddressFamily, socket.SocketKind, int, str, tuple[str, int] | tuple[str, int, int, int]
+]
 
 
 class Resolver:
     """A host table: `hosts["example.test"] = IPv4Address(...)` makes that name resolve."""
 
-    def __init__(self, own: IPv4Address | IPv6Address) -> None:
-        self.own = own
+    def __init__(self, own: IPv4Address | None, own6: IPv6Address | None = None) -> None:
+        primary = own or own6
+        assert primary is not None, "a stack has at least one address"
+        self.own: IPv4Address | IPv6Address = primary
+        self.own6 = own6
         self.hosts: dict[str, IPv4Address | IPv6Address] = {}
 
     def resolve(
@@ -54,7 +59,9 @@ class Resolver:
                         "host table (UserStack.hosts)",
                     ) from None
             address = parsed
-        return self.own if address.is_loopback else address
+        if address.is_loopback:  # 127.0.0.0/8 and ::1 are the stack itself
+            return self.own6 if address.version == 6 and self.own6 is not None else self.own
+        return address
 
     def getaddrinfo(
         self,
@@ -65,10 +72,11 @@ class Resolver:
         proto: int = 0,
         flags: int = 0,
     ) -> list[AddrInfo]:
-        """getaddrinfo(3) for TCP over IPv4 only: one entry (the stack serves nothing else)."""
-        if family not in (0, socket.AF_INET):
+        """getaddrinfo(3) for TCP only: an entry per family the name has here (`localhost`:
+        each of the stack's addresses; a table name or number: its one address)."""
+        if family not in (0, socket.AF_INET, socket.AF_INET6):
             raise socket.gaierror(
-                socket.EAI_FAMILY, f"the userstack serves AF_INET only, not family {family}"
+                socket.EAI_FAMILY, f"the userstack serves AF_INET and AF_INET6, not {family}"
             )
         if type not in (0, socket.SOCK_STREAM) or proto not in (0, socket.IPPROTO_TCP):
             raise socket.gaierror(
@@ -83,32 +91,37 @@ class Resolver:
                 raise socket.gaierror(
                     socket.EAI_NONAME, f"{host!r} is not a numeric address"
                 ) from None
-        address = self.resolve(host, passive=passive)
-        if address.version != 4:
-            raise socket.gaierror(
-                socket.EAI_ADDRFAMILY, f"{host!r}: the userstack's sockets are AF_INET only"
-            )
-        return [
+        addresses = [self.resolve(host, passive=passive)]
+        if self.own6 is not None and addresses[0] == self.own and self.own != self.own6:
+            addresses.append(self.own6)  # localhost (or no name): both our addresses
+        wanted = {socket.AF_INET: 4, socket.AF_INET6: 6}.get(family)
+        number = _port_number(port)
+        entries: list[AddrInfo] = [
             (
-                socket.AF_INET,
+                socket.AF_INET6 if address.version == 6 else socket.AF_INET,
                 socket.SOCK_STREAM,
                 socket.IPPROTO_TCP,
                 "",
-                (str(address), _port_number(port)),
+                (str(address), number, 0, 0) if address.version == 6 else (str(address), number),
             )
+            for address in addresses
+            if wanted is None or address.version == wanted
         ]
+        if not entries:
+            raise socket.gaierror(socket.EAI_ADDRFAMILY, f"{host!r}: none in family {family}")
+        return entries
 
     def getnameinfo(self, sockaddr: tuple[str, int], flags: int) -> tuple[str, str]:
         """The table's name for an address (or the address), and the port as digits."""
         host, port = sockaddr[0], sockaddr[1]
         if not flags & socket.NI_NUMERICHOST:
-            address = IPv4Address(host)
+            address = ip_address(host)
             for name, known in self.hosts.items():
                 if known == address:
                     host = name
                     break
             else:
-                if address == self.own:
+                if address in (self.own, self.own6):
                     host = LOCALHOST
         return host, str(port)
 

@@ -1,4 +1,5 @@
-"""A `trio.socket.SocketType` for TCP over IPv4 on the userstack, with Linux's semantics.
+"""A `trio.socket.SocketType` for TCP on the userstack (AF_INET, and AF_INET6 when the
+stack has an IPv6 address), with Linux's semantics.
 
 `UserSocket` is what `trio.socket.socket()` returns inside `UserStack.trio_network()`:
 the calls, errnos and options of socket(7), tcp(7) and ip(7), served by the stack
@@ -30,7 +31,7 @@ import itertools
 import socket as _stdlib
 from collections.abc import Callable
 from enum import Enum
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv6Address
 from typing import Any, TypeVar
 
 import trio
@@ -76,16 +77,21 @@ class UserSocket(trio.socket.SocketType):
         host: SocketHost,
         proto: int = 0,
         *,
+        family: int = _stdlib.AF_INET,
         handle: ConnectionHandle | None = None,
         options: SocketOptions | None = None,
     ) -> None:
         super().__init__()
         self._host = host
         self._proto = proto
+        if handle is not None:
+            family = _stdlib.AF_INET6 if handle.local.ip.version == 6 else _stdlib.AF_INET
+        self._family = _stdlib.AddressFamily(family)
+        self._version = 6 if family == _stdlib.AF_INET6 else 4  # the stack's name for it
         self._options = options or SocketOptions()
         self._fd = next(_fake_fds)
         self._mode = Mode.FRESH
-        self._bound: tuple[IPv4Address, int] | None = None  # what bind() holds
+        self._bound: tuple[IPv4Address | IPv6Address, int] | None = None  # what bind() holds
         self._handle: ConnectionHandle | None = None
         self._failure_reported = False  # the handle's failure was raised (or read) once
         self._shut_rd = False
@@ -99,7 +105,7 @@ class UserSocket(trio.socket.SocketType):
 
     @property
     def family(self) -> _stdlib.AddressFamily:
-        return _stdlib.AF_INET
+        return self._family
 
     @property
     def type(self) -> _stdlib.SocketKind:
@@ -136,21 +142,29 @@ class UserSocket(trio.socket.SocketType):
             return f"{ip}:{port}"
         return f"{ip}:{port} -> {peer_ip}:{peer_port}"
 
-    def getsockname(self) -> tuple[str, int]:
+    def getsockname(self) -> Any:
         self._check_open()
         if self._handle is not None:
             local = self._handle.local
-            return str(local.ip), local.port
+            return self._sockaddr(local.ip, local.port)
         if self._bound is not None:
-            return str(self._bound[0]), self._bound[1]
-        return "0.0.0.0", 0
+            return self._sockaddr(*self._bound)
+        return self._sockaddr(self._wildcard, 0)
 
-    def getpeername(self) -> tuple[str, int]:
+    def _sockaddr(self, ip: IPv4Address | IPv6Address, port: int) -> Any:
+        """(host, port), or (host, port, flowinfo, scope_id) for AF_INET6."""
+        return (str(ip), port, 0, 0) if self._version == 6 else (str(ip), port)
+
+    @property
+    def _wildcard(self) -> IPv4Address | IPv6Address:
+        return IPv6Address(0) if self._version == 6 else IPv4Address(0)
+
+    def getpeername(self) -> Any:
         self._check_open()
         handle = self._handle
         if handle is None or handle.state in (State.SYN_SENT, State.CLOSED):
             raise os_error(errno.ENOTCONN, "getpeername: not connected")
-        return str(handle.remote.ip), handle.remote.port
+        return self._sockaddr(handle.remote.ip, handle.remote.port)
 
     def info(self) -> TcbInfo:
         """TCP_INFO: a snapshot of the connection's TCB."""
@@ -173,7 +187,8 @@ class UserSocket(trio.socket.SocketType):
     def is_readable(self) -> bool:
         """What poll(POLLIN) would say: data, EOF, an error, or a connection to accept."""
         if self._mode is Mode.LISTENING:
-            return self._host.stack.accept_pending(self._bound[1]) > 0  # type: ignore[index]
+            stack, port = self._host.stack, self._bound[1]  # type: ignore[index]
+            return stack.accept_pending(port, version=self._version) > 0
         handle = self._handle
         if handle is None:
             return True  # an unconnected socket polls POLLHUP, as on Linux
@@ -234,16 +249,18 @@ class UserSocket(trio.socket.SocketType):
 
     # ---- bind, listen, accept --------------------------------------------------------
 
-    def _local_ip(self, host: object) -> IPv4Address:
+    def _local_ip(self, host: object) -> IPv4Address | IPv6Address:
         """bind()'s address: the wildcard, this stack's own address, or loopback (= own)."""
+        if host in ("", None):
+            return self._wildcard
         try:
             address = self._host.resolver.resolve(host, passive=True)  # type: ignore[arg-type]
         except OSError as e:
             raise os_error(errno.EADDRNOTAVAIL, f"bind({host!r}): {e}") from e
-        if address not in (IPv4Address(0), self._host.stack.address):
-            raise os_error(
-                errno.EADDRNOTAVAIL, f"bind({host}): not this userstack's address"
-            )
+        if address not in (self._wildcard, *self._host.stack.addresses.all):
+            raise os_error(errno.EADDRNOTAVAIL, f"bind({host}): not this userstack's address")
+        if address.version != self._version:
+            raise os_error(errno.EAFNOSUPPORT, f"bind({host}) on an IPv{self._version} socket")
         return address
 
     async def bind(self, address: Any) -> None:
@@ -257,13 +274,15 @@ class UserSocket(trio.socket.SocketType):
         if self._mode is not Mode.FRESH:
             raise os_error(errno.EINVAL, "bind: the socket is already bound")
         ip = self._local_ip(host)
-        port = self._host.bind_port(port, reuse=self._options.reuseaddr)
+        port = self._host.bind_port(port, reuse=self._options.reuseaddr, version=self._version)
         self._bound = (ip, port)
         self._mode = Mode.BOUND
 
     def _release_port(self) -> None:
         if self._bound is not None:
-            self._host.release_port(self._bound[1], reuse=self._options.reuseaddr)
+            self._host.release_port(
+                self._bound[1], reuse=self._options.reuseaddr, version=self._version
+            )
 
     def listen(self, backlog: int = 128) -> None:
         self._check_open()
@@ -276,7 +295,7 @@ class UserSocket(trio.socket.SocketType):
         assert self._bound is not None
         port = self._bound[1]
         stack = self._host.stack
-        stack.listen(port, max(1, backlog), config=self._config())
+        stack.listen(port, max(1, backlog), config=self._config(), version=self._version)
         self._mode = Mode.LISTENING
         self._host.watch_accepts(port, self._wake)
 
@@ -284,7 +303,7 @@ class UserSocket(trio.socket.SocketType):
         assert self._bound is not None
         port = self._bound[1]
         self._host.unwatch_accepts(port, self._wake)
-        self._host.stack.unlisten(port, trio.current_time())
+        self._host.stack.unlisten(port, trio.current_time(), version=self._version)
         self._host.wake_driver()
 
     async def accept(self) -> tuple[UserSocket, tuple[str, int]]:
@@ -294,12 +313,12 @@ class UserSocket(trio.socket.SocketType):
         def take() -> ConnectionHandle | None:
             if self._mode is not Mode.LISTENING:
                 raise os_error(errno.EINVAL, "accept on a socket that is not listening")
-            return stack.accept(self._bound[1])  # type: ignore[index]
+            return stack.accept(self._bound[1], version=self._version)  # type: ignore[index]
 
         handle = await self._wait("accept", take)
         child = UserSocket(self._host, self._proto, handle=handle, options=self._options.copy())
         child._apply_live_options()  # options set on the listener after listen()
-        return child, (str(handle.remote.ip), handle.remote.port)
+        return child, child._sockaddr(handle.remote.ip, handle.remote.port)
 
     # ---- connect ---------------------------------------------------------------------
 
@@ -325,10 +344,10 @@ class UserSocket(trio.socket.SocketType):
             ip = self._host.resolver.resolve(host)
         except OSError as e:
             raise os_error(errno.EINVAL, f"connect({host!r}): {e}") from e
-        if ip.version != 4:
-            raise os_error(errno.EAFNOSUPPORT, f"connect({host!r}): an AF_INET socket")
-        if ip == IPv4Address(0):
-            ip = self._host.stack.address  # Linux: connecting to INADDR_ANY means loopback
+        if ip.version != self._version:  # no IPv4-mapped IPv6 addresses here
+            raise os_error(errno.EAFNOSUPPORT, f"connect({host!r}) on an IPv{self._version} socket")
+        if ip == self._wildcard:  # Linux: connecting to the wildcard means loopback
+            ip = self._host.stack.addresses.local_for(ip)
         local_port = self._bound[1] if self._bound is not None else None
         handle = self._host.stack.connect(
             Endpoint(ip, port), trio.current_time(), config=self._config(), local_port=local_port
@@ -533,13 +552,21 @@ class UserSocket(trio.socket.SocketType):
     def setsockopt(
         self, level: int, optname: int, value: int | bytes | None, optlen: int | None = None
     ) -> None:
-        self._check_open()
-        option = Option.of(level, optname)
+        option = self._option(level, optname)
         if value is None:
             raise os_error(errno.EINVAL, f"{option.name}: no value")
         set_option(self._options, option, value)
         if self._handle is not None and self._handle.state is not State.CLOSED:
             self._apply_live(option)
+
+    def _option(self, level: int, optname: int) -> Option:
+        """The option, or OSError: EBADF when closed, ENOPROTOOPT when unknown (also an
+        IPv6 option on an AF_INET socket, as Linux answers)."""
+        self._check_open()
+        option = Option.of(level, optname)
+        if option is Option.IPV6_V6ONLY and self._version != 6:
+            raise os_error(errno.ENOPROTOOPT, "IPV6_V6ONLY on an AF_INET socket")
+        return option
 
     def _apply_live(self, option: Option) -> None:
         """An option set on an open connection, applied as the kernel applies it."""
@@ -560,8 +587,7 @@ class UserSocket(trio.socket.SocketType):
             self._apply_live(option)
 
     def getsockopt(self, level: int, optname: int, buflen: int | None = None) -> Any:
-        self._check_open()
-        option = Option.of(level, optname)
+        option = self._option(level, optname)
         value = self._option_value(option)
         if option is Option.TCP_INFO:
             return value
@@ -580,7 +606,7 @@ class UserSocket(trio.socket.SocketType):
             case Option.SO_TYPE:
                 return int(_stdlib.SOCK_STREAM)
             case Option.SO_DOMAIN:
-                return int(_stdlib.AF_INET)
+                return int(self._family)
             case Option.SO_PROTOCOL:
                 return _stdlib.IPPROTO_TCP
             case Option.SO_ACCEPTCONN:
@@ -613,10 +639,11 @@ async def _once(attempt: Callable[[], _T | None]) -> _T:
 
 
 def _split(address: Any) -> tuple[Any, int]:
-    """An AF_INET address: (host, port)."""
-    if not isinstance(address, tuple) or len(address) != 2:
-        raise TypeError(f"AF_INET address must be a pair (host, port), not {address!r}")
-    host, port = address
+    """(host, port) from an AF_INET address, or from an AF_INET6 one with its flowinfo
+    and scope_id (both 0 here: no link-local scopes)."""
+    if not isinstance(address, tuple) or len(address) not in (2, 4):
+        raise TypeError(f"address must be (host, port) or (host, port, 0, 0), not {address!r}")
+    host, port = address[:2]
     if not isinstance(port, int):
         raise TypeError(f"port must be an int, not {port!r}")
     return host, port

@@ -887,6 +887,10 @@ class Stack:
             or port in self._time_wait.local_ports()
         )
 
+    def is_listening(self, port: int, *, version: int | None = None) -> bool:
+        """Whether `port` has a listener in the family of IP `version` (None: primary)."""
+        return port in self._listeners_for(self._family_address(version))
+
     def accept_pending(self, port: int, *, version: int | None = None) -> int:
         """How many ESTABLISHED connections wait for accept() on `port`."""
         return len(self._listeners_for(self._family_address(version))[port].accept_queue)

@@ -5,15 +5,16 @@ normal suite runs 3 s of it."""
 
 from __future__ import annotations
 
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv6Address
 
 import pytest
 from flood_sim import FloodResult, run_flood
-from stack_helpers import ACK, KEY, PEER, RST, SYN, US, make_stack, packet, replies, seg
+from stack_helpers import ACK, KEY, PEER, PEER6, RST, SYN, US, US6, make_stack, packet, replies, seg
 
 from userstack.stack import Stack
 from userstack.stack.syncookies import COOKIE_PERIOD, MSS_TABLE, SynCookies, mss_index
 from userstack.tcp.state import State
+from userstack.wire.addr import Endpoint
 from userstack.wire.seq import SeqNum
 from userstack.wire.tcp import TcpOptions
 
@@ -172,3 +173,19 @@ def test_without_cookies_the_flood_denies_service() -> None:
     result = run_flood(flood_seconds=1.0, after_seconds=0.0, syn_cookies=False)
     assert FloodResult.rate(result.during) < 0.2
     assert result.counters["syn_queue_drops"] > 9000
+
+
+@pytest.mark.parametrize(("us", "peer"), [(US, PEER), (US6, PEER6)], ids=["ipv4", "ipv6"])
+def test_cookies_in_both_families(us: IPv4Address | IPv6Address, peer: IPv4Address | IPv6Address
+                                  ) -> None:
+    stack = make_stack(us)
+    stack.listen(80, 8, syn_backlog=1)
+    stack.receive_packet(packet(seg(1, 80, SYN, seq=100), peer, us), 0.0)  # fills the queue
+    stack.receive_packet(packet(seg(3, 80, SYN, seq=5000), peer, us), 0.1)
+    [_, syn_ack] = replies(stack, us)
+    assert syn_ack.flags == SYN | ACK and stack.counters.syn_cookies_sent == 1
+    ack = seg(3, 80, ACK, seq=5001, ack=syn_ack.seq.value + 1, payload=b"hi")
+    stack.receive_packet(packet(ack, peer, us), 0.2)
+    conn = stack.accept(80)
+    assert conn is not None and conn.state is State.ESTABLISHED
+    assert conn.remote == Endpoint(peer, 3) and conn.receive(10, 0.2) == b"hi"

@@ -100,16 +100,20 @@ def test_scapy_and_dpkt_read_our_tcp6(seg: TcpSegment, flow: int) -> None:
         9,
         IPPROTO_TCP,
     )
-    tcp = theirs[TCP]
-    assert (tcp.sport, tcp.dport, tcp.seq, tcp.ack, int(tcp.flags)) == (
-        seg.src_port,
-        seg.dst_port,
-        seg.seq.value,
-        seg.ack.value,
-        int(seg.flags),
-    )
-    unchecked = raw[40:56] + b"\0\0" + raw[58:]  # scapy's sum over the IPv6 pseudo-header
-    assert in6_chksum(IPPROTO_TCP, theirs, unchecked) == tcp.chksum
+    # scapy gives up on the whole TCP layer (leaving Raw) for some unknown options it
+    # interprets, e.g. kind 29 (TCP-AO) with one byte of data: compare its fields only
+    # when there are none (dpkt below reads every case)
+    if not seg.options.unknown:
+        tcp = theirs[TCP]
+        assert (tcp.sport, tcp.dport, tcp.seq, tcp.ack, int(tcp.flags)) == (
+            seg.src_port,
+            seg.dst_port,
+            seg.seq.value,
+            seg.ack.value,
+            int(seg.flags),
+        )
+        unchecked = raw[40:56] + b"\0\0" + raw[58:]  # scapy's sum over the pseudo-header
+        assert in6_chksum(IPPROTO_TCP, theirs, unchecked) == tcp.chksum
     ip6 = dpkt.ip6.IP6(raw)
     assert (ip6.src, ip6.dst, ip6.flow, ip6.nxt, ip6.plen) == (
         A.packed,

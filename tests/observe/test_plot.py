@@ -15,6 +15,7 @@ from userstack.observe.plot import (
     nice_ticks,
     render_time_sequence,
     sequence_trace,
+    time_sequence_chart,
 )
 from userstack.observe.replay import Side, find_connections, read_capture
 
@@ -95,3 +96,18 @@ def test_cwnd_chart_leaves_out_the_initial_ssthresh() -> None:
     paths = {e.get("class"): e.get("d", "") for e in root.iter(f"{SVG}path")}
     assert paths["line cwnd"].count("L") >= 2
     assert paths["line ssthresh"].count("M") == 1 and "L" in paths["line ssthresh"]
+
+
+def test_a_window_zooms_in(lossy_capture: Path, tmp_path: Path) -> None:
+    out = tmp_path / "zoom.svg"
+    assert main(["plot", str(lossy_capture), "-o", str(out), "--window", "0.2", "0.4"]) == 0
+    root = ET.fromstring(out.read_text())
+    assert "shown from 0.2 s to 0.4 s" in "".join(root.itertext())
+    [conv] = find_connections(read_capture(lossy_capture).segments)
+    trace = sequence_trace(conv)
+    chart = time_sequence_chart(trace, "x", (0.2, 0.4))
+    [data, _, _] = chart.bars
+    assert data.bars and all(0.2 <= t <= 0.4 for t, _, _ in data.bars)
+    ack = chart.lines[0].points
+    assert ack[0][0] == 0.2  # the ACK line's value at the window's start, carried in
+    assert ack[0][1] == max(a for t, a in trace.acks if t < 0.2)

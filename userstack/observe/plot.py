@@ -78,7 +78,8 @@ class Bars:
     name: str
     color: str
     bars: Sequence[tuple[float, float, float]]
-    width: float = 1.5
+    width: float = 2.0
+    opacity: float = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +92,7 @@ class Chart:
     bars: Sequence[Bars] = ()
     notes: Sequence[str] = ()
     y_bytes: bool = True  # y values are bytes: label the ticks in B, kB or MB
+    fit: bool = False  # axes from the data's lowest values, not from 0 (a zoomed view)
 
 
 def nice_ticks(low: float, high: float, count: int = 6) -> list[float]:
@@ -134,8 +136,12 @@ def _extent(chart: Chart) -> _Axes:
     ys = [p[1] for line in chart.lines for p in line.points]
     ys += [v for group in chart.bars for b in group.bars for v in b[1:]]
     x_low, x_high = min(xs, default=0.0), max(xs, default=1.0)
-    y_high = max(ys, default=1.0)
-    return _Axes(min(x_low, 0.0), x_high if x_high > x_low else x_low + 1, 0.0, y_high * 1.04 or 1)
+    y_low, y_high = min(ys, default=0.0), max(ys, default=1.0)
+    if not chart.fit:
+        x_low, y_low = min(x_low, 0.0), 0.0
+    margin = (y_high - y_low) * 0.04 or 1.0
+    return _Axes(x_low, x_high if x_high > x_low else x_low + 1, max(y_low - margin, 0.0),
+                 y_high + margin)
 
 
 def _decimated_bars(bars: Iterable[tuple[float, float, float]], axes: _Axes) -> list[tuple]:
@@ -193,7 +199,7 @@ def chart_svg(chart: Chart) -> str:
         bars = _decimated_bars(group.bars, axes)
         d = " ".join(f"M{xy(x, axes.y(low))}V{axes.y(high):.1f}" for x, low, high in bars)
         element(svg, "path", d=d, stroke=group.color, stroke_width=group.width, fill="none",
-                class_=f"bars {group.name}")
+                stroke_opacity=group.opacity, class_=f"bars {group.name}")
     for line in chart.lines:
         extra = {"stroke_dasharray": "6 4"} if line.dashed else {}
         element(svg, "path", d=_line_path(line, axes), stroke=line.color, stroke_width=1.6,
@@ -308,33 +314,57 @@ def sequence_trace(conv: TcpConversation, sender: Side | None = None) -> Sequenc
     return trace
 
 
-def time_sequence_chart(trace: SequenceTrace, source: str) -> Chart:
+def _between(bars: Sequence[tuple[float, float, float]], start: float, end: float) -> list:
+    return [b for b in bars if start <= b[0] <= end]
+
+
+def _line_between(points: Sequence[tuple[float, float]], start: float, end: float) -> list:
+    """The points of a step line in [start, end], with its value at `start` carried in."""
+    before = [p for p in points if p[0] < start]
+    inside = [p for p in points if start <= p[0] <= end]
+    return ([(start, before[-1][1])] if before else []) + inside
+
+
+def time_sequence_chart(
+    trace: SequenceTrace, source: str, window: tuple[float, float] | None = None
+) -> Chart:
+    """The chart of a trace; `window` (start, end), in seconds, zooms into part of it."""
     conv = trace.conversation
     src, dst = (conv.client, conv.server) if trace.sender is Side.CLIENT else (
         conv.server, conv.client)
     duration = conv.segments[-1].time - conv.segments[0].time
     sent = len(trace.data) + len(trace.retransmitted)
+    start, end = window or (0.0, duration)
+    shown = f", shown from {start:g} s to {end:g} s" if window else ""
     return Chart(
         title=f"time-sequence graph: {src} \u2192 {dst}",
         subtitle=f"{source}: {sent} data segments, {len(trace.retransmitted)} retransmitted, "
-        f"{trace.payload} bytes in {duration:.3f} s",
+        f"{trace.payload} bytes in {duration:.3f} s{shown}",
         x_label="time since the first segment (s)",
         y_label=f"sequence number, relative to the ISN of {src}",
-        bars=(Bars("data", _INK, trace.data), Bars("retransmission", _RED, trace.retransmitted),
-              Bars("SACK", _BLUE, trace.sacks, width=3)),
-        lines=(Line("ACK", _GREEN, trace.acks), Line("window", _GOLD, trace.window)),
+        bars=(Bars("data", _INK, _between(trace.data, start, end)),
+              Bars("retransmission", _RED, _between(trace.retransmitted, start, end)),
+              Bars("SACK", _BLUE, _between(trace.sacks, start, end), opacity=0.45)),
+        lines=(Line("ACK", _GREEN, _line_between(trace.acks, start, end)),
+               Line("window", _GOLD, _line_between(trace.window, start, end))),
+        fit=window is not None,
     )
 
 
 def render_time_sequence(
-    pcap_path: str | Path, out_path: str | Path, index: int = 0, sender: Side | None = None
+    pcap_path: str | Path,
+    out_path: str | Path,
+    index: int = 0,
+    sender: Side | None = None,
+    window: tuple[float, float] | None = None,
 ) -> SequenceTrace:
-    """Draw connection `index` of the capture; returns what was drawn."""
+    """Draw connection `index` of the capture (`window`: only that stretch of time);
+    returns what was drawn."""
     conversations = find_connections(read_capture(pcap_path).segments)
     if not 0 <= index < len(conversations):
         raise LookupError(f"{pcap_path}: no connection {index} ({len(conversations)} found)")
     trace = sequence_trace(conversations[index], sender)
-    chart = time_sequence_chart(trace, Path(pcap_path).name)
+    chart = time_sequence_chart(trace, Path(pcap_path).name, window)
     Path(out_path).write_text(chart_svg(chart), encoding="utf-8")
     return trace
 
@@ -350,6 +380,8 @@ def add_plot_parser(subparsers: argparse._SubParsersAction) -> None:  # type: ig
     add_capture_arguments(p, "-tsg.svg")
     p.add_argument("--sender", choices=[s.value for s in Side],
                    help="whose data to draw (default: the side that sent more)")
+    p.add_argument("--window", type=float, nargs=2, metavar=("FROM", "TO"),
+                   help="zoom in: only the segments from FROM to TO seconds")
     p.set_defaults(run=run_plot)
 
 
@@ -358,7 +390,8 @@ def run_plot(args: argparse.Namespace) -> int:
     out = args.output or args.capture.with_name(args.capture.stem + "-tsg.svg")
     sender = Side(args.sender) if args.sender else None
     try:
-        trace = render_time_sequence(args.capture, out, args.connection, sender)
+        window = tuple(args.window) if args.window else None
+        trace = render_time_sequence(args.capture, out, args.connection, sender, window)
     except (OSError, WireError, LookupError) as e:
         print(f"userstack plot: {e}", file=sys.stderr)
         return 1

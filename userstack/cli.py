@@ -49,7 +49,7 @@ from .observe.plot import add_plot_parser
 from .observe.trace import Tracer
 from .observe.view import add_view
 from .observe.why import LiveWhy, add_explain
-from .tcp.config import TcpConfig
+from .tcp.config import Congestion, TcpConfig
 from .tcp.state import State
 from .wire.offload import LinkPacket
 from .wire.pcap import PcapWriter
@@ -100,6 +100,10 @@ def add_link_flags(parser: argparse.ArgumentParser, *, picks_free: bool = False)
                         " it (default on)")
     parser.add_argument("--msl", type=cli_args.seconds, metavar="SECONDS",
                         help="Maximum Segment Lifetime; TIME-WAIT lasts 2*MSL (default 120)")
+    parser.add_argument("--congestion", choices=[c.value for c in Congestion],
+                        default=Congestion.NEWRENO.value,
+                        help="congestion control: newreno (RFC 5681, the default) or cubic "
+                        "(RFC 9438 with HyStart++)")
     parser.add_argument("--trace", action="store_true",
                         help="print every segment (tcpdump format) and state change")
     parser.add_argument("--why", action="store_true",
@@ -140,9 +144,8 @@ def settle_link(args: argparse.Namespace, *, pick_free: bool) -> LinkChoice:
 
 
 def tcp_config(args: argparse.Namespace) -> TcpConfig:
-    if args.msl is None:
-        return TcpConfig(mss=args.mtu - 40)
-    return TcpConfig(mss=args.mtu - 40, msl=args.msl)
+    settings = {} if args.msl is None else {"msl": args.msl}
+    return TcpConfig(mss=args.mtu - 40, congestion=args.congestion, **settings)
 
 
 def control_path(args: argparse.Namespace) -> Path:

@@ -43,8 +43,15 @@ def test_connect_flags() -> None:
         ["connect", "10.0.0.1", "5555", "--mtu", "1000", "--msl", "1", "--loss", "0.1",
          "--delay", "20", "--seed", "3", "-w", "2"])
     config = tcp_config(args)
-    assert (config.mss, config.msl) == (960, 1.0)
+    assert (config.mss, config.msl, config.congestion) == (960, 1.0, "newreno")
     assert (args.loss, args.delay, args.seed, args.timeout) == (0.1, 20.0, 3, 2.0)
+
+
+def test_congestion_flag_chooses_the_controller() -> None:
+    args = build_parser().parse_args(["serve", "echo", "--congestion", "cubic", "--ce", "0.1"])
+    assert tcp_config(args).congestion == "cubic" and args.ce == 0.1
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["serve", "echo", "--congestion", "vegas"])
 
 
 @pytest.mark.parametrize(

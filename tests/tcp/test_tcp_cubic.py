@@ -7,7 +7,10 @@ from __future__ import annotations
 import math
 
 import pytest
+from tcp_harness import IRS, ISS, established, seg, send
 
+from userstack.tcp.config import Congestion, TcpConfig
+from userstack.tcp.congestion import Reno
 from userstack.tcp.cubic import ALPHA_CUBIC, BETA_CUBIC, C, Cubic, k, w_cubic
 from userstack.tcp.hystart import (
     CSS_GROWTH_DIVISOR,
@@ -260,3 +263,19 @@ def test_cubic_ends_slow_start_when_hystart_says() -> None:
         assert now < 10
     assert cc.hystart is not None and cc.hystart.phase is Phase.DONE
     assert cc.ssthresh == cc.cwnd < 1 << 20
+
+
+def test_the_config_chooses_the_controller() -> None:
+    assert TcpConfig(congestion="cubic").congestion is Congestion.CUBIC
+    assert TcpConfig().congestion is Congestion.NEWRENO
+    with pytest.raises(ValueError, match="congestion must be one of newreno, cubic"):
+        TcpConfig(congestion="vegas")
+    cubic = established(TcpConfig(congestion="cubic"), peer_window=60000)
+    assert isinstance(cubic.sender.cc, Cubic)
+    assert isinstance(established(TcpConfig(), peer_window=60000).sender.cc, Reno)
+    # the first slow start is HyStart++'s: a stretch ACK of 3 segments counts whole
+    cubic.send(b"d" * 3000, 0.0)
+    cubic.take_outgoing()
+    before = cubic.sender.cc.cwnd
+    send(cubic, seg(IRS + 1, ISS + 3001, window=60000), at=0.1)
+    assert cubic.sender.cc.cwnd == before + 3000

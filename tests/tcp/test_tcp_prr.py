@@ -10,7 +10,10 @@ examples count in segments, so the replay does too (SMSS = 1).
 
 from __future__ import annotations
 
+from tcp_harness import IRS, ISS, MSS, NODELAY, established, seg, send
+
 from userstack.tcp.prr import Prr
+from userstack.wire.tcp import TcpOptions
 
 SMSS = 1000
 
@@ -63,9 +66,9 @@ def test_proportional_part_sends_ssthresh_over_recover_fs() -> None:
         total += n
     assert total == 14 * SMSS == prr.prr_out
     assert prr.prr_delivered == 20 * SMSS
-    # CEIL: the first delivered byte already earns a (partial) send
-    first = Prr(ssthresh=10, recover_fs=20, smss=SMSS)
-    assert first.on_ack(1, 15) == 1  # CEIL(1 * 10 / 20) - 0
+    # CEIL to whole segments: the first delivered byte already earns a segment
+    first = Prr(ssthresh=10 * SMSS, recover_fs=20 * SMSS, smss=SMSS)
+    assert first.on_ack(1, 15 * SMSS) == SMSS
 
 
 def test_burst_loss_prr_crb() -> None:
@@ -91,3 +94,22 @@ def test_reduction_bound_never_exceeds_ssthresh_minus_pipe() -> None:
     # a stretch of nothing delivered and pipe over ssthresh: nothing, never negative
     prr.on_sent(5 * SMSS)
     assert prr.on_ack(0, 12 * SMSS) == 0
+
+
+def test_connection_follows_the_rfc_figure_for_a_single_loss() -> None:
+    """The first example of RFC 6937 3.1 on a real connection (SACK, RACK-TLP): 20
+    segments in flight, the first lost, each later one SACKed by its own ACK. The
+    segments sent per ACK are the figure's "sent" row: N N R, then one segment for every
+    second ACK, and at the end ssthresh - pipe (RB "s")."""
+    conn = established(NODELAY, peer_window=60000, peer_options=TcpOptions(
+        mss=MSS, sack_permitted=True), rtt=0.1)
+    conn.sender.cc.cwnd = 20 * SMSS
+    conn.send(b"d" * 60000, 0.0)
+    assert len(conn.take_outgoing()) == 20
+    row = []
+    for k in range(1, 20):
+        sack = TcpOptions(sack_blocks=((ISS + 1001, ISS + 1001 + k * SMSS),))
+        send(conn, seg(IRS + 1, ISS + 1, window=60000, options=sack), at=0.1 + k * 0.001)
+        sent = [s for s in conn.take_outgoing() if s.payload]
+        row.append("".join("R" if s.seq == ISS + 1 else "N" for s in sent) or "_")
+    assert " ".join(row) == "N N R _ N _ N _ N _ N _ N _ N _ _ N N"

@@ -97,7 +97,8 @@ def test_sack_blocks_ride_on_a_pure_ack_before_data() -> None:
 def test_rack_marks_the_hole_lost_after_the_reordering_window() -> None:
     """RFC 8985 6.2: segment 1 is lost once segment 2, sent after it, is SACKed and
     RACK.rtt + RACK.reo_wnd has passed since segment 1 went out; only the hole is
-    resent (RFC 6675 5 (4.3)), and cwnd halves."""
+    resent (RFC 6675 5 (4.3)), and ssthresh halves; PRR (RFC 6937) holds cwnd at pipe
+    until ACKs report deliveries, and the recovery ends with cwnd = ssthresh."""
     conn = sack_conn()
     four_segments(conn)
     send(conn, seg(IRS + 1, ISS + 1, window=BIG, options=blocks((1001, 2001))), at=0.1)
@@ -107,9 +108,10 @@ def test_rack_marks_the_hole_lost_after_the_reordering_window() -> None:
     conn.on_timer(0.125)
     expect(conn, [out(ISS + 1, IRS + 1, payload=D)])
     info = conn.info(0.125)
-    assert (info.cwnd, info.ssthresh) == (2000, 2000)
+    assert (info.cwnd, info.ssthresh) == (3000, 2000)  # cwnd = pipe + sndcnt = 3000 + 0
     send(conn, seg(IRS + 1, ISS + 4001, window=BIG), at=0.2)
     assert not conn.sender.recovery.in_recovery  # the ACK passed RecoveryPoint
+    assert conn.info(0.2).cwnd == 2000
 
 
 def test_rto_does_not_resend_what_was_sacked() -> None:

@@ -7,9 +7,17 @@ Linux makes them (docs/profiles.md has the table, with the clause behind each).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 
 MIN_MSS = 88  # the smallest MSS that still leaves room for data beside 40 bytes of options
 MAX_DELAYED_ACK = 0.5  # RFC 1122 4.2.3.2: "the delay MUST be less than 0.5 seconds"
+
+
+class Congestion(StrEnum):
+    """The congestion controllers to choose from (a string works too: "cubic")."""
+
+    NEWRENO = "newreno"  # RFC 5681 slow start and congestion avoidance (congestion.Reno)
+    CUBIC = "cubic"  # RFC 9438 with HyStart++, RFC 9406 (cubic.Cubic), Linux's default
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +51,7 @@ class TcpConfig:
     nagle: bool = True  # RFC 9293 3.7.4 (RFC 896)
     window_scale: bool = True  # offer RFC 7323 window scaling in our SYN
     sack: bool = True  # offer SACK (RFC 2018); recovery by RACK-TLP (RFC 8985) when agreed
+    congestion: Congestion = Congestion.NEWRENO  # the congestion controller
     # RFC 5961 7: at most this many challenge ACKs per second per connection (None: no
     # limit), so forged segments cannot turn us into an ACK generator
     challenge_ack_limit: int | None = 10
@@ -93,6 +102,13 @@ class TcpConfig:
 
     def __post_init__(self) -> None:
         """Refuse settings that break an RFC rule or cannot work, with the reason."""
+        try:
+            object.__setattr__(self, "congestion", Congestion(self.congestion))
+        except ValueError:
+            choices = ", ".join(c.value for c in Congestion)
+            raise ValueError(
+                f"congestion must be one of {choices}, not {self.congestion!r}"
+            ) from None
         if self.mss < MIN_MSS or self.mss > 0xFFFF:
             raise ValueError(f"mss must be in {MIN_MSS}..65535, not {self.mss}")
         if not 1 <= self.min_mss <= self.mss:

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 
-from .congestion import initial_window
+from .congestion import CongestionControl, initial_window
 from .hystart import HyStartPlusPlus, Phase
 
 C = 0.4  # RFC 9438 5: the aggressiveness of the cubic, segments / s^3
@@ -33,7 +33,6 @@ BETA_CUBIC = 0.7  # RFC 9438 4.6: the multiplicative decrease factor
 # RFC 9438 4.3: the additive increase that makes W_est match Reno's average window
 # with beta_cubic instead of Reno's 0.5: 3 * (1 - 0.7) / (1 + 0.7) = 0.529...
 ALPHA_CUBIC = 3 * (1 - BETA_CUBIC) / (1 + BETA_CUBIC)
-INITIAL_SSTHRESH = 1 << 30  # RFC 5681 3.1: "arbitrarily high"
 
 
 def k(w_max: float, cwnd_epoch: float) -> float:
@@ -49,8 +48,8 @@ def w_cubic(t: float, w_max: float, k_: float) -> float:
     return C * (t - k_) ** 3 + w_max
 
 
-class Cubic:
-    """One connection's CUBIC state; the `CongestionControl` interface of congestion.py.
+class Cubic(CongestionControl):
+    """One connection's CUBIC state, behind the `CongestionControl` interface.
 
     Recovery (NewReno's inflation, RFC 6675's pipe, PRR) belongs to the recovery objects:
     this class sees new data acknowledged outside recovery (`on_ack`), a loss (`on_loss`),
@@ -58,8 +57,8 @@ class Cubic:
     """
 
     __slots__ = (
-        "_after_rto", "_carry", "_rtt", "cwnd", "cwnd_epoch", "cwnd_prior", "fast_convergence",
-        "hystart", "k", "smss", "ssthresh", "t_epoch", "w_est", "w_max",
+        "_after_rto", "_carry", "_rtt", "cwnd_epoch", "cwnd_prior", "fast_convergence",
+        "hystart", "k", "t_epoch", "w_est", "w_max",
     )
 
     def __init__(
@@ -70,9 +69,7 @@ class Cubic:
         hystart: bool = True,
         fast_convergence: bool = True,
     ) -> None:
-        self.smss = smss
-        self.cwnd = initial_window(smss) if iw is None else iw
-        self.ssthresh = INITIAL_SSTHRESH
+        super().__init__(smss, iw=iw)
         self.fast_convergence = fast_convergence
         self.hystart = HyStartPlusPlus(smss, self.cwnd) if hystart else None
         # RFC 9438 4.1's variables, in bytes; t_epoch None: no congestion avoidance

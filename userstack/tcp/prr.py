@@ -21,6 +21,10 @@ RFC 6937 section 3, in bytes:
       limit = prr_delivered - prr_out                                 (CRB)
       limit = MAX(prr_delivered - prr_out, DeliveredData) + SMSS      (SSRB)
 
+CEIL rounds up to whole segments, as the RFC's examples count and Linux does: a segment
+may go as soon as any part of it is due, where byte-exact CEIL would hold it back an ACK
+longer (a sender never sends part of a segment to keep to a byte count).
+
 The object is the arithmetic only: the sender tells it what each ACK delivered
 (DeliveredData: the advance of SND.UNA plus the bytes newly SACKed) with the pipe after it,
 and what it then sent. Which bytes to send (a retransmission or new data) is the recovery's
@@ -52,9 +56,9 @@ class Prr:
         network (RFC 6675's estimate): how many bytes may go out now (sndcnt, >= 0)."""
         self.prr_delivered += delivered
         if pipe > self.ssthresh:
-            # proportional rate reduction: CEIL in integers, -(-a // b)
-            target = -(-self.prr_delivered * self.ssthresh // self.recover_fs)
-            sndcnt = target - self.prr_out
+            # proportional rate reduction; CEIL to whole segments, -(-a // b) in integers
+            segments = -(-self.prr_delivered * self.ssthresh // (self.recover_fs * self.smss))
+            sndcnt = segments * self.smss - self.prr_out
         else:
             banked = self.prr_delivered - self.prr_out
             # PRR-CRB: only what was delivered; PRR-SSRB: one SMSS more

@@ -65,6 +65,10 @@ class Recovery(ABC):
         """New data just went out."""
 
     @abstractmethod
+    def sent(self, nbytes: int) -> None:
+        """`nbytes` of data (or a FIN) were sent or resent (PRR counts them)."""
+
+    @abstractmethod
     def go_back(self, sender: Sender) -> None:
         """Everything in flight must be sent again (a zero window)."""
 

@@ -124,6 +124,9 @@ class RenoRecovery(Recovery):
     def repair(self, sender: Sender, now: float) -> None:
         """Nothing: without SACK the only repairs are fast retransmit and partial ACKs."""
 
+    def sent(self, nbytes: int) -> None:
+        """Nothing to count: NewReno's window inflation paces the recovery."""
+
     def after_new_data(self, sender: Sender, now: float) -> None:
         """Nothing: there is no tail loss probe without SACK."""
 

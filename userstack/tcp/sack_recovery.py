@@ -4,11 +4,14 @@ Each ACK updates the scoreboard from its SACK blocks (sack.py) and tells RACK (r
 which segments were delivered. RACK marks lost every segment sent before the most
 recently delivered one that has stayed unacknowledged a reordering window longer (6.2),
 or arms the reordering timer to look again (6.3). The first loss begins recovery
-(RFC 6675 5 (4)): the controller halves cwnd, RecoveryPoint = HighData, and the first
+(RFC 6675 5 (4)): the controller reduces cwnd, RecoveryPoint = HighData, and the first
 lost segment is resent at once; after that, lost segments are resent lowest first and
-new data follows while pipe < cwnd (RFC 6675 5 (C), NextSeg (1)). With nothing SACKed
-and no recovery under way, a tail loss probe (RFC 8985 7) fires after PTO ~= 2*SRTT
-and sends one segment to draw out an ACK that shows the losses.
+new data follows while pipe < cwnd (RFC 6675 5 (C), NextSeg (1)). How much may go out on
+each ACK of the recovery is Proportional Rate Reduction's answer (RFC 6937, prr.py):
+cwnd = pipe + sndcnt, so the reduction to ssthresh is spread over the round trip instead
+of RFC 6675's silence followed by a burst; at the end of recovery cwnd = ssthresh.
+With nothing SACKed and no recovery under way, a tail loss probe (RFC 8985 7) fires after
+PTO ~= 2*SRTT and sends one segment to draw out an ACK that shows the losses.
 
 RFC 9293 names nothing here; the names are RFC 6675's (pipe, RecoveryPoint, NextSeg)
 and RFC 8985's (RACK.*, TLP.end_seq, TLP.is_retrans).
@@ -20,6 +23,7 @@ from typing import TYPE_CHECKING
 
 from ..wire.seq import SeqNum
 from ..wire.tcp import TcpSegment
+from .prr import Prr
 from .rack import Rack, probe_timeout, sent_after
 from .recovery import Recovery
 from .rules import Rule
@@ -33,19 +37,22 @@ if TYPE_CHECKING:
 class SackRecovery(Recovery):
     """RFC 6675 + RACK-TLP; see the module docstring."""
 
-    __slots__ = ("rack", "tlp_end", "tlp_is_retrans")
+    __slots__ = ("prr", "rack", "tlp_end", "tlp_is_retrans")
 
     def __init__(self, snd_una: SeqNum) -> None:
         super().__init__(snd_una)
         self.rack = Rack(snd_una)  # RFC 8985 loss detection
         self.tlp_end: SeqNum | None = None  # TLP.end_seq: a tail loss probe episode
         self.tlp_is_retrans = False  # TLP.is_retrans: the probe resent old data
+        self.prr: Prr | None = None  # the sending rate during a recovery (RFC 6937)
 
     # ---- ACKs ------------------------------------------------------------------------
 
     def on_ack(self, sender: Sender, seg: TcpSegment, wnd: int, now: float) -> int:
         ack = seg.ack
         tcb = sender.tcb
+        una, sacked = tcb.snd_una, sender.board.sacked
+        freed = 0
         if ack > tcb.snd_una:
             result = sender.acknowledge(ack, now)
             if not self.in_recovery:
@@ -59,13 +66,35 @@ class SackRecovery(Recovery):
                         ssthresh=cc.ssthresh,
                     )
             elif ack >= self.recover:
-                self.in_recovery = False  # RFC 6675 5: cwnd stays at ssthresh; no growth
+                self._end_recovery(sender)
             sender.restart_timer(ack, now)
             self._on_sack_ack(sender, seg, result.delivered, now)
-            return result.freed
-        if ack == tcb.snd_una and tcb.snd_nxt != ack:
+            freed = result.freed
+        elif ack == tcb.snd_una and tcb.snd_nxt != ack:
             self._on_sack_ack(sender, seg, [], now)  # a duplicate ACK: its SACK blocks matter
-        return 0
+        if self.prr is not None:
+            # RFC 6937 3: DeliveredData = change_in(snd.una) + change_in(SACKd)
+            delivered = max((tcb.snd_una - una) + (sender.board.sacked - sacked), 0)
+            self._pace(sender, delivered)
+        return freed
+
+    def _pace(self, sender: Sender, delivered: int) -> None:
+        """RFC 6937 on one ACK of the recovery: let out sndcnt bytes beyond pipe."""
+        assert self.prr is not None
+        tcb = sender.tcb
+        pipe = sender.board.pipe(tcb.snd_nxt - tcb.snd_una)
+        sender.cc.cwnd = pipe + self.prr.on_ack(delivered, pipe)
+
+    def _end_recovery(self, sender: Sender) -> None:
+        """The cumulative ACK reached RecoveryPoint: cwnd = ssthresh (RFC 6937 3,
+        RFC 6675 5)."""
+        self.in_recovery = False
+        self.prr = None
+        sender.cc.cwnd = sender.cc.ssthresh
+
+    def sent(self, nbytes: int) -> None:
+        if self.prr is not None:
+            self.prr.on_sent(nbytes)  # prr_out += (data sent)
 
     def _on_sack_ack(
         self, sender: Sender, seg: TcpSegment, delivered: list[SentSegment], now: float
@@ -121,14 +150,17 @@ class SackRecovery(Recovery):
         if timeout:
             timers.arm(Timer.REORDER, now + timeout)
         if board.lost and not self.recovering(tcb.snd_una):
-            # RFC 6675 5 (4): RecoveryPoint = HighData, ssthresh = cwnd = FlightSize / 2
+            # RFC 6675 5 (4): RecoveryPoint = HighData, the controller's reduction
+            flight = tcb.snd_nxt - tcb.snd_una
             cwnd = sender.cc.cwnd
-            sender.cc.on_loss(tcb.snd_nxt - tcb.snd_una, now)
+            sender.cc.on_loss(flight, now)
             if sender.why is not None:
                 sender.why.decide(Rule.SACK_RECOVERY, changed={"cwnd": (cwnd, sender.cc.cwnd)},
                                   recover=tcb.snd_nxt, ssthresh=sender.cc.ssthresh)
             self.recover = tcb.snd_nxt
             self.in_recovery = True
+            # RFC 6937 3: RecoverFS = snd.nxt - snd.una, prr_delivered = prr_out = 0
+            self.prr = Prr(sender.cc.ssthresh, flight, sender.mss)
             timers.cancel(Timer.LOSS_PROBE)
             self.tlp_end = None  # the recovery deals with the loss a probe found
             lost = board.first_lost(tcb.snd_una + tcb.snd_wnd)
@@ -136,6 +168,7 @@ class SackRecovery(Recovery):
                 # RFC 6675 5 (4.3): the first segment presumed lost goes out at once,
                 # whatever pipe says; (C) in repair() sends the rest
                 sender.resend(lost.start, lost.end, now)
+            self._pace(sender, 0)  # nothing delivered yet: sndcnt follows on the ACKs
 
     def _schedule_loss_probe(self, sender: Sender, now: float) -> None:
         """RFC 8985 7.2: arm the PTO when data is outstanding, nothing is SACKed, we are
@@ -202,6 +235,7 @@ class SackRecovery(Recovery):
         # repair(); what the peer SACKed is not sent again (the scoreboard is kept, not
         # cleared as RFC 2018 8 once suggested; see sack.py on reneging)
         self.tlp_end = None
+        self.prr = None
         super().on_rto(sender, now)
 
     # ---- RACK's and TLP's timers -------------------------------------------------------

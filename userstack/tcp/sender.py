@@ -40,8 +40,9 @@ from typing import NamedTuple
 from ..wire.seq import SeqNum
 from ..wire.tcp import TcpFlags, TcpSegment
 from .buffers import SendBuffer
-from .config import TcpConfig
+from .config import Congestion, TcpConfig
 from .congestion import CongestionControl, Reno
+from .cubic import Cubic
 from .recovery import Recovery
 from .reno_recovery import RenoRecovery
 from .rtt import RttEstimator
@@ -57,6 +58,11 @@ PSH = int(TcpFlags.PSH)
 SYN_RTO_AFTER_LOSS = 3.0  # RFC 6298 (5.7)
 _MAX_HEADERS = 20 + 60  # an IPv4 header without options and the longest TCP header
 
+CONTROLLERS: dict[Congestion, type[CongestionControl]] = {
+    Congestion.NEWRENO: Reno,
+    Congestion.CUBIC: Cubic,
+}
+
 Emit = Callable[[SeqNum, int, bytes], None]
 """The connection's emit(seq, flags, payload): one segment out, with ACK and window."""
 
@@ -67,7 +73,9 @@ class Acked(NamedTuple):
     acked: int  # SEG.ACK - the old SND.UNA
     flight: int  # FlightSize before it: SND.NXT - the old SND.UNA
     freed: int  # bytes that left the send buffer
-    rtt: float | None  # the RTT sample it gave, if any
+    # for the congestion controller (HyStart++ wants one per ACK): the RTT of the newest
+    # segment it delivered that was sent only once (Karn), as RACK measures it
+    rtt: float | None
     delivered: list[SentSegment]  # scoreboard entries it newly delivered (for RACK)
 
 
@@ -163,7 +171,7 @@ class Sender:
         iw = self.mss if self.syn_retransmitted else self.config.initial_window_bytes(self.mss)
         if self.syn_retransmitted:
             self.rtt.at_least(SYN_RTO_AFTER_LOSS)
-        self.cc = Reno(self.mss, iw=iw)
+        self.cc = CONTROLLERS[self.config.congestion](self.mss, iw=iw)
         una = self.tcb.snd_una
         self.recovery = SackRecovery(una) if sack else RenoRecovery(self.tcb.iss)
         self.retries = 0
@@ -325,6 +333,7 @@ class Sender:
         elif n and seq + n == self.buf_seq + len(self.buffer):
             flags |= PSH  # the last of the queued data
         self.emit(seq, flags, payload)
+        self.recovery.sent(n + fin)
         self.last_sent_at = now
         end = seq + (n + fin)
         tcb = self.tcb
@@ -373,6 +382,9 @@ class Sender:
             self.tx_nxt = ack
         delivered = self.board.acked(ack)
         sample = self.take_rtt_sample(ack, now)
+        sent_once = [s.xmit_ts for s in delivered if not s.retransmitted]
+        if sent_once:
+            sample = now - max(sent_once)
         self.retries = 0
         self.persist_backoff = 0
         return Acked(acked, flight, max(freed, 0), sample, delivered)

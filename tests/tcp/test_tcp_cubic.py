@@ -78,6 +78,10 @@ def test_multiplicative_decrease() -> None:
     assert (cc.ssthresh, cc.cwnd) == (63 * SMSS, 63 * SMSS)
     assert (cc.w_max, cc.cwnd_prior) == (100 * SMSS, 100 * SMSS)
     assert cc.t_epoch is None
+    # never more than cwnd * beta_cubic: a flight beyond cwnd (SACKed data after a
+    # recovery) must not make the reduction an increase
+    cc.on_loss(200 * SMSS, 5.5)
+    assert cc.cwnd == round(63 * SMSS * BETA_CUBIC) < 63 * SMSS
     # never below 2 SMSS
     cc.on_loss(SMSS, 6.0)
     assert (cc.ssthresh, cc.cwnd) == (2 * SMSS, 2 * SMSS)

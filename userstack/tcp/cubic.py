@@ -161,7 +161,10 @@ class Cubic(CongestionControl):
         else:
             self.w_max = float(cwnd)
         self.cwnd_prior = float(cwnd)
-        self.ssthresh = max(round(flight * BETA_CUBIC), 2 * self.smss)
+        # RFC 9438 4.6: ssthresh = flight_size * beta_cubic, or cwnd * beta_cubic as some
+        # implementations (Linux) do. The smaller: right after a recovery the flight can
+        # still hold SACKed data far beyond cwnd, and a "reduction" must not grow cwnd
+        self.ssthresh = max(round(min(flight, cwnd) * BETA_CUBIC), 2 * self.smss)
         self.cwnd = self.ssthresh
         self._end_epoch()
 

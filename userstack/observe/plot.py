@@ -9,6 +9,8 @@ the bars and the right edge of its window (ACK + window) a gold one above them; 
 blocks are blue bars at the time of the ACK that carried them. The slope of the bars is
 the throughput; a flat stretch of the ACK line under a fence of red bars is a loss and its
 recovery; bars pressed against the window line mean the receiver, not the network, limits.
+(The window line never stretches the axes: with a large receive buffer it runs above the
+picture, and only where it comes near the data is it drawn.)
 
 Sequence numbers are relative to the sender's ISN (transfers below 4 GiB), times to the
 first segment of the connection. Where there are more segments than pixels, each pixel
@@ -69,6 +71,7 @@ class Line:
     points: Sequence[tuple[float, float]]
     step: bool = True
     dashed: bool = False
+    stretches: bool = True  # False: drawn where it falls inside the axes, never widens them
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,7 +136,7 @@ class _Axes:
 def _extent(chart: Chart) -> _Axes:
     xs = [p[0] for line in chart.lines for p in line.points]
     xs += [b[0] for group in chart.bars for b in group.bars]
-    ys = [p[1] for line in chart.lines for p in line.points]
+    ys = [p[1] for line in chart.lines if line.stretches for p in line.points]
     ys += [v for group in chart.bars for b in group.bars for v in b[1:]]
     x_low, x_high = min(xs, default=0.0), max(xs, default=1.0)
     y_low, y_high = min(ys, default=0.0), max(ys, default=1.0)
@@ -195,14 +198,17 @@ def chart_svg(chart: Chart) -> str:
     element(svg, "text", chart.title, x=16, y=30, class_="title")
     element(svg, "text", chart.subtitle, x=16, y=50, class_="sub")
     _grid(svg, axes, chart)
+    clip = element(element(svg, "defs"), "clipPath", id="plot-area")
+    element(clip, "rect", x=_LEFT, y=_TOP, width=axes.width, height=axes.height)
+    plot = element(svg, "g", clip_path="url(#plot-area)")
     for group in chart.bars:
         bars = _decimated_bars(group.bars, axes)
         d = " ".join(f"M{xy(x, axes.y(low))}V{axes.y(high):.1f}" for x, low, high in bars)
-        element(svg, "path", d=d, stroke=group.color, stroke_width=group.width, fill="none",
+        element(plot, "path", d=d, stroke=group.color, stroke_width=group.width, fill="none",
                 stroke_opacity=group.opacity, class_=f"bars {group.name}")
     for line in chart.lines:
         extra = {"stroke_dasharray": "6 4"} if line.dashed else {}
-        element(svg, "path", d=_line_path(line, axes), stroke=line.color, stroke_width=1.6,
+        element(plot, "path", d=_line_path(line, axes), stroke=line.color, stroke_width=1.6,
                 fill="none", class_=f"line {line.name}", **extra)
     _legend(svg, chart)
     for i, note in enumerate(chart.notes):
@@ -346,7 +352,8 @@ def time_sequence_chart(
               Bars("retransmission", _RED, _between(trace.retransmitted, start, end)),
               Bars("SACK", _BLUE, _between(trace.sacks, start, end), opacity=0.45)),
         lines=(Line("ACK", _GREEN, _line_between(trace.acks, start, end)),
-               Line("window", _GOLD, _line_between(trace.window, start, end))),
+               Line("window", _GOLD, _line_between(trace.window, start, end),
+                    stretches=False)),
         fit=window is not None,
     )
 

@@ -37,13 +37,19 @@ HEADERS = 40  # bytes of IPv4 + TCP header counted against the bottleneck per se
 @dataclass(frozen=True, slots=True)
 class SimPath:
     """The path: a bottleneck of `bits_per_second` with a `queue` of packets, then random
-    `loss` (sender to receiver only) and `delay` seconds each way."""
+    `loss` (sender to receiver only) and `delay` seconds each way; during an `outage`
+    (start, seconds) everything the sender sends is lost, as when a link flaps."""
 
     bits_per_second: float = 20e6
     queue: int = 50
     delay: float = 0.02
     loss: float = 0.0
     seed: int = 1
+    outage: tuple[float, float] | None = None
+
+    def out(self, now: float) -> bool:
+        """Whether the path is down at `now`."""
+        return self.outage is not None and 0 <= now - self.outage[0] < self.outage[1]
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,8 +67,10 @@ class SimResult:
     samples: list[Sample] = field(default_factory=list)
     packets: list[tuple[float, bytes]] = field(default_factory=list)
     queue_drops: int = 0
-    random_losses: int = 0
+    random_losses: int = 0  # random loss and outage
     segments: int = 0
+
+    timeouts: int = 0  # retransmission timeouts of the sender
 
     def write_pcap(self, path: str) -> None:
         with open(path, "wb") as f:
@@ -90,6 +98,7 @@ class _Run:
         self.queued = 0
         self.digest = hashlib.sha256()
         self.received = 0
+        self.backoffs = 0  # the sender's consecutive timeouts, as last seen
 
     def _push(self, due: float, to_receiver: bool, seg: object) -> None:
         heapq.heappush(self.heap, (due, self.order, to_receiver, seg))
@@ -109,7 +118,7 @@ class _Run:
                 left = self.bottleneck.admit(HEADERS + len(seg.payload), now)
                 if left is None:
                     result.queue_drops += 1
-                elif path.loss and self.rng.random() < path.loss:
+                elif path.out(now) or (path.loss and self.rng.random() < path.loss):
                     result.random_losses += 1
                 else:
                     self._push(left + path.delay, True, seg)
@@ -125,6 +134,9 @@ class _Run:
 
     def _sample(self, now: float) -> None:
         info = self.sender.info(now)
+        if info.retransmits > self.backoffs:
+            self.result.timeouts += info.retransmits - self.backoffs
+        self.backoffs = info.retransmits
         samples = self.result.samples
         if not samples or (samples[-1].cwnd, samples[-1].ssthresh) != (info.cwnd, info.ssthresh):
             samples.append(Sample(now, info.cwnd, info.ssthresh))

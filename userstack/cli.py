@@ -214,7 +214,10 @@ async def running_stack(args: argparse.Namespace, trace_out: TextIO) -> AsyncIte
                 corrupt=args.corrupt, delay=args.delay / 1000, seed=args.seed,
                 on_packet=on_packet,
             ))
-        explain = LiveWhy(trace_out) if args.trace and args.why else None
+        explain = None
+        if observer is not None and args.why:
+            tracer = observer
+            explain = LiveWhy(trace_out, stamp=lambda: tracer.stamp(trio.current_time()))
         stack = await exits.enter_async_context(open_stack(
             link, args.addr, address6=args.addr6, config=config, observer=observer,
             explain=explain, isn_key=worker.isn_key if worker else None,

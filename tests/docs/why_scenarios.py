@@ -114,9 +114,11 @@ def run(story: Story, *, us_drop: Callable[[TcpSegment], bool] = never,
     async def main() -> None:
         left, right = memory_link_pair()
         us_link, peer_link = Tamper(right, us_drop), Tamper(left, peer_drop)
+        tracer = Tracer(out, relative=True)
+        why = LiveWhy(out, stamp=lambda: tracer.stamp(trio.current_time()))
         async with (
             open_stack(us_link, US, config=us_config or TcpConfig(msl=MSL), isn_key=KEY,
-                       observer=Tracer(out, relative=True), explain=LiveWhy(out)) as us,
+                       observer=tracer, explain=why) as us,
             open_stack(peer_link, PEER, config=peer_config or TcpConfig(msl=MSL),
                        isn_key=KEY + b"peer") as peer,
         ):
@@ -231,7 +233,10 @@ SCENARIOS: dict[str, Callable[[], str]] = {
     # (and a peer without SACK, whose tail loss probe would race the delayed ACK)
     "delayed-ack": lambda: run(delayed_ack, us_config=TcpConfig(msl=MSL, recv_buffer=65535),
                                peer_config=TcpConfig(msl=MSL, sack=False)),
-    "retransmission": lambda: run(echo_once, us_drop=nth(1, has_data)),
+    # without SACK: no tail loss probe (RFC 8985 7) comes first, the RTO repairs the loss
+    "retransmission": lambda: run(echo_once, us_drop=nth(1, has_data),
+                                  us_config=TcpConfig(msl=MSL, sack=False)),
+    "loss-probe": lambda: run(echo_once, us_drop=nth(1, has_data)),
     "fast-retransmit": lambda: run(bulk_to_peer, us_drop=nth(2, has_data),
                                    us_config=TcpConfig(msl=MSL, sack=False)),
     "challenge-ack": lambda: run(forged_rst),

@@ -343,7 +343,8 @@ class Tracer:
         self.conversations = Conversations()
         self._origin: float | None = None
 
-    def _stamp(self, now: float) -> str:
+    def stamp(self, now: float) -> str:
+        """The time stamp of a line written at `now` (LiveWhy stamps timer lines with it)."""
         if self._origin is None:
             self._origin = now if self.relative else now - time.time()
         t = now - self._origin
@@ -354,12 +355,12 @@ class Tracer:
 
     def packet(self, direction: Direction, packet: LinkPacket, now: float) -> None:
         line = format_packet(packet, self.conversations)
-        print(f"{self._stamp(now)} {line}", file=self.out, flush=True)
+        print(f"{self.stamp(now)} {line}", file=self.out, flush=True)
 
     def state_changed(
         self, local: Endpoint, remote: Endpoint, old: State, new: State, now: float
     ) -> None:
-        print(f"{self._stamp(now)} {format_state_change(local, remote, old, new)}",
+        print(f"{self.stamp(now)} {format_state_change(local, remote, old, new)}",
               file=self.out, flush=True)
 
     def fault(self, fault: Fault, direction: str, packet: LinkPacket, now: float) -> None:

@@ -27,12 +27,12 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from ..tcp.rules import Decision, Explainer, variable_name
+from ..tcp.rules import TIMER_RULES, Decision, Explainer, variable_name
 from ..tcp.state import State
 from ..wire.addr import Endpoint
 from ..wire.errors import WireError
@@ -54,7 +54,7 @@ from .replay import (
 from .trace import Conversations, format_clock, format_segment
 
 _MASK = 0xFFFFFFFF
-_FROM_OWN_ISN = frozenset({"snd_una", "snd_nxt", "snd_wl2", "snd_up", "seg_ack", "iss"})
+_FROM_OWN_ISN = frozenset({"snd_una", "snd_nxt", "snd_wl2", "snd_up", "seg_ack", "iss", "recover"})
 _FROM_PEER_ISN = frozenset({"rcv_nxt", "rcv_up", "seg_seq", "snd_wl1", "irs"})
 _NAMES = dict(TCB_VARIABLES)
 _INDENT = "    "
@@ -237,14 +237,16 @@ def add_capture_arguments(p: argparse.ArgumentParser) -> None:
 
 class LiveWhy:
     """`serve --trace --why`: each decision of a live connection as a line under the
-    trace line of the packet (or the timer, or the user call) that led to it.
+    trace line of the packet (or the user call) that led to it; a timer's decision under
+    a line of its own, `TIME LOCAL REMOTE timer`, stamped by `stamp` (the tracer's clock).
 
     Sequence numbers are relative to the connection's ISNs, learnt from its own decisions
     (the OPEN names ISS, the peer's SYN names IRS), as tcpdump's are after the handshake.
     """
 
-    def __init__(self, out: TextIO) -> None:
+    def __init__(self, out: TextIO, stamp: Callable[[], str] | None = None) -> None:
         self.out = out
+        self.stamp = stamp
 
     def __call__(self, local: Endpoint, remote: Endpoint) -> Explainer:
         """The recorder for one new connection (Stack.explain's shape)."""
@@ -256,6 +258,8 @@ class LiveWhy:
             base = bases[0]
             own, peer = names.get("iss", base.own), names.get("irs", base.peer)
             bases[0] = base = Bases(_int(own), _int(peer))
+            if decision.rule in TIMER_RULES and self.stamp is not None:
+                print(f"{self.stamp()} {who} timer", file=self.out)
             print(f"{_INDENT}{who}  {format_decision(decision, base)}\n"
                   f"{_INDENT}{' ' * len(who)}    {decision.rule.summary}", file=self.out,
                   flush=True)

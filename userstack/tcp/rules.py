@@ -386,6 +386,15 @@ class Rule(Enum):
     )
 
 
+# The rules a timer applies (RFC 9293 3.10.8): no segment line above them says when they
+# happened, so a live trace stamps them with the time (observe/why.py LiveWhy).
+TIMER_RULES = frozenset({
+    Rule.TIME_WAIT_EXPIRED, Rule.FIN_WAIT_2_TIMEOUT, Rule.RTO_BACKOFF, Rule.RTO_GIVE_UP,
+    Rule.PERSIST_PROBE, Rule.PERSIST_GIVE_UP, Rule.KEEPALIVE_PROBE, Rule.KEEPALIVE_GIVE_UP,
+    Rule.DELAYED_ACK_TIMEOUT, Rule.TLP_PROBE, Rule.REORDER_TIMEOUT,
+})
+
+
 @dataclass(frozen=True, slots=True)
 class Decision:
     """One rule applied: what it compared and what it changed, values unformatted."""

@@ -367,7 +367,7 @@ class Tracer:
         """What the fault link did to a packet (its `on_fault`): one line, the packet as
         tcpdump would print it, so a loss shows where it happened."""
         line = format_packet(packet, self.conversations)
-        print(f"{self._stamp(now)} {format_fault(fault, direction)} {line}",
+        print(f"{self.stamp(now)} {format_fault(fault, direction)} {line}",
               file=self.out, flush=True)
 
 

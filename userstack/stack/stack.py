@@ -687,7 +687,11 @@ class Stack:
         if conn is None:
             self._events.append((self._time_wait_end(key), list(_TIME_WAIT_ENDS)))
             return
-        conn.abort(now)
+        deadline = conn.next_deadline()
+        if deadline is not None and deadline <= now:
+            conn.on_timer(now)  # its own 2*MSL is over (RFC 9293 3.10.8; explained so)
+        else:
+            conn.abort(now)
         conn.take_outgoing()
         self._events.append((conn, conn.take_events()))
 
@@ -728,6 +732,9 @@ class Stack:
         """Fire every connection timer due at `now`, time out reassembly, and end the
         TIME-WAIT records whose 2*MSL is over (RFC 9293 3.10.8)."""
         for key in self._time_wait.expire(now):
+            if self.explain is not None and key not in self._time_wait_held:
+                end = self._time_wait_end(key)  # the record's 2*MSL (a held TCB says its own)
+                self.explain(end.local, end.remote).decide(Rule.TIME_WAIT_EXPIRED)
             self._end_time_wait(key, now)
         for expired in self.reassembly.expire(now):
             if expired.first_fragment is not None:  # RFC 792, RFC 4443 3.3: code 1

@@ -8,9 +8,11 @@ from tcp_harness import (
     IRS,
     ISS,
     LOCAL,
+    LOCAL6,
     MSS,
     PSH,
     REMOTE,
+    REMOTE6,
     RST,
     SYN,
     events_of,
@@ -56,8 +58,10 @@ def test_syn_sent_syn_ack_establishes(syn_sent: Connection) -> None:
 
 
 def test_syn_ack_without_mss_option_means_536(syn_sent: Connection) -> None:
+    """RFC 9293 3.7.1 (MUST-15): 536 over IPv4, 1220 over IPv6 (its 1280 minimum MTU - 60)."""
     send(syn_sent, seg(IRS, ISS + 1, SYN))
-    assert syn_sent.info(0).mss == 536
+    assumed = 1220 if syn_sent.local.ip.version == 6 else 536
+    assert syn_sent.info(0).mss == min(assumed, syn_sent.config.mss)
 
 
 def test_passive_open_listen_then_syn(listen: Connection) -> None:
@@ -273,3 +277,13 @@ def test_default_syn_retries_last_at_least_three_minutes() -> None:
     assert sent_at == [0.0, 1.0, 3.0, 7.0, 15.0, 31.0, 63.0, 123.0]
     assert deadline == 183.0  # given up only then: >= 180 s
     assert events_of(conn, Error) == [Error(ErrorReason.TIMED_OUT)]
+
+
+def test_ipv6_syn_ack_without_mss_option_means_1220() -> None:
+    """RFC 9293 3.7.1 (MUST-15): over IPv6 the assumed MSS is 1220, not IPv4's 536."""
+    config = TcpConfig(mss=1460)
+    for local, remote, assumed in ((LOCAL, REMOTE, 536), (LOCAL6, REMOTE6, 1220)):
+        conn = Connection.open_active(local, remote, iss=ISS, now=0.0, config=config)
+        conn.take_outgoing()
+        conn.on_segment(seg(IRS, ISS + 1, SYN), 0.0)
+        assert conn.info(0.0).mss == assumed

@@ -91,7 +91,7 @@ from .receiver import Receiver
 from .rules import Explainer, Rule
 from .sender import Sender
 from .state import State
-from .syn_options import DEFAULT_MSS, SynOptions
+from .syn_options import SynOptions
 from .tcb import Tcb, segment_acceptable
 from .time_wait import is_new_incarnation_syn, iss_above
 from .timers import Timer, Timers
@@ -134,12 +134,13 @@ class Connection:
         self.tcb = Tcb(iss=iss, snd_una=iss, snd_nxt=iss, snd_up=iss)
         self._passive = passive  # opened by a LISTEN: an RST in SYN-RECEIVED returns there
         self._timers = Timers()
+        # what the SYNs offer and agree (3.7.1)
+        self._syn_options = syn = SynOptions(config, ipv6=local.ip.version == 6)
         self.sender = Sender(
-            self.tcb, config, self._timers, self._emit, mss=min(config.mss, DEFAULT_MSS), now=now,
-            why=explain,
+            self.tcb, config, self._timers, self._emit, mss=min(config.mss, syn.default_mss),
+            now=now, why=explain,
         )
         self.receiver = Receiver(config, self._timers, why=explain)
-        self._syn_options = SynOptions(config)  # what the SYNs offer and agree (3.7.1)
         self._keepalive = config.keepalive  # RFC 9293 3.8.4: on or off per connection
         self._fully_closed = False  # CLOSE without half: nobody will read any more
         self._failure: ErrorReason | None = None

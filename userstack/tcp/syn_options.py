@@ -1,6 +1,7 @@
 """What the two SYNs negotiate: MSS, window scaling and SACK-permitted.
 
-    RFC 9293 3.7.1   MSS: ours always; the peer's, or 536 when its SYN has none
+    RFC 9293 3.7.1   MSS: ours always; the peer's, or 536 (1220 over IPv6) when its SYN
+                     has none (MUST-15)
     RFC 7323 2.2-2.3 window scale: used only when both SYNs carry it; a shift above 14
                      is taken as 14; a SYN's own window is never scaled
     RFC 2018 2       SACK-permitted: SACK only when both SYNs carry it
@@ -16,6 +17,7 @@ from .config import TcpConfig
 from .tcb import Tcb
 
 DEFAULT_MSS = 536  # RFC 9293 3.7.1: assumed when the peer's SYN carries no MSS option
+DEFAULT_MSS_IPV6 = 1220  # the same for IPv6: its minimum MTU 1280 minus 60 (MUST-15)
 MAX_WINDOW_SHIFT = 14  # RFC 7323 2.3
 
 
@@ -30,10 +32,11 @@ def window_shift_for(buffer: int) -> int:
 class SynOptions:
     """One connection's side of the negotiation; see the module docstring."""
 
-    __slots__ = ("config", "our_shift", "sack", "scaling")
+    __slots__ = ("config", "default_mss", "our_shift", "sack", "scaling")
 
-    def __init__(self, config: TcpConfig) -> None:
+    def __init__(self, config: TcpConfig, *, ipv6: bool = False) -> None:
         self.config = config
+        self.default_mss = DEFAULT_MSS_IPV6 if ipv6 else DEFAULT_MSS
         self.our_shift = window_shift_for(config.recv_buffer) if config.window_scale else None
         self.scaling = False  # both SYNs carried the window scale option
         self.sack = False  # both SYNs carried SACK-permitted (RFC 2018 2)
@@ -56,7 +59,7 @@ class SynOptions:
         else:
             tcb.snd_wscale = 0
             tcb.rcv_wscale = 0
-        peer_mss = options.mss if options.mss else DEFAULT_MSS
+        peer_mss = options.mss if options.mss else self.default_mss
         # never below config.min_mss: an MSS of 1 would cut every reply into 1-byte
         # segments (CVE-2019-11479; Linux's tcp_min_snd_mss)
         return max(self.config.min_mss, min(peer_mss, self.config.mss))

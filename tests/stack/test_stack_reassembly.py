@@ -232,3 +232,17 @@ def test_a_stack_bounds_reassembly_by_default() -> None:
         stack.receive_packet(piece.build(), 0.0)
     assert len(stack.reassembly) == stack.reassembly.max_datagrams
     assert stack.counters.fragments_evicted == 10
+
+
+def test_a_piece_beyond_a_later_last_fragment_drops_the_datagram() -> None:
+    """Found by the IPv6 fragment fuzz: [16, 24) arrives, then a last fragment for [8, 16).
+    The pieces add up to the length the last one gives, yet nothing covers 0..8: the
+    datagram is inconsistent and dropped, not "complete"."""
+    v4 = listening(US)
+    early = IPv4Packet(PEER, US, 6, bytes(8), identification=4, flags=IPv4Flags.MF,
+                       fragment_offset=2)  # 16..24, more to come
+    last = IPv4Packet(PEER, US, 6, bytes(8), identification=4, fragment_offset=1)  # 8..16, end
+    v4.receive_packets([early.build(), last.build()], 0.0)
+    assert v4.counters.fragments_bad_length == 1 and v4.counters.fragments_reassembled == 0
+    assert len(v4.reassembly) == 0 and v4.take_packets() == []
+    assert v4.counters.internal_errors == 0

@@ -192,8 +192,11 @@ class Reassembler:
             self._drop(key)
             return None
         length = datagram.length
-        if (not more and length is not None and length != end) or (
-            length is not None and end > length
+        if (
+            (not more and length is not None and length != end)
+            or (length is not None and end > length)
+            # the last fragment arrives after a piece that lies beyond its end
+            or (not more and any(s + len(d) > end for s, d in datagram.pieces.items()))
         ):
             counters.fragments_bad_length += 1  # disagrees with the last fragment
             self._drop(key)

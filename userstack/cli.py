@@ -49,7 +49,7 @@ from .observe.plot import add_plot_parser
 from .observe.trace import Tracer
 from .observe.view import add_view
 from .observe.why import LiveWhy, add_explain
-from .tcp.config import Congestion, TcpConfig
+from .tcp.config import Congestion, EcnMode, TcpConfig
 from .tcp.state import State
 from .wire.offload import LinkPacket
 from .wire.pcap import PcapWriter
@@ -104,6 +104,10 @@ def add_link_flags(parser: argparse.ArgumentParser, *, picks_free: bool = False)
                         default=Congestion.NEWRENO.value,
                         help="congestion control: newreno (RFC 5681, the default) or cubic "
                         "(RFC 9438 with HyStart++)")
+    parser.add_argument("--ecn", choices=[m.value for m in EcnMode],
+                        default=EcnMode.ACCEPT.value,
+                        help="ECN, RFC 3168: accept (agree when the peer asks, the default, as "
+                        "Linux's tcp_ecn=2), on (ask too) or off")
     parser.add_argument("--trace", action="store_true",
                         help="print every segment (tcpdump format) and state change")
     parser.add_argument("--why", action="store_true",
@@ -145,7 +149,7 @@ def settle_link(args: argparse.Namespace, *, pick_free: bool) -> LinkChoice:
 
 def tcp_config(args: argparse.Namespace) -> TcpConfig:
     settings = {} if args.msl is None else {"msl": args.msl}
-    return TcpConfig(mss=args.mtu - 40, congestion=args.congestion, **settings)
+    return TcpConfig(mss=args.mtu - 40, congestion=args.congestion, ecn=args.ecn, **settings)
 
 
 def control_path(args: argparse.Namespace) -> Path:

@@ -98,6 +98,19 @@ def test_limited_transmit_sends_new_data_on_first_two_dupacks() -> None:
     ])
 
 
+def test_flight_size_of_the_reduction_leaves_out_limited_transmit() -> None:
+    """RFC 5681 3.2 (2): "additional data sent in limited transmit MUST NOT be included"
+    in the FlightSize that ssthresh halves: 10 segments in flight and 2 sent by Limited
+    Transmit make ssthresh 5 segments, not 6 (and never more than cwnd allowed)."""
+    conn = established(CFG, peer_window=BIG)
+    conn.sender.cc.cwnd = 10_000
+    assert len(_flight(conn, 14_000)) == 10
+    for _ in range(3):
+        send(conn, seg(IRS + 1, ISS + 1, window=BIG))
+    assert conn.tcb.snd_nxt - conn.tcb.snd_una >= 12_000  # the two went out
+    assert conn.sender.cc.ssthresh == 5_000
+
+
 def test_only_the_first_partial_ack_restarts_the_timer() -> None:
     """RFC 6582 3.2 (5), the "Impatient" variant: with many holes, later partial ACKs
     leave the retransmission timer alone, so the RTO ends a slow recovery."""

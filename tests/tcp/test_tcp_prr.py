@@ -100,7 +100,10 @@ def test_connection_follows_the_rfc_figure_for_a_single_loss() -> None:
     """The first example of RFC 6937 3.1 on a real connection (SACK, RACK-TLP): 20
     segments in flight, the first lost, each later one SACKed by its own ACK. The
     segments sent per ACK are the figure's "sent" row: N N R, then one segment for every
-    second ACK, and at the end ssthresh - pipe (RB "s")."""
+    second ACK, and none in the last columns, where the figure's "s" marks disagree with
+    its own formula (see the replay above: this is the same row). The two segments
+    Limited Transmit sent are not in FlightSize (RFC 5681 3.2 (2), RFC 6675 5 (4.2)):
+    ssthresh = 20 / 2 = 10 and RecoverFS = 20, as in the RFC's example, not 22 / 2."""
     conn = established(NODELAY, peer_window=60000, peer_options=TcpOptions(
         mss=MSS, sack_permitted=True), rtt=0.1)
     conn.sender.cc.cwnd = 20 * SMSS
@@ -112,4 +115,5 @@ def test_connection_follows_the_rfc_figure_for_a_single_loss() -> None:
         send(conn, seg(IRS + 1, ISS + 1, window=60000, options=sack), at=0.1 + k * 0.001)
         sent = [s for s in conn.take_outgoing() if s.payload]
         row.append("".join("R" if s.seq == ISS + 1 else "N" for s in sent) or "_")
-    assert " ".join(row) == "N N R _ N _ N _ N _ N _ N _ N _ _ N N"
+    assert " ".join(row) == "N N R _ N _ N _ N _ N _ N _ N _ N _ _"
+    assert conn.sender.cc.ssthresh == 10 * SMSS

@@ -71,6 +71,12 @@ class Bottleneck:
         counters.max_queue = max(counters.max_queue, len(departures))
         return departure
 
+    @property
+    def queued(self) -> int:
+        """Packets in the queue after the last `admit` (the one on the wire included): what
+        an AQM that marks instead of dropping compares with its threshold (pathsim)."""
+        return len(self._departures)
+
 
 class ShapedLink(LinkBase):
     """Any link, with a `Bottleneck` on what it sends; receiving is untouched.

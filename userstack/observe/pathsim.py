@@ -3,7 +3,10 @@
 Two sans-I/O `Connection`s, a sender and a receiver, joined by a path like the ones
 congestion control is written for: the sender's packets queue at a bottleneck (a rate and a
 tail-drop queue, link/shaper.py's `Bottleneck`), may then be lost at random (seeded), and
-arrive `delay` seconds later; the receiver's ACKs come back after the same delay. No trio,
+arrive `delay` seconds later; the receiver's ACKs come back after the same delay. With
+`mark_above`, the bottleneck is an ECN-marking AQM too: an ECN-capable packet that finds
+more than that many packets queued is marked CE (RFC 3168 5) instead of waiting to be
+dropped when the queue overflows (a step threshold, as DCTCP's K). No trio,
 no clock: the loop jumps from one event (an arrival, a timer) to the next, so a 50 MB
 transfer takes seconds of real time, and the same seed gives the same run.
 
@@ -17,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import heapq
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Address
 
 from ..link.shaper import Bottleneck
@@ -25,20 +28,24 @@ from ..tcp.config import TcpConfig
 from ..tcp.connection import Connection
 from ..tcp.state import State
 from ..wire.addr import Endpoint
+from ..wire.ipv4 import Ecn
 from ..wire.packet import build_tcp_packet
 from ..wire.pcap import PcapWriter
 from ..wire.seq import SeqNum
+from ..wire.tcp import TcpSegment
 
 SENDER = Endpoint(IPv4Address("10.9.0.1"), 40000)
 RECEIVER = Endpoint(IPv4Address("10.9.0.2"), 5001)
 HEADERS = 40  # bytes of IPv4 + TCP header counted against the bottleneck per segment
+_ECT = (Ecn.ECT_0, Ecn.ECT_1)
 
 
 @dataclass(frozen=True, slots=True)
 class SimPath:
     """The path: a bottleneck of `bits_per_second` with a `queue` of packets, then random
     `loss` (sender to receiver only) and `delay` seconds each way; during an `outage`
-    (start, seconds) everything the sender sends is lost, as when a link flaps."""
+    (start, seconds) everything the sender sends is lost, as when a link flaps; with
+    `mark_above`, ECT packets that find more than that many queued are marked CE."""
 
     bits_per_second: float = 20e6
     queue: int = 50
@@ -46,6 +53,7 @@ class SimPath:
     loss: float = 0.0
     seed: int = 1
     outage: tuple[float, float] | None = None
+    mark_above: int | None = None
 
     def out(self, now: float) -> bool:
         """Whether the path is down at `now`."""
@@ -71,6 +79,9 @@ class SimResult:
     segments: int = 0
 
     timeouts: int = 0  # retransmission timeouts of the sender
+    retransmissions: int = 0  # data segments the sender sent again
+    marked: int = 0  # packets the bottleneck marked CE
+    ecn_reductions: int = 0  # the sender's cwnd reductions for ECE (RFC 3168 6.1.2)
 
     def write_pcap(self, path: str) -> None:
         with open(path, "wb") as f:
@@ -99,6 +110,7 @@ class _Run:
         self.digest = hashlib.sha256()
         self.received = 0
         self.backoffs = 0  # the sender's consecutive timeouts, as last seen
+        self.sent_to: SeqNum | None = None  # one past the highest data the sender sent
 
     def _push(self, due: float, to_receiver: bool, seg: object) -> None:
         heapq.heappush(self.heap, (due, self.order, to_receiver, seg))
@@ -115,13 +127,31 @@ class _Run:
                 if not forward:
                     self._push(now + path.delay, False, seg)
                     continue
+                self._count_retransmission(seg)
                 left = self.bottleneck.admit(HEADERS + len(seg.payload), now)
                 if left is None:
                     result.queue_drops += 1
                 elif path.out(now) or (path.loss and self.rng.random() < path.loss):
                     result.random_losses += 1
                 else:
-                    self._push(left + path.delay, True, seg)
+                    self._push(left + path.delay, True, self._mark(seg))
+
+    def _count_retransmission(self, seg: TcpSegment) -> None:
+        if not seg.payload:
+            return
+        end = seg.seq + len(seg.payload)
+        if self.sent_to is not None and seg.seq < self.sent_to:
+            self.result.retransmissions += 1
+        if self.sent_to is None or end > self.sent_to:
+            self.sent_to = end
+
+    def _mark(self, seg: TcpSegment) -> TcpSegment:
+        """The AQM: CE on an ECN-capable packet that found the queue above the threshold."""
+        above = self.path.mark_above
+        if above is None or self.bottleneck.queued <= above or seg.ecn not in _ECT:
+            return seg
+        self.result.marked += 1
+        return replace(seg, ecn=Ecn.CE)
 
     def _application(self, now: float) -> None:
         sender, size = self.sender, len(self.data)
@@ -165,6 +195,8 @@ class _Run:
                     conn.on_timer(now)
         result = self.result
         result.elapsed = now
+        if sender.sender.ecn is not None:
+            result.ecn_reductions = sender.sender.ecn.reductions
         result.intact = self.received == size and self.digest.digest() == hashlib.sha256(
             self.data).digest()
         return result

@@ -223,7 +223,9 @@ class Stack:
                     ip = IPv4Packet.parse(whole)
                 if ip.protocol == IPPROTO_TCP:
                     vouched = isinstance(data, Vouched)  # the link checked it: no second sum
-                    seg = TcpSegment.parse(ip.payload, src, self._address, verify=not vouched)
+                    seg = TcpSegment.parse(
+                        ip.payload, src, self._address, verify=not vouched, ecn=ip.tos
+                    )
                 elif ip.protocol == IPPROTO_ICMP:
                     self._icmp_arrives(ip.src, bytes(ip.payload), now)
                     return
@@ -264,7 +266,7 @@ class Stack:
                     ip = IPv6Packet.parse(whole)
                 protocol = ip.next_header
                 if protocol == IPPROTO_TCP:
-                    seg = TcpSegment.parse(ip.payload, src, dst)
+                    seg = TcpSegment.parse(ip.payload, src, dst, ecn=ip.traffic_class)
                 elif protocol == IPPROTO_ICMPV6:
                     self._icmp6_arrives(ip, now)
                     return None

@@ -20,6 +20,14 @@ class Congestion(StrEnum):
     CUBIC = "cubic"  # RFC 9438 with HyStart++, RFC 9406 (cubic.Cubic), Linux's default
 
 
+class EcnMode(StrEnum):
+    """Whether a connection uses ECN (RFC 3168 6.1.1), as Linux's net.ipv4.tcp_ecn."""
+
+    OFF = "off"  # never: a peer's ECN-setup SYN gets a plain SYN,ACK (tcp_ecn=0)
+    ACCEPT = "accept"  # agree when the peer's SYN asks, never ask (tcp_ecn=2, the default)
+    ON = "on"  # ask in our SYN too (tcp_ecn=1)
+
+
 @dataclass(frozen=True, slots=True)
 class TcpConfig:
     mss: int = 1460  # what we advertise: MTU 1500 - 20 (IP) - 20 (TCP) (RFC 9293 3.7.1)
@@ -52,6 +60,9 @@ class TcpConfig:
     window_scale: bool = True  # offer RFC 7323 window scaling in our SYN
     sack: bool = True  # offer SACK (RFC 2018); recovery by RACK-TLP (RFC 8985) when agreed
     congestion: Congestion = Congestion.NEWRENO  # the congestion controller
+    # ECN (RFC 3168): agree when the peer asks, as Linux does by default (docs/congestion.md
+    # says why not ask: an ECN-setup SYN can meet a middlebox that drops it, RFC 3168 6.1.1.1)
+    ecn: EcnMode = EcnMode.ACCEPT
     # RFC 5961 7: at most this many challenge ACKs per second per connection (None: no
     # limit), so forged segments cannot turn us into an ACK generator
     challenge_ack_limit: int | None = 10
@@ -73,7 +84,7 @@ class TcpConfig:
     user_timeout: float | None = None
     # The IPv4 header of this connection's packets: the TTL (RFC 9293 3.9.2 MUST-49; 64 as
     # Linux) and the TOS byte, DiffServ codepoint << 2 (RFC 2474; MUST-48). The ECN bits
-    # (the low two, RFC 3168) are not the application's: this stack does not do ECN.
+    # (the low two, RFC 3168) are not the application's: the connection sets them (`ecn`).
     ttl: int = 64
     tos: int = 0
 
@@ -100,15 +111,19 @@ class TcpConfig:
         """The first flight in bytes for `mss`, or None for RFC 5681 3.1's formula."""
         return None if self.initial_window is None else self.initial_window * mss
 
+    def _choose(self, name: str, choices: type[StrEnum]) -> None:
+        """A field given as a string (`congestion="cubic"`) becomes its enum member."""
+        value = getattr(self, name)
+        try:
+            object.__setattr__(self, name, choices(value))
+        except ValueError:
+            names = ", ".join(c.value for c in choices)
+            raise ValueError(f"{name} must be one of {names}, not {value!r}") from None
+
     def __post_init__(self) -> None:
         """Refuse settings that break an RFC rule or cannot work, with the reason."""
-        try:
-            object.__setattr__(self, "congestion", Congestion(self.congestion))
-        except ValueError:
-            choices = ", ".join(c.value for c in Congestion)
-            raise ValueError(
-                f"congestion must be one of {choices}, not {self.congestion!r}"
-            ) from None
+        self._choose("congestion", Congestion)
+        self._choose("ecn", EcnMode)
         if self.mss < MIN_MSS or self.mss > 0xFFFF:
             raise ValueError(f"mss must be in {MIN_MSS}..65535, not {self.mss}")
         if not 1 <= self.min_mss <= self.mss:

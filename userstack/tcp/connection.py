@@ -52,6 +52,10 @@ in Timers (timers.py).
     3.9.2.1 ICMP errors                 on_icmp_error() (icmp_errors.py: RFC 1122 4.2.3.9,
                                         RFC 5927 checks, RFC 1191 path MTU: Sender.lower_mss())
 
+    Beyond RFC 9293, when both SYNs agree on ECN (RFC 3168 6.1): ecn.py, from
+    _send_syn() and _take_syn() (negotiation), Sender.transmit() and Sender.on_ack()
+    (ECT(0), CWR, the reduction), _process_segment_text() and _emit() (the ECE echo).
+
     Beyond RFC 9293, when both SYNs carry SACK-permitted (RFC 2018):
     receiver: SACK blocks          Receiver.sack_option(), _send_sack()
               D-SACK (RFC 2883)    ReceiveBuffer.dsack, _check_sequence()
@@ -69,6 +73,7 @@ import dataclasses
 from collections.abc import Callable
 
 from ..wire.addr import Endpoint
+from ..wire.ipv4 import Ecn
 from ..wire.seq import SeqNum
 from ..wire.tcp import NO_OPTIONS, TcpFlags, TcpOptions, TcpSegment
 from .config import TcpConfig
@@ -1001,6 +1006,8 @@ class Connection:
         if not payload or self.state not in _RECEIVING:
             return
         data_seq = seg.seq + 1 if int(seg.flags) & SYN else seg.seq
+        if self.sender.ecn is not None:
+            self.sender.ecn.data_arrives(seg, self.receiver, self._why)  # RFC 3168 6.1.3
         if self.receiver.take_text(self.tcb, data_seq, payload, now):
             self._events.append(DataReadable())
 
@@ -1078,6 +1085,7 @@ class Connection:
         tcb.irs = seg.seq
         tcb.rcv_nxt = seg.seq + 1
         self._take_syn_options(seg.options)
+        self._syn_options.take_ecn(int(seg.flags))  # RFC 3168 6.1.1
 
     def _take_send_window(self, seg: TcpSegment, ack: SeqNum, *, scaled: bool) -> None:
         """SND.WND <- SEG.WND, SND.WL1 <- SEG.SEQ, SND.WL2 <- SEG.ACK (RFC 9293 3.10.7.3,
@@ -1098,15 +1106,17 @@ class Connection:
 
     def _send_syn(self, now: float) -> None:
         """<SEQ=ISS><CTL=SYN> (or SYN,ACK once the peer's SYN is known); arms the timer."""
-        options = self._syn_options.offer(reply=self.tcb.irs is not None)
-        self._emit(self.tcb.iss, SYN, options=options)
+        syn, reply = self._syn_options, self.tcb.irs is not None
+        options = syn.offer(reply=reply)
+        ecn = syn.ecn_flags(reply=reply, again=self.sender.syn_retransmitted, why=self._why)
+        self._emit(self.tcb.iss, SYN | ecn, options=options)
         self.sender.syn_sent(now)
 
     # ------------------------------------------------------------------ transitions
 
     def _enter_established(self, now: float) -> None:
         """Both SYNs acknowledged: the sender starts for the agreed MSS and recovery."""
-        self.sender.start(sack=self._syn_options.sack)
+        self.sender.start(sack=self._syn_options.sack, ecn=self._syn_options.ecn)
         if self._keepalive:
             self._timers.arm(Timer.KEEPALIVE, now + self.config.keepalive_idle)
         self._set_state(State.ESTABLISHED, now)
@@ -1194,11 +1204,13 @@ class Connection:
         self._emit(self._ack_seq(), ACK, options=self.receiver.sack_option(self.tcb))
 
     def _emit(
-        self, seq: SeqNum, flags: int, payload: bytes = b"", options: TcpOptions = NO_OPTIONS
+        self, seq: SeqNum, flags: int, payload: bytes = b"", options: TcpOptions = NO_OPTIONS,
+        *, ecn: Ecn = Ecn.NOT_ECT,
     ) -> None:
-        """Queue one segment; once the peer's SYN is known it carries <ACK=RCV.NXT>.
-        While urgent data is unacknowledged, a segment before SND.UP carries URG and
-        the offset of SND.UP from its SEG.SEQ (at most 0xFFFF: RFC 9293 3.8.5)."""
+        """Queue one segment; once the peer's SYN is known it carries <ACK=RCV.NXT>
+        (and ECE while the ECN echo is on, RFC 3168 6.1.3). While urgent data is
+        unacknowledged, a segment before SND.UP carries URG and the offset of SND.UP
+        from its SEG.SEQ (at most 0xFFFF: RFC 9293 3.8.5). `ecn`: its ECN codepoint."""
         tcb = self.tcb
         urgent = 0
         if self.sender.urgent and tcb.snd_up > seq:
@@ -1209,13 +1221,15 @@ class Connection:
             flags |= ACK
             ack = tcb.rcv_nxt
             receiver.ack_sent()
+            if self.sender.ecn is not None:
+                flags |= self.sender.ecn.ack_flags()
         else:
             ack = _ZERO
         window = receiver.window_field(tcb, syn=bool(flags & SYN), mss=self.sender.mss)
         self._outgoing.append(
             TcpSegment(
                 self.local.port, self.remote.port, seq, ack, _AS_FLAGS[flags], window, options,
-                payload, urgent,
+                payload, urgent, ecn,
             )
         )
 

@@ -102,7 +102,7 @@ class RenoRecovery(Recovery):
             return False
         tcb = sender.tcb
         cwnd = cc.cwnd
-        cc.on_loss(tcb.snd_nxt - tcb.snd_una, now)  # RFC 5681 (4) / RFC 6582 3.2 (2)
+        cc.on_loss(sender.flight_size(), now)  # RFC 5681 (4) / RFC 6582 3.2 (2)
         self.recover = tcb.snd_nxt
         cc.cwnd = cc.ssthresh + DUPACK_THRESHOLD * cc.smss
         if sender.why is not None:

@@ -349,6 +349,38 @@ class Rule(Enum):
         "sent before a segment now delivered, and longer ago than RTT plus the reordering "
         "window: lost",
     )
+    # ---- ECN (RFC 3168 6.1; tcp/ecn.py)
+    ECN_SETUP = (
+        "ecn.setup", "RFC 3168", "6.1.1",
+        "both SYNs agreed on ECN (ECE and CWR in the SYN, ECE alone in the SYN,ACK): "
+        "new data goes out ECT(0)",
+    )
+    ECN_SYN_FALLBACK = (
+        "ecn.syn_fallback", "RFC 3168", "6.1.1.1",
+        "our ECN-setup SYN went unanswered: send it again without ECE and CWR, no ECN",
+    )
+    ECN_CE_ECHO = (
+        "ecn.ce_echo", "RFC 3168", "6.1.3",
+        "a CE-marked data packet: ECE on every ACK until a CWR arrives; this one at once",
+    )
+    ECN_CWR_RECEIVED = (
+        "ecn.cwr_received", "RFC 3168", "6.1.3",
+        "CWR: the sender has reduced its window, stop echoing ECE",
+    )
+    ECN_REDUCE = (
+        "ecn.reduce", "RFC 3168", "6.1.2",
+        "ECE, the first for data sent since the last reduction: reduce cwnd as for a loss, "
+        "retransmit nothing, CWR on the next new data",
+    )
+    ECN_ECE_IGNORED = (
+        "ecn.ece_ignored", "RFC 3168", "6.1.2",
+        "ECE for a window already reduced (or in loss recovery): no second reduction, and "
+        "no growth",
+    )
+    ECN_CWR_SENT = (
+        "ecn.cwr_sent", "RFC 3168", "6.1.2",
+        "the first new data segment after a reduction carries CWR",
+    )
     # ---- the receiver
     WINDOW_UPDATE_SENT = (
         "window.update", "RFC 9293", "3.8.6.2.2",

@@ -116,7 +116,7 @@ class SackRecovery(Recovery):
             # SEG.ACK), the probe repaired a loss: react to it
             dsack = bool(blocks) and blocks[0][1] <= seg.ack
             if self.tlp_is_retrans and not dsack:
-                sender.cc.on_loss(tcb.snd_nxt - tcb.snd_una, now)  # RFC 8985 7.4.2
+                sender.cc.on_loss(sender.flight_size(), now)  # RFC 8985 7.4.2
             self.tlp_end = None
         if tcb.snd_nxt == tcb.snd_una:
             sender.timers.cancel(Timer.REORDER)
@@ -151,7 +151,7 @@ class SackRecovery(Recovery):
             timers.arm(Timer.REORDER, now + timeout)
         if board.lost and not self.recovering(tcb.snd_una):
             # RFC 6675 5 (4): RecoveryPoint = HighData, the controller's reduction
-            flight = tcb.snd_nxt - tcb.snd_una
+            flight = sender.flight_size()  # without what Limited Transmit sent
             cwnd = sender.cc.cwnd
             sender.cc.on_loss(flight, now)
             if sender.why is not None:
@@ -159,7 +159,8 @@ class SackRecovery(Recovery):
                                   recover=tcb.snd_nxt, ssthresh=sender.cc.ssthresh)
             self.recover = tcb.snd_nxt
             self.in_recovery = True
-            # RFC 6937 3: RecoverFS = snd.nxt - snd.una, prr_delivered = prr_out = 0
+            # RFC 6937 3: RecoverFS = snd.nxt - snd.una (the FlightSize the reduction
+            # came from, as the RFC's examples count it), prr_delivered = prr_out = 0
             self.prr = Prr(sender.cc.ssthresh, flight, sender.mss)
             timers.cancel(Timer.LOSS_PROBE)
             self.tlp_end = None  # the recovery deals with the loss a probe found

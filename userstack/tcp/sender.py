@@ -21,6 +21,7 @@ number and window that belong to the receiving side).
     RFC 5681 3.2 / RFC 6582 NewReno       reno_recovery.py (no SACK)
     RFC 6675 + RFC 8985 RACK-TLP          sack_recovery.py (both SYNs carried SACK-permitted)
     RFC 1191 path MTU                     lower_mss()
+    RFC 3168 6.1.2 ECN, the sender        ecn.py (`ecn`): transmit(), on_ack()
 
 Two cursors. `tcb.snd_nxt` is exactly RFC 9293's SND.NXT (one past the highest sequence
 number ever sent; it never moves back). `tx_nxt` says where the *next transmission*
@@ -34,15 +35,16 @@ duplicate ACKs, `SackRecovery` reads the scoreboard and RACK's loss marks.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
+from ..wire.ipv4 import Ecn
 from ..wire.seq import SeqNum
-from ..wire.tcp import TcpFlags, TcpSegment
+from ..wire.tcp import NO_OPTIONS, TcpFlags, TcpOptions, TcpSegment
 from .buffers import SendBuffer
 from .config import Congestion, TcpConfig
 from .congestion import CongestionControl, Reno
 from .cubic import Cubic
+from .ecn import EcnState
 from .recovery import Recovery
 from .reno_recovery import RenoRecovery
 from .rtt import RttEstimator
@@ -63,8 +65,14 @@ CONTROLLERS: dict[Congestion, type[CongestionControl]] = {
     Congestion.CUBIC: Cubic,
 }
 
-Emit = Callable[[SeqNum, int, bytes], None]
-"""The connection's emit(seq, flags, payload): one segment out, with ACK and window."""
+class Emit(Protocol):
+    """The connection's emit(seq, flags, payload): one segment out, with ACK and window;
+    `ecn` is the segment's ECN codepoint (ECT(0) for new data when ECN is on)."""
+
+    def __call__(
+        self, seq: SeqNum, flags: int, payload: bytes = b"", options: TcpOptions = NO_OPTIONS,
+        *, ecn: Ecn = Ecn.NOT_ECT,
+    ) -> None: ...
 
 
 class Acked(NamedTuple):
@@ -88,6 +96,7 @@ class Sender:
         "buffer",
         "cc",
         "config",
+        "ecn",
         "emit",
         "fin_queued",
         "last_sent_at",
@@ -134,6 +143,7 @@ class Sender:
         self.last_sent_at = now  # when data (or a FIN) last went out (RFC 5681 4.1)
         self.cc: CongestionControl = Reno(mss)
         self.recovery: Recovery = RenoRecovery(tcb.iss)  # until the handshake decides
+        self.ecn: EcnState | None = None  # both SYNs agreed on ECN (RFC 3168; ecn.py)
         self.retries = 0  # consecutive retransmission timeouts (RFC 1122 4.2.3.5 R2)
         self.stalled_since = now  # when the unacknowledged head went out (TCP_USER_TIMEOUT)
         self.persist_backoff = 0
@@ -163,9 +173,9 @@ class Sender:
         self.timers.cancel(Timer.RETRANSMIT)
         self.tx_nxt = tcb.snd_nxt
 
-    def start(self, *, sack: bool) -> None:
+    def start(self, *, sack: bool, ecn: bool = False) -> None:
         """Both SYNs are acknowledged: congestion control for the agreed MSS, and the
-        recovery strategy the SYNs agreed on (RFC 2018 2)."""
+        recovery strategy and ECN (RFC 3168 6.1.1) the SYNs agreed on (RFC 2018 2)."""
         # RFC 5681 3.1: after a lost SYN or SYN,ACK the initial window is one segment;
         # RFC 6298 (5.7): and the RTO starts at 3 s
         iw = self.mss if self.syn_retransmitted else self.config.initial_window_bytes(self.mss)
@@ -175,6 +185,10 @@ class Sender:
         una = self.tcb.snd_una
         self.recovery = SackRecovery(una) if sack else RenoRecovery(self.tcb.iss)
         self.retries = 0
+        if ecn:
+            self.ecn = EcnState(self.tcb.snd_nxt)
+            if self.why is not None:
+                self.why.decide(Rule.ECN_SETUP)
 
     def reset(self, tcb: Tcb) -> None:
         """A passive open's handshake failed: back to LISTEN with a fresh TCB."""
@@ -332,7 +346,16 @@ class Sender:
             flags |= FIN
         elif n and seq + n == self.buf_seq + len(self.buffer):
             flags |= PSH  # the last of the queued data
-        self.emit(seq, flags, payload)
+        ecn = self.ecn
+        if ecn is not None and n and seq >= self.tcb.snd_nxt and not probe:
+            # RFC 3168 6.1.2, 6.1.5: new data is ECT(0) (never a retransmission or a
+            # probe); the first after a reduction carries CWR
+            cwr = ecn.take_cwr()
+            if cwr and self.why is not None:
+                self.why.decide(Rule.ECN_CWR_SENT, seg_seq=seq)
+            self.emit(seq, flags | cwr, payload, ecn=Ecn.ECT_0)
+        else:
+            self.emit(seq, flags, payload)
         self.recovery.sent(n + fin)
         self.last_sent_at = now
         end = seq + (n + fin)
@@ -361,9 +384,18 @@ class Sender:
 
     def on_ack(self, seg: TcpSegment, wnd: int, now: float) -> int:
         """An acceptable ACK (SND.UNA =< SEG.ACK =< SND.NXT) with the peer's window `wnd`
-        (scaled), before the window update: the recovery strategy reads it. Returns how
-        many bytes left the send buffer."""
+        (scaled), before the window update: the recovery strategy reads it (and ECN's
+        rules, RFC 3168 6.1.2, when on). Returns how many bytes left the send buffer."""
+        if self.ecn is not None:
+            return self.ecn.on_ack(self, seg, wnd, now)
         return self.recovery.on_ack(self, seg, wnd, now)
+
+    def flight_size(self) -> int:
+        """FlightSize for a reduction (RFC 5681 (4)): SND.NXT - SND.UNA, but never more
+        than cwnd. What went out beyond cwnd, Limited Transmit sent (RFC 3042, or with
+        SACK the pipe of RFC 6675, which leaves SACKed data out), and RFC 5681 3.2 (2)
+        and RFC 6675 5 (4.2) say it MUST NOT count: a reduction must not grow cwnd."""
+        return min(self.tcb.snd_nxt - self.tcb.snd_una, self.cc.cwnd)
 
     def acknowledge(self, ack: SeqNum, now: float) -> Acked:
         """SND.UNA < SEG.ACK =< SND.NXT: "set SND.UNA <- SEG.ACK", drop the acknowledged
@@ -435,6 +467,8 @@ class Sender:
         self.timers.cancel(Timer.LOSS_PROBE)
         self.timers.cancel(Timer.REORDER)
         self.recovery.on_rto(self, now)
+        if self.ecn is not None:
+            self.ecn.reduced(self.tcb.snd_nxt)  # RFC 3168 6.1.2: CWR after any reduction
 
     def on_persist_timeout(self, now: float) -> bool:
         """Probe a zero window (RFC 9293 3.8.6.1), or the SWS override (3.8.6.2.1).

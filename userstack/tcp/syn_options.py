@@ -5,6 +5,8 @@
     RFC 7323 2.2-2.3 window scale: used only when both SYNs carry it; a shift above 14
                      is taken as 14; a SYN's own window is never scaled
     RFC 2018 2       SACK-permitted: SACK only when both SYNs carry it
+    RFC 3168 6.1.1   ECN: an ECN-setup SYN (ECE, CWR) answered by an ECN-setup SYN,ACK
+                     (ECE alone); flags, not options, but negotiated here too (ecn.py)
 
 Our SYN offers what the configuration allows; a SYN,ACK offers window scaling and SACK
 only if the peer's SYN did.
@@ -14,6 +16,8 @@ from __future__ import annotations
 
 from ..wire.tcp import TcpOptions
 from .config import TcpConfig
+from .ecn import ECE, agreed, syn_flags
+from .rules import Explainer
 from .tcb import Tcb
 
 DEFAULT_MSS = 536  # RFC 9293 3.7.1: assumed when the peer's SYN carries no MSS option
@@ -32,7 +36,7 @@ def window_shift_for(buffer: int) -> int:
 class SynOptions:
     """One connection's side of the negotiation; see the module docstring."""
 
-    __slots__ = ("config", "default_mss", "our_shift", "sack", "scaling")
+    __slots__ = ("config", "default_mss", "ecn", "ecn_asked", "our_shift", "sack", "scaling")
 
     def __init__(self, config: TcpConfig, *, ipv6: bool = False) -> None:
         self.config = config
@@ -40,6 +44,8 @@ class SynOptions:
         self.our_shift = window_shift_for(config.recv_buffer) if config.window_scale else None
         self.scaling = False  # both SYNs carried the window scale option
         self.sack = False  # both SYNs carried SACK-permitted (RFC 2018 2)
+        self.ecn_asked = False  # our last SYN was an ECN-setup SYN (RFC 3168 6.1.1)
+        self.ecn = False  # both SYNs agreed on ECN
 
     def offer(self, *, reply: bool) -> TcpOptions:
         """The options of our SYN (`reply`: our SYN,ACK to the peer's SYN)."""
@@ -63,3 +69,16 @@ class SynOptions:
         # never below config.min_mss: an MSS of 1 would cut every reply into 1-byte
         # segments (CVE-2019-11479; Linux's tcp_min_snd_mss)
         return max(self.config.min_mss, min(peer_mss, self.config.mss))
+
+    def ecn_flags(self, *, reply: bool, again: bool, why: Explainer | None) -> int:
+        """ECE and CWR for our SYN (`again`: a retransmission), or ECE for our SYN,ACK
+        when the peer's SYN asked and we agreed (RFC 3168 6.1.1; ecn.py)."""
+        if reply:
+            return ECE if self.ecn else 0
+        flags = syn_flags(self.config.ecn, again=again, why=why)
+        self.ecn_asked = bool(flags)
+        return flags
+
+    def take_ecn(self, flags: int) -> None:
+        """The peer's SYN or SYN,ACK: does this connection use ECN?"""
+        self.ecn = agreed(self.config.ecn, flags, asked=self.ecn_asked)

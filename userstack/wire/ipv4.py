@@ -145,6 +145,11 @@ class IPv4Packet:
         )
 
     @property
+    def ecn(self) -> int:
+        """The ECN field: the low two bits of the TOS byte (RFC 3168 5)."""
+        return self.tos & 0b11
+
+    @property
     def is_fragment(self) -> bool:
         """MF set or a non-zero offset: one piece of a datagram to reassemble (RFC 791)."""
         return bool(self.flags & IPv4Flags.MF or self.fragment_offset)

@@ -239,6 +239,11 @@ class IPv6Packet:
         return self.next_header
 
     @property
+    def ecn(self) -> int:
+        """The ECN field: the low two bits of the traffic class (RFC 3168 5, RFC 8200 7)."""
+        return self.traffic_class & 0b11
+
+    @property
     def fragment(self) -> FragmentHeader | None:
         """The fragment header of a packet that must be reassembled, or None."""
         last = self.headers[-1] if self.headers else None

@@ -93,11 +93,12 @@ class OffloadedPacket:
         identification: int = 0,
     ) -> OffloadedPacket:
         """``seg`` from ``src`` to ``dst`` without a pass over its payload. ``gso_size``
-        is set only when the payload is longer than it (else it is one packet)."""
+        is set only when the payload is longer than it (else it is one packet). The ECN
+        bits of the TOS byte are the segment's (``seg.ecn``)."""
         tcp = seg.build_header_partial(src, dst)
         payload = seg.payload
         ip = ipv4_header(
-            src, dst, IPPROTO_TCP, len(tcp) + len(payload), ttl=ttl, tos=tos,
+            src, dst, IPPROTO_TCP, len(tcp) + len(payload), ttl=ttl, tos=tos | seg.ecn,
             identification=identification,
         )
         return cls(ip + tcp, payload, gso_size if len(payload) > gso_size > 0 else 0)
@@ -113,7 +114,9 @@ class OffloadedPacket:
     def virtio_header(self) -> bytes:
         """The virtio-net header a TUN needs in front of this packet."""
         ihl = self.ip_header_len
-        return tcp4_virtio_header(ihl, len(self.header) - ihl, self.gso_size)
+        # a super-segment with CWR says so (GSO_ECN), as Linux's own TSO does (SKB_GSO_TCP_ECN)
+        cwr = bool(self.gso_size and self.header[ihl + 13] & TcpFlags.CWR)
+        return tcp4_virtio_header(ihl, len(self.header) - ihl, self.gso_size, cwr=cwr)
 
     def complete(self) -> bytes:
         """The same packet with its TCP checksum filled in (the payload is copied once)."""

@@ -38,10 +38,12 @@ def build_tcp_packet(
     identification: int = 0,
 ) -> bytes:
     """An IPv4 packet (DF set) carrying ``seg`` from ``src`` to ``dst`` (addresses or ints);
-    ``ttl`` and ``tos`` (the DiffServ/ECN byte) are the connection's (RFC 9293 3.9.1)."""
+    ``ttl`` and ``tos`` (the DiffServ byte) are the connection's (RFC 9293 3.9.1), the ECN
+    bits the segment's own (``seg.ecn``, RFC 3168 5)."""
     body = seg.build(src, dst)
     header = ipv4_header(
-        src, dst, IPPROTO_TCP, len(body), ttl=ttl, tos=tos, identification=identification
+        src, dst, IPPROTO_TCP, len(body), ttl=ttl, tos=tos | seg.ecn,
+        identification=identification,
     )
     return header + body
 
@@ -82,7 +84,8 @@ def build_tcp6_packet(
     flow_label: int = 0,
 ) -> bytes:
     """An IPv6 packet carrying ``seg``; the checksum covers the IPv6 pseudo-header (RFC
-    8200 8.1), and ``flow_label`` is the connection's (RFC 6437)."""
+    8200 8.1), and ``flow_label`` is the connection's (RFC 6437). The traffic class's ECN
+    bits are the segment's (``seg.ecn``, RFC 3168 5, RFC 8200 7)."""
     body = seg.build(src, dst)
     header = ipv6_header(
         src,
@@ -90,7 +93,7 @@ def build_tcp6_packet(
         IPPROTO_TCP,
         len(body),
         hop_limit=hop_limit,
-        traffic_class=traffic_class,
+        traffic_class=traffic_class | seg.ecn,
         flow_label=flow_label,
     )
     return header + body
@@ -135,7 +138,7 @@ def parse_packet(data: bytes | bytearray | memoryview) -> tuple[IPPacket, Messag
     """
     ip = parse_ip(data)
     if ip.protocol == IPPROTO_TCP:
-        return ip, TcpSegment.parse(ip.payload, ip.src, ip.dst)
+        return ip, TcpSegment.parse(ip.payload, ip.src, ip.dst, ecn=ip.ecn)
     if isinstance(ip, IPv4Packet):
         if ip.protocol == IPPROTO_ICMP:
             if icmp_type(ip.payload) in ICMP_ERROR_TYPES:
@@ -153,7 +156,7 @@ def parse_tcp_packet(data: bytes | bytearray | memoryview) -> tuple[IPPacket, Tc
     ip = parse_ip(data)
     if ip.protocol != IPPROTO_TCP:
         raise WireError(f"IP protocol {ip.protocol} is not TCP")
-    return ip, TcpSegment.parse(ip.payload, ip.src, ip.dst)
+    return ip, TcpSegment.parse(ip.payload, ip.src, ip.dst, ecn=ip.ecn)
 
 
 def parse_icmp_packet(data: bytes | bytearray | memoryview) -> tuple[IPv4Packet, IcmpEcho]:

@@ -15,6 +15,11 @@ their fixed lengths; other kinds are kept raw in ``TcpOptions.unknown``. A kind 
 appears twice keeps its last value, as Linux does. Values are not range-checked
 beyond what the bytes can hold (a window scale above 14 is the core's business,
 RFC 7323 2.3). The reserved bits of byte 12 (including the old NS/AE bit) are ignored.
+
+`TcpSegment.ecn` is not in the TCP header: it is the ECN field of the IP header the segment
+arrives in or leaves in (RFC 3168 5), so the core, which never sees IP, can read a CE mark
+and mark its data ECT(0). The stack passes it to `parse`; the packet builders put it into
+the TOS byte or traffic class (wire/packet.py, wire/offload.py).
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from construct import Int8ub, Int16ub, Int32ub, Struct
 from ._layout import Layout
 from .checksum import Address, internet_checksum, ones_complement_sum, pseudo_header_sum
 from .errors import WireError
+from .ipv4 import Ecn
 from .seq import SeqNum
 
 _IPPROTO_TCP = 6
@@ -45,6 +51,7 @@ class TcpFlags(IntFlag):
 
 
 _FLAGS = tuple(TcpFlags(i) for i in range(256))
+_ECN = tuple(Ecn(i) for i in range(4))
 
 TCP_HEADER = Layout(
     Struct(
@@ -198,6 +205,7 @@ class TcpSegment:
     options: TcpOptions = NO_OPTIONS
     payload: bytes = b""
     urgent: int = 0
+    ecn: Ecn = Ecn.NOT_ECT  # the IP header's ECN field, in or out (module docstring)
 
     @property
     def seg_len(self) -> int:
@@ -212,13 +220,15 @@ class TcpSegment:
         dst: Address,
         *,
         verify: bool = True,
+        ecn: int = 0,
     ) -> TcpSegment:
         """Validate and decode a segment (the IP payload) sent from ``src`` to ``dst``.
 
         Checks the data offset and the checksum over the pseudo-header (RFC 9293 3.1),
         then the options. Raises WireError and nothing else. ``verify=False`` skips the
         checksum, for a packet whose link vouched for it (``userstack.wire.offload``:
-        the kernel checked it, or it never left this machine).
+        the kernel checked it, or it never left this machine). ``ecn``: the ECN field of
+        the IP header it came in (the low two bits of the TOS byte or traffic class).
         """
         n = len(data)
         if n < 20:
@@ -243,6 +253,7 @@ class TcpSegment:
             TcpOptions.parse(data[20:hlen]) if hlen > 20 else NO_OPTIONS,
             bytes(data[hlen:]),
             urgent,
+            _ECN[ecn & 3],
         )
 
     def build(self, src: Address, dst: Address) -> bytes:

@@ -108,13 +108,16 @@ class VirtioNetHdr:
 NO_VIRTIO_OFFLOAD = bytes(VIRTIO_NET_HDR_SIZE)  # a header asking for nothing: a plain packet
 
 
-def tcp4_virtio_header(ip_header_len: int, tcp_header_len: int, gso_size: int) -> bytes:
+def tcp4_virtio_header(
+    ip_header_len: int, tcp_header_len: int, gso_size: int, *, cwr: bool = False
+) -> bytes:
     """The header in front of an IPv4/TCP packet whose checksum is left to the kernel
     (NEEDS_CSUM), and, when ``gso_size`` is not 0, which the kernel cuts into
-    ``gso_size``-byte segments (TCPV4). The hot path's one call: a single struct pack."""
+    ``gso_size``-byte segments (TCPV4; with GSO_ECN when ``cwr``: the first piece keeps
+    CWR, RFC 3168 6.1.2). The hot path's one call: a single struct pack."""
     return _HDR.pack(
         VirtioFlags.NEEDS_CSUM,
-        GsoType.TCPV4 if gso_size else GsoType.NONE,
+        (GsoType.TCPV4 | (GSO_ECN if cwr else 0)) if gso_size else GsoType.NONE,
         ip_header_len + tcp_header_len,
         gso_size,
         ip_header_len,

@@ -110,7 +110,7 @@ async def test_errnos_of_an_unconnected_socket(autojump_clock: MockClock) -> Non
             await sock.accept()
         assert caught.value.errno == errno.EINVAL
         with pytest.raises(OSError) as caught:
-            sock.getsockopt(TCP, socket.TCP_CONGESTION)
+            sock.getsockopt(TCP, socket.TCP_FASTOPEN)
         assert caught.value.errno == errno.ENOPROTOOPT
         with pytest.raises(OSError) as caught:
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
@@ -379,4 +379,38 @@ async def test_tcp_user_timeout_gives_up_on_unacknowledged_data(
         assert caught.value.errno == errno.ETIMEDOUT
         # RTOs fire at 1, 3 and 7 s (RFC 6298 backoff): the first one past 5 s gives up
         assert 5 <= trio.current_time() - start < 8
+        nursery.cancel_scope.cancel()
+
+
+async def test_tcp_congestion_names_the_controller_before_connect(
+    autojump_clock: MockClock,
+) -> None:
+    """TCP_CONGESTION as Linux takes it: a name in bytes, NUL-padded when read back; an
+    unknown name is ENOENT. Set before connect or listen, it is the connection's
+    TcpConfig(congestion=...); on an open socket, EISCONN."""
+    congestion = getattr(socket, "TCP_CONGESTION", 13)
+    async with trio.open_nursery() as nursery:
+        client, server, _, _ = await start_stacks(nursery)
+        listener = await listening(server)
+        sock = client.socket()
+        assert sock.getsockopt(TCP, congestion, 16) == b"reno".ljust(16, b"\0")  # NewReno
+        sock.setsockopt(TCP, congestion, b"cubic")
+        assert sock.getsockopt(TCP, congestion, 16) == b"cubic".ljust(16, b"\0")
+        assert sock.getsockopt(TCP, congestion, 5) == b"cubic"
+        for name in (b"bbr", b"", b"cubic2"):
+            with pytest.raises(OSError) as caught:
+                sock.setsockopt(TCP, congestion, name)
+            assert caught.value.errno == errno.ENOENT
+        await sock.connect((SERVER_ADDR, PORT))
+        # now read from the connection's own TcpConfig, the controller it runs
+        assert sock.getsockopt(TCP, congestion, 16).rstrip(b"\0") == b"cubic"
+        with pytest.raises(OSError) as caught:
+            sock.setsockopt(TCP, congestion, b"reno")
+        assert caught.value.errno == errno.EISCONN
+        with pytest.raises(OSError) as caught:
+            listener.setsockopt(TCP, congestion, b"cubic")
+        assert caught.value.errno == errno.EISCONN
+        other = client.socket()
+        other.setsockopt(TCP, congestion, b"newreno\0")  # our own name, NUL-terminated
+        assert other.getsockopt(TCP, congestion, 16).rstrip(b"\0") == b"reno"
         nursery.cancel_scope.cancel()

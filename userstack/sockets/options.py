@@ -6,6 +6,11 @@ change as it goes are applied through the ConnectionHandle (TCP_NODELAY, SO_KEEP
 the keep-alive timing, TCP_USER_TIMEOUT, IP_TOS, IP_TTL). The buffer sizes and
 TCP_MAXSEG are fixed when the connection opens; tcp(7) says to set them before listen
 or connect, and so does this stack (a later setsockopt is stored and read back).
+TCP_CONGESTION takes the controller's name as bytes, as Linux does (b"cubic", b"reno";
+b"newreno" too, this stack's name for its Reno), and only before listen or connect: the
+controller is chosen when the connection opens (Linux also switches an open one; here
+that is EISCONN rather than a setting that silently does nothing). An unknown name is
+ENOENT, as Linux answers for a module it does not have.
 
 SO_RCVBUF and SO_SNDBUF behave as on Linux: setting N gives a buffer of N bytes of
 data, and getsockopt reports 2N ("the kernel doubles this value to allow space for
@@ -21,12 +26,18 @@ import struct
 from dataclasses import dataclass
 from enum import Enum
 
-from ..tcp.config import MIN_MSS, TcpConfig
+from ..tcp.config import MIN_MSS, Congestion, TcpConfig
 from .errors import os_error
 
 SOL_SOCKET, IPPROTO_TCP, IPPROTO_IP = socket.SOL_SOCKET, socket.IPPROTO_TCP, socket.IPPROTO_IP
 TCP_USER_TIMEOUT = getattr(socket, "TCP_USER_TIMEOUT", 18)
 TCP_INFO = getattr(socket, "TCP_INFO", 11)
+TCP_CONGESTION = getattr(socket, "TCP_CONGESTION", 13)
+TCP_CA_NAME_MAX = 16  # Linux: the longest congestion control name, NUL included
+# what setsockopt(TCP_CONGESTION) takes, and (the first of each) what getsockopt reports
+CONGESTION_NAMES = {b"reno": Congestion.NEWRENO, b"newreno": Congestion.NEWRENO,
+                    b"cubic": Congestion.CUBIC}
+LINUX_NAMES = {Congestion.NEWRENO: b"reno", Congestion.CUBIC: b"cubic"}
 MIN_BUFFER = 2048  # Linux's SOCK_MIN_RCVBUF, about: smaller makes no sense for TCP
 MAX_KEEP = 32767  # Linux's MAX_TCP_KEEPIDLE / MAX_TCP_KEEPINTVL (seconds)
 MAX_KEEPCNT = 127  # Linux's MAX_TCP_KEEPCNT
@@ -52,6 +63,7 @@ class Option(Enum):
     TCP_KEEPCNT = (IPPROTO_TCP, socket.TCP_KEEPCNT)
     TCP_USER_TIMEOUT = (IPPROTO_TCP, TCP_USER_TIMEOUT)
     TCP_INFO = (IPPROTO_TCP, TCP_INFO)
+    TCP_CONGESTION = (IPPROTO_TCP, TCP_CONGESTION)
     IP_TOS = (IPPROTO_IP, socket.IP_TOS)
     IP_TTL = (IPPROTO_IP, socket.IP_TTL)
     # An AF_INET6 socket serves IPv6 alone whatever this says (no IPv4-mapped addresses):
@@ -96,6 +108,7 @@ class SocketOptions:
     tos: int | None = None
     ttl: int | None = None
     v6only: bool = False
+    congestion: Congestion | None = None
 
     def copy(self) -> SocketOptions:
         return dataclasses.replace(self)
@@ -113,6 +126,8 @@ class SocketOptions:
             changes["keepalive"] = self.keepalive
         if self.maxseg is not None:
             changes["mss"] = self.maxseg
+        if self.congestion is not None:
+            changes["congestion"] = self.congestion
         changes.update(self.live_changes())
         return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
 
@@ -156,12 +171,37 @@ def linger_value(value: int | bytes | bytearray | memoryview) -> tuple[bool, int
     return bool(onoff), max(0, seconds)
 
 
+def congestion_value(value: int | bytes | bytearray | memoryview) -> Congestion:
+    """TCP_CONGESTION's name (NUL-terminated or not) as the controller it names."""
+    if isinstance(value, int):
+        raise os_error(errno.EINVAL, "TCP_CONGESTION takes a name as bytes, e.g. b'cubic'")
+    name = bytes(value).split(b"\0", 1)[0]
+    try:
+        return CONGESTION_NAMES[name]
+    except KeyError:
+        known = ", ".join(n.decode() for n in CONGESTION_NAMES)
+        raise os_error(errno.ENOENT, f"TCP_CONGESTION {name!r}: not one of {known}") from None
+
+
+def congestion_name(congestion: Congestion, buflen: int | None) -> bytes | int:
+    """getsockopt(TCP_CONGESTION): the name, NUL-padded to `buflen` (at most 16 bytes), as
+    Linux copies it; without `buflen`, its first four bytes as an int, as Python reads an
+    option into an int."""
+    name = LINUX_NAMES[congestion].ljust(TCP_CA_NAME_MAX, b"\0")
+    if buflen:
+        return name[: min(buflen, TCP_CA_NAME_MAX)]
+    return int(struct.unpack("i", name[:4])[0])
+
+
 def set_option(options: SocketOptions, option: Option, value: int | bytes) -> None:
     """Store one option, checked as Linux checks it."""
     if option in READ_ONLY:
         raise os_error(errno.ENOPROTOOPT, f"{option.name} is read-only")
     if option is Option.SO_LINGER:
         options.linger = linger_value(value)
+        return
+    if option is Option.TCP_CONGESTION:
+        options.congestion = congestion_value(value)
         return
     n = int_value(option, value)
     match option:

@@ -49,6 +49,7 @@ from .options import (
     Option,
     SocketOptions,
     as_bytes,
+    congestion_name,
     set_option,
     stored_value,
 )
@@ -555,6 +556,10 @@ class UserSocket(trio.socket.SocketType):
         option = self._option(level, optname)
         if value is None:
             raise os_error(errno.EINVAL, f"{option.name}: no value")
+        if option is Option.TCP_CONGESTION and (
+            self._handle is not None or self._mode is Mode.LISTENING
+        ):
+            raise os_error(errno.EISCONN, "TCP_CONGESTION: set it before connect or listen")
         set_option(self._options, option, value)
         if self._handle is not None and self._handle.state is not State.CLOSED:
             self._apply_live(option)
@@ -588,6 +593,8 @@ class UserSocket(trio.socket.SocketType):
 
     def getsockopt(self, level: int, optname: int, buflen: int | None = None) -> Any:
         option = self._option(level, optname)
+        if option is Option.TCP_CONGESTION:
+            return congestion_name(self._current_config().congestion, buflen)
         value = self._option_value(option)
         if option is Option.TCP_INFO:
             return value
@@ -617,8 +624,11 @@ class UserSocket(trio.socket.SocketType):
                 return self.info()
             case Option.TCP_MAXSEG if handle is not None and handle.state.synchronized:
                 return handle.info(trio.current_time()).mss  # the effective send MSS
-        config = handle.config if handle is not None else self._config()
-        return stored_value(self._options, config, option)
+        return stored_value(self._options, self._current_config(), option)
+
+    def _current_config(self) -> TcpConfig:
+        """The connection's TcpConfig, or the one it would get from the options now."""
+        return self._handle.config if self._handle is not None else self._config()
 
 
 _LIVE_TUNES = frozenset(

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from ipaddress import IPv4Address, IPv6Address
 
 from userstack.stack import ConnectionHandle, Stack
 from userstack.tcp.config import TcpConfig
+from userstack.tcp.rules import Explainer
 from userstack.wire.addr import Endpoint
 from userstack.wire.icmp import IcmpType
 from userstack.wire.icmpv6 import Icmpv6Type
@@ -29,6 +31,7 @@ US6 = IPv6Address("fd00::2")
 PEER6 = IPv6Address("fd00::1")
 ROUTER6 = IPv6Address("2001:db8::1")
 Address = IPv4Address | IPv6Address
+Explain = Callable[[Endpoint, Endpoint], Explainer]
 
 SYN, ACK, RST, FIN, PSH = TcpFlags.SYN, TcpFlags.ACK, TcpFlags.RST, TcpFlags.FIN, TcpFlags.PSH
 
@@ -92,11 +95,13 @@ def shuttle(a: Stack, b: Stack, now: float) -> int:
 
 
 def connected_pair(
-    us: Address = US, peer: Address = PEER, **config: object
+    us: Address = US, peer: Address = PEER, explain: Explain | None = None, **config: object
 ) -> tuple[Stack, Stack, ConnectionHandle, ConnectionHandle]:
     """A server stack (`us`, listening on 80) and a client stack (`peer`) with one
-    ESTABLISHED connection: (server, client, the client's TCB, the server's TCB)."""
+    ESTABLISHED connection: (server, client, the client's TCB, the server's TCB).
+    `explain` hears the server's decisions (Stack.explain)."""
     server, client = make_stack(us, **config), make_stack(address=peer, **config)
+    server.explain = explain
     server.listen(80, 4)
     conn = client.connect(Endpoint(us, 80), 0.0)
     shuttle(client, server, 0.0)

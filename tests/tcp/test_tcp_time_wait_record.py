@@ -1,15 +1,17 @@
 """The compact TIME-WAIT record (tcp/time_wait.py) answers every segment as a Connection
-in TIME-WAIT does (RFC 9293 3.10.7.4, RFC 1337, RFC 5961), in 256 bytes or less."""
+in TIME-WAIT does (RFC 9293 3.10.7.4, RFC 1337, RFC 5961), and names the same rules for it,
+in 256 bytes or less."""
 
 from __future__ import annotations
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from tcp_harness import ACK, CFG, FIN, IRS, ISS, MSS, RST, SYN, established, seg
+from tcp_harness import ACK, CFG, FIN, IRS, ISS, LOCAL, MSS, REMOTE, RST, SYN, established, seg
 
 from userstack.tcp.config import TcpConfig
 from userstack.tcp.connection import Connection
+from userstack.tcp.rules import Decision, Explainer, Rule
 from userstack.tcp.state import State
 from userstack.tcp.time_wait import TimeWait
 from userstack.wire.seq import SeqNum
@@ -20,15 +22,25 @@ CONFIGS = {"unscaled": (CFG, TcpOptions(mss=MSS)),
            "scaled": (SCALED, TcpOptions(mss=MSS, window_scale=7))}
 
 
-def time_wait(config: TcpConfig, options: TcpOptions) -> Connection:
-    """We closed first: FIN-WAIT-1, our FIN acknowledged, the peer's FIN: TIME-WAIT at 0."""
-    conn = established(config, peer_options=options)
+def time_wait(
+    config: TcpConfig, options: TcpOptions, why: Explainer | None = None
+) -> Connection:
+    """We closed first: FIN-WAIT-1, our FIN acknowledged, the peer's FIN: TIME-WAIT at 0.
+    With `why`, the connection names its rules to it (those of getting here taken)."""
+    if why is None:
+        conn = established(config, peer_options=options)
+    else:
+        conn = Connection.open_active(LOCAL, REMOTE, iss=ISS, now=0.0, config=config,
+                                      explain=why)
+        conn.on_segment(seg(IRS, ISS + 1, SYN, options=options), 0.0)
     conn.close(0.0)
     conn.on_segment(seg(IRS + 1, ISS + 2), 0.0)
     conn.on_segment(seg(IRS + 1, ISS + 2, FIN), 0.0)
     assert conn.state is State.TIME_WAIT
     conn.take_outgoing()
     conn.take_events()
+    if why is not None:
+        why.take()
     return conn
 
 
@@ -38,9 +50,18 @@ def record_of(conn: Connection) -> TimeWait:
     return TimeWait.from_tcb(conn.tcb, expiry)
 
 
-def answer(record: TimeWait, s: TcpSegment, now: float, config: TcpConfig) -> list[TcpSegment]:
-    reply = record.on_segment(s, now, 2 * config.msl, config.challenge_ack_limit)
+def answer(
+    record: TimeWait, s: TcpSegment, now: float, config: TcpConfig,
+    why: Explainer | None = None,
+) -> list[TcpSegment]:
+    reply = record.on_segment(s, now, 2 * config.msl, config.challenge_ack_limit, why)
     return [] if reply is None else [reply]
+
+
+def named_as_a_connection_names(decisions: list[Decision]) -> list[Decision]:
+    """A Connection's decisions but the one a record cannot name: it keeps no send window
+    (tcp/time_wait.py), and there is nothing to send into it in TIME-WAIT anyway."""
+    return [d for d in decisions if d.rule is not Rule.WINDOW_UPDATE]
 
 
 FLAGS = st.sampled_from([ACK, RST, SYN, FIN | ACK, RST | ACK, SYN | ACK, FIN, TcpFlags(0),
@@ -55,15 +76,34 @@ FLAGS = st.sampled_from([ACK, RST, SYN, FIN | ACK, RST | ACK, SYN | ACK, FIN, Tc
 def test_the_record_answers_as_the_connection_does(
     name: str, flags: TcpFlags, seq_off: int, ack_off: int, payload: bytes, at: float
 ) -> None:
-    """Any one segment: the same reply (or none) and the same 2*MSL deadline after it.
-    (ACKs older than SND.UNA - MAX.SND.WND are left out: see the module's departures.)"""
+    """Any one segment: the same reply (or none), the same 2*MSL deadline after it, and
+    the same rules named, with the same values. (ACKs older than SND.UNA - MAX.SND.WND
+    are left out: see the module's departures.)"""
     config, options = CONFIGS[name]
-    conn = time_wait(config, options)
+    conn_why, record_why = Explainer(), Explainer()
+    conn = time_wait(config, options, conn_why)
     record = record_of(conn)
     s = seg(IRS + 2 + seq_off, ISS + 2 + ack_off, flags, payload=payload)
     conn.on_segment(s, at)
-    assert answer(record, s, at, config) == conn.take_outgoing()
+    assert answer(record, s, at, config, record_why) == conn.take_outgoing()
     assert record.expiry == conn.next_deadline()
+    decisions = record_why.take()
+    assert decisions == named_as_a_connection_names(conn_why.take())
+    assert decisions  # every segment gets at least one decision
+
+
+def test_the_record_names_the_time_wait_rules() -> None:
+    """A retransmitted FIN, a RST in the window, an old SYN: rule by rule."""
+    record = record_of(time_wait(CFG, TcpOptions(mss=MSS)))
+    why = Explainer()
+    answer(record, seg(IRS + 1, ISS + 2, FIN), 5.0, CFG, why)
+    assert [d.rule for d in why.take()] == [Rule.TIME_WAIT_FIN_AGAIN, Rule.NOT_ACCEPTABLE]
+    answer(record, seg(IRS + 2, None, RST), 6.0, CFG, why)
+    assert [d.rule for d in why.take()] == [Rule.ACCEPTABLE, Rule.RST_TIME_WAIT_IGNORED]
+    answer(record, seg(IRS + 2, None, SYN), 7.0, CFG, why)
+    acceptable, challenge = why.take()
+    assert acceptable.rule is Rule.ACCEPTABLE
+    assert challenge == Decision(Rule.SYN_CHALLENGE, (("seg_seq", IRS + 2),))
 
 
 def test_a_retransmitted_fin_is_acked_again_and_restarts_2msl() -> None:

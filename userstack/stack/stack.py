@@ -165,6 +165,7 @@ class Stack:
         self._time_wait_held: weakref.WeakValueDictionary[DemuxKey, Connection] = (
             weakref.WeakValueDictionary()
         )
+        self._time_wait_why: dict[DemuxKey, Explainer] = {}  # with `explain` on only
         self._half_open: dict[DemuxKey, Listener] = {}  # SYN-RECEIVED TCBs of listeners
         self._orphans: set[DemuxKey] = set()  # the application closed and forgot these
         self._touched: dict[DemuxKey, Connection] = {}  # by this batch, not yet collected
@@ -392,16 +393,14 @@ class Stack:
     ) -> None:
         """A segment for a four-tuple in TIME-WAIT: the record answers it (RFC 9293
         3.10.7.4, tcp/time_wait.py), unless it is a new SYN for a listening port."""
+        why = None if self.explain is None else self._time_wait_explainer(key)
         if listener is not None and record.accepts_new_syn(seg):
-            if self.explain is not None:
-                end = self._time_wait_end(key)
-                self.explain(end.local, end.remote).decide(
-                    Rule.NEW_INCARNATION, seg_seq=seg.seq, rcv_nxt=record.rcv_nxt
-                )
+            if why is not None:
+                why.decide(Rule.NEW_INCARNATION, seg_seq=seg.seq, rcv_nxt=record.rcv_nxt)
             self._new_incarnation(listener, key, record, config, seg, now)
             return
         expiry = record.expiry
-        reply = record.on_segment(seg, now, 2 * config.msl, config.challenge_ack_limit)
+        reply = record.on_segment(seg, now, 2 * config.msl, config.challenge_ack_limit, why)
         if record.expiry != expiry:  # the peer's FIN again: 2*MSL starts over
             self._time_wait.add(key, record, config)
         if reply is not None:
@@ -423,6 +422,16 @@ class Stack:
         self._time_wait.remove(key, config)
         self._end_time_wait(key, now)
         self._listen_segment(listener, key, seg, now, previous=old)
+
+    def _time_wait_explainer(self, key: DemuxKey) -> Explainer:
+        """Who hears a TIME-WAIT record's decisions (explanations on): its connection's
+        recorder, so a live trace goes on as it did (its ISNs known), else a new one."""
+        why = self._time_wait_why.get(key)
+        if why is None:
+            assert self.explain is not None
+            end = self._time_wait_end(key)
+            why = self._time_wait_why[key] = self.explain(end.local, end.remote)
+        return why
 
     def _time_wait_end(self, key: DemuxKey) -> TimeWaitEnd:
         remote = address_of(key[0])
@@ -679,12 +688,16 @@ class Stack:
             self._time_wait_held[key] = conn
         self._remove(key, conn)
         self._time_wait.add(key, TimeWait.from_tcb(conn.tcb, expiry), conn.config)
+        if conn.explainer is not None:
+            self._time_wait_why[key] = conn.explainer
 
     def _end_time_wait(self, key: DemuxKey, now: float) -> None:
         """A record's TIME-WAIT is over (2*MSL, or a new SYN took the four-tuple): the
         events of its end, from its Connection if the application still holds that one
         (which then enters CLOSED as RFC 9293 3.10.8 says; ABORT in TIME-WAIT sends
         nothing, 3.10.5), else from the record's endpoints."""
+        if self._time_wait_why:
+            self._time_wait_why.pop(key, None)
         conn = self._time_wait_held.pop(key, None)
         if conn is None:
             self._events.append((self._time_wait_end(key), list(_TIME_WAIT_ENDS)))
@@ -733,10 +746,10 @@ class Stack:
     def on_timer(self, now: float) -> None:
         """Fire every connection timer due at `now`, time out reassembly, and end the
         TIME-WAIT records whose 2*MSL is over (RFC 9293 3.10.8)."""
-        for key in self._time_wait.expire(now):
+        for key, config in self._time_wait.expire(now):
             if self.explain is not None and key not in self._time_wait_held:
-                end = self._time_wait_end(key)  # the record's 2*MSL (a held TCB says its own)
-                self.explain(end.local, end.remote).decide(Rule.TIME_WAIT_EXPIRED)
+                # the record's 2*MSL (a held TCB names its own)
+                self._time_wait_explainer(key).decide(Rule.TIME_WAIT_EXPIRED, msl=config.msl)
             self._end_time_wait(key, now)
         for expired in self.reassembly.expire(now):
             if expired.first_fragment is not None:  # RFC 792, RFC 4443 3.3: code 1

@@ -86,9 +86,10 @@ class TimeWaitTable:
                 earliest = expiry
         return earliest
 
-    def expire(self, now: float) -> list[DemuxKey]:
-        """Drop every record whose 2*MSL is over (RFC 9293 3.10.8); their four-tuples."""
-        gone: list[int] = []
+    def expire(self, now: float) -> list[tuple[DemuxKey, TcpConfig]]:
+        """Drop every record whose 2*MSL is over (RFC 9293 3.10.8); their four-tuples,
+        each with the config whose MSL it waited."""
+        gone: list[tuple[DemuxKey, TcpConfig]] = []
         for config, records in list(self._by_config.items()):
             expired = []
             for packed, record in records.items():
@@ -99,8 +100,8 @@ class TimeWaitTable:
                 del records[packed]
             if not records:
                 del self._by_config[config]
-            gone.extend(expired)
-        return [_unpack(packed) for packed in gone]
+            gone.extend((_unpack(packed), config) for packed in expired)
+        return gone
 
     def local_ports(self) -> set[int]:
         return {packed & 0xFFFF for records in self._by_config.values() for packed in records}

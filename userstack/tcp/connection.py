@@ -458,6 +458,12 @@ class Connection:
         sequence number this one used; `isn` is the generator's choice (RFC 6528)."""
         return iss_above(isn, self.tcb.snd_nxt)
 
+    @property
+    def explainer(self) -> Explainer | None:
+        """Who hears this connection's decisions: the stack's TIME-WAIT record goes on
+        naming its rules to the same one once the connection is gone."""
+        return self._why
+
     # ------------------------------------------------------------------ ICMP errors (3.9.2.1)
 
     def on_icmp_error(

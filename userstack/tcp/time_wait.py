@@ -26,12 +26,20 @@ uses it. When timestamps arrive (RFC 7323), TS.Recent takes one more slot, for P
 for RFC 6191's faster reuse. Two departures from the connection: no D-SACK block on the
 ACK of a duplicate (a record keeps no SACK state), and no challenge ACK for an ACK older
 than SND.UNA - MAX.SND.WND (RFC 5961 5.2 protects data in flight; there is none).
+
+Given an Explainer (tcp/rules.py), `on_segment` names the rules it applied, the same rules
+in the same order as a Connection in TIME-WAIT (tests/tcp/test_tcp_time_wait_record.py
+checks it), so `serve --trace --why` reads alike before and after the stack lets the
+connection go. Two rules it cannot name, for the departures above and because it keeps no
+send window: `rfc5961.ack_too_old` and `ack.window_update`. Without one (None, the default)
+each decision point costs one ``is not None`` test.
 """
 
 from __future__ import annotations
 
 from ..wire.seq import SeqNum
 from ..wire.tcp import TcpFlags, TcpSegment
+from .rules import Explainer, Rule
 from .tcb import Tcb, segment_acceptable
 
 SYN = int(TcpFlags.SYN)
@@ -88,10 +96,11 @@ class TimeWait:
         return iss_above(isn, self.snd_nxt)
 
     def on_segment(
-        self, seg: TcpSegment, now: float, two_msl: float, challenge_ack_limit: int | None
+        self, seg: TcpSegment, now: float, two_msl: float, challenge_ack_limit: int | None,
+        why: Explainer | None = None,
     ) -> TcpSegment | None:
         """SEGMENT ARRIVES in TIME-WAIT (RFC 9293 3.10.7.4): the ACK to send, or None.
-        A retransmitted FIN moves `expiry` to now + two_msl."""
+        A retransmitted FIN moves `expiry` to now + two_msl. `why` hears the rules."""
         flags = int(seg.flags)
         rcv_nxt = self.rcv_nxt
         seg_len = len(seg.payload) + bool(flags & SYN) + bool(flags & FIN)
@@ -99,21 +108,54 @@ class TimeWait:
         if not segment_acceptable(seg.seq, seg_len, rcv_nxt, self.rcv_wnd):
             if self.rcv_wnd == 0 and seg.seq == rcv_nxt:
                 # the zero-window allowance: the controls go on, the text is ACKed
+                if why is not None:
+                    why.decide(Rule.ZERO_WINDOW_CONTROL, seg_seq=seg.seq, seg_len=seg_len,
+                               rcv_wnd=0)
                 ack_owed = bool(seg.payload)
             else:  # first: check the sequence number
                 if flags & RST:
+                    if why is not None:
+                        why.decide(Rule.NOT_ACCEPTABLE_RST, seg_seq=seg.seq, rcv_nxt=rcv_nxt,
+                                   rcv_wnd=self.rcv_wnd)
                     return None
                 if flags & FIN and seg.seq + seg_len == rcv_nxt:
+                    if why is not None:
+                        why.decide(Rule.TIME_WAIT_FIN_AGAIN, seg_seq=seg.seq, rcv_nxt=rcv_nxt,
+                                   msl=two_msl / 2)
                     self.expiry = now + two_msl  # the peer's FIN again: restart 2*MSL
+                if why is not None:
+                    why.decide(Rule.NOT_ACCEPTABLE, seg_seq=seg.seq, seg_len=seg_len,
+                               rcv_nxt=rcv_nxt, rcv_wnd=self.rcv_wnd)
                 return self._ack(seg)
+        elif why is not None:
+            why.decide(Rule.ACCEPTABLE, seg_seq=seg.seq, seg_len=seg_len, rcv_nxt=rcv_nxt,
+                       rcv_wnd=self.rcv_wnd)
         reply = None
-        if flags & RST:
-            pass  # second: RFC 1337, ignore it
-        elif flags & SYN or (flags & ACK and seg.ack > self.snd_nxt):
-            # fourth: a SYN (RFC 5961 4); fifth: an ACK of something never sent
+        if flags & RST:  # second: RFC 1337, ignore it
+            if why is not None:
+                why.decide(Rule.RST_TIME_WAIT_IGNORED)
+        elif flags & SYN:  # fourth: a SYN (RFC 5961 4)
+            if why is not None:
+                why.decide(Rule.SYN_CHALLENGE, seg_seq=seg.seq)
             reply = self._challenge_ack(seg, now, challenge_ack_limit)
+        else:  # fifth: the ACK field
+            if why is not None:
+                self._explain_ack(seg, why)
+            if flags & ACK and seg.ack > self.snd_nxt:  # an ACK of something never sent
+                reply = self._challenge_ack(seg, now, challenge_ack_limit)
         # an acceptable ACK gets nothing; text and FIN are ignored in TIME-WAIT
         return reply if reply is not None or not ack_owed else self._ack(seg)
+
+    def _explain_ack(self, seg: TcpSegment, why: Explainer) -> None:
+        """The fifth step's verdict, named as a Connection names it (SND.UNA = SND.NXT:
+        everything we sent, our FIN too, is acknowledged)."""
+        snd_nxt = self.snd_nxt
+        if not int(seg.flags) & ACK:
+            why.decide(Rule.ACK_MISSING)
+        elif seg.ack > snd_nxt:
+            why.decide(Rule.ACK_NOT_SENT, seg_ack=seg.ack, snd_nxt=snd_nxt)
+        else:
+            why.decide(Rule.ACK_OLD, seg_ack=seg.ack, snd_una=snd_nxt, snd_nxt=snd_nxt)
 
     def _challenge_ack(
         self, seg: TcpSegment, now: float, limit: int | None

@@ -20,6 +20,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 FLAGS = (
     "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -36,6 +38,16 @@ _ON_FDS_3_AND_4 = (
 
 def chromium_binary() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def chromium_or_skip() -> str:
+    """The browser, or skip the test (fail it in CI, where scripts/test installs one)."""
+    binary = chromium_binary()
+    if binary is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("chromium is missing: scripts/test installs it (ensure_debian_tools)")
+        pytest.skip("no chromium (scripts/test installs it as root)")
+    return binary
 
 
 class CdpError(RuntimeError):

@@ -3,18 +3,15 @@ Chromium (Debian's `chromium`) that runs in a private network namespace with onl
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
-
-import pytest
 
 from userstack.cli import main
 from userstack.observe.view import render_view
 from userstack.wire.packet import build_tcp_packet
 from userstack.wire.tcp import TcpFlags
 
-from .chromium import Chromium, chromium_binary
+from .chromium import Chromium, chromium_or_skip
 from .test_why import EXCHANGE, C, S, seg, write_capture
 
 
@@ -59,11 +56,7 @@ def test_a_packet_the_fault_link_dropped_is_drawn_as_lost(tmp_path: Path) -> Non
 
 
 def test_clicking_a_segment_in_chromium_shows_its_decision(netns: object, tmp_path: Path) -> None:
-    binary = chromium_binary()
-    if binary is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("chromium is missing: scripts/test installs it (ensure_debian_tools)")
-        pytest.skip("no chromium (scripts/test installs it as root)")
+    binary = chromium_or_skip()
     path = write_capture(tmp_path / "x.pcap", *EXCHANGE)
     page = tmp_path / "x.html"
     render_view(path, page)

@@ -14,8 +14,10 @@ connection:
   bars show each side's send window (SND.UNA to SND.UNA+SND.WND, with what is in flight
   and cwnd) and the receive window it last advertised in the capture;
 - lost segments as arrows that stop midway: those the capture implies (replay.py's
-  classify), and packets a fault link reports dropping (`dropped`: the hook for the fault
-  link's records; each becomes a segment of its connection that never arrives).
+  classify), and those the fault link recorded: the packets a `serve --loss ... --pcap`
+  capture marks dropped or corrupted in its comments (pcapng), or records handed in as
+  `dropped` (the hook for a fault link's own list); a recorded loss never arrives, and its
+  panel says what the fault link did.
 
 The HTML is built with the standard library only; every text the page shows from the
 capture goes in as JSON and is set with textContent, never parsed as HTML.
@@ -31,14 +33,15 @@ import math
 import sys
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
 
 from ..tcp.info import TcbInfo
 from ..tcp.state import State
 from ..wire.addr import Endpoint
 from ..wire.errors import WireError
-from ..wire.ipv4 import IPPROTO_TCP, IPv4Packet
+from ..wire.ipv4 import IPPROTO_TCP
+from ..wire.packet import parse_ip
+from ..wire.pcapng import Fault
 from ..wire.tcp import TcpFlags, TcpSegment
 from .ladder import ladder_svg, segment_label
 from .replay import (
@@ -198,9 +201,7 @@ def _window_scales(conv: TcpConversation) -> dict[Side, int]:
     return {side: min(shifts[side] or 0, 14) for side in Side}
 
 
-def connection_data(
-    conv: TcpConversation, delivery: Delivery, title: str, dropped: frozenset[int] = frozenset()
-) -> dict[str, object]:
+def connection_data(conv: TcpConversation, delivery: Delivery, title: str) -> dict[str, object]:
     """Everything the page shows about one connection, as JSON-ready values."""
     states = replay(conv, delivery)
     bases = bases_for(conv)
@@ -231,7 +232,8 @@ def connection_data(
             "to": side.other.value,
             "label": segment_label(p.segment, isn[side], isn[side.other]),
             "lost": i in delivery.lost,
-            "dropped": i in dropped,
+            "dropped": i in delivery.recorded_lost,
+            "fault": None if p.fault is None else p.fault.value,  # as the fault link says
             "retransmitted": i in delivery.retransmitted,
             "sent": _inputs(by_key.get((Anchor.SENT, i), []), bases),
             "arrived": _inputs(by_key.get((Anchor.ARRIVED, i), []), bases),
@@ -266,11 +268,12 @@ def _window_state(info: TcbInfo | None, advertised: int | None) -> dict[str, obj
 def _dropped_segments(
     dropped: Sequence[tuple[float, bytes]],
 ) -> list[CapturedSegment]:
-    """The fault link's records of packets it dropped, as captured segments (number 0)."""
+    """The fault link's records of packets it dropped, as captured segments (number 0)
+    marked dropped, as a pcapng capture's comment marks one."""
     out = []
     for time, packet in dropped:
         try:
-            ip = IPv4Packet.parse(packet)
+            ip = parse_ip(packet)
             if ip.protocol != IPPROTO_TCP:
                 continue
             seg = TcpSegment.parse(ip.payload, ip.src, ip.dst)
@@ -278,7 +281,7 @@ def _dropped_segments(
             continue
         options = ip.payload[20 : (ip.payload[12] >> 4) * 4]
         out.append(CapturedSegment(0, time, Endpoint(ip.src, seg.src_port),
-                                   Endpoint(ip.dst, seg.dst_port), seg, options))
+                                   Endpoint(ip.dst, seg.dst_port), seg, options, Fault.DROPPED))
     return out
 
 
@@ -290,10 +293,12 @@ def render_view(
 ) -> list[dict[str, object]]:
     """Write the page for one connection (0-based, by first SYN) or all; return its data.
 
-    ``dropped`` is the hook for a fault link's records: (time, IPv4 packet) for each packet
-    it dropped. Each joins its connection in time order and is drawn as lost, whatever the
-    capture implies. Raises WireError for an unreadable capture, LookupError if there is
-    no such connection.
+    The losses a pcapng capture's comments record are drawn as such (replay.py's
+    classify). ``dropped`` is the hook for a fault link's records kept elsewhere: (time,
+    IP packet) for each packet it dropped; each joins its connection in time order, as
+    a recorded loss. Where a connection has recorded losses they are its losses, whatever
+    the capture implies. Raises WireError for an unreadable capture, LookupError if there
+    is no such connection.
     """
     capture = read_capture(pcap_path)
     extra = _dropped_segments(dropped)
@@ -304,11 +309,8 @@ def render_view(
     for i in chosen(pcap_path, conversations, connection):
         conv = conversations[i]
         delivery = classify(conv)
-        drops = frozenset(j for j, p in enumerate(conv.segments) if p.number == 0)
-        if drops:
-            delivery = replace(delivery, lost=delivery.lost | drops)
         title = f"connection {i} of {len(conversations)}: {conv.client} > {conv.server}"
-        data.append(connection_data(conv, delivery, title, drops))
+        data.append(connection_data(conv, delivery, title))
         subtitle = f"{Path(pcap_path).name}: {title}, {len(conv.segments)} segments"
         svg = ladder_svg(conv, delivery, replay(conv, delivery), subtitle)
         ladders.append(svg.split("?>", 1)[1].strip())
@@ -504,8 +506,9 @@ document.querySelectorAll("section.connection").forEach(section => {
     detail.appendChild(el("h3", "", "#" + step.number + "  " + step.time.toFixed(6) + " s  " +
       step.from + " \\u2192 " + step.to));
     detail.appendChild(el("div", "seg", step.label));
-    if (step.dropped) detail.appendChild(el("div", "lostnote",
-      "dropped by the fault link: it never reached the " + step.to));
+    if (step.dropped) detail.appendChild(el("div", "lostnote", step.fault +
+      " by the fault link (as the capture records): it never reached the " + step.to +
+      "'s core"));
     else if (step.lost) detail.appendChild(el("div", "lostnote",
       "presumed lost: sent again later and no ACK covered it; never delivered in the replay"));
     if (step.retransmitted) detail.appendChild(el("div", "inferred",

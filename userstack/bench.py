@@ -19,6 +19,9 @@ this process to itself), and it is the same program in both runs. It measures:
 - 1-byte round trip: one connection (TCP_NODELAY), 1 byte there and 1 byte back,
   repeated; median and p99 in microseconds.
 
+Last, what explanations cost the core (bench_why.py: off, on, and without the decision
+lines at all; no network, CPU time); `--why-only` runs that table alone.
+
 The bench protocol is one line per connection, then the exchange:
   `sink N`   the client sends N bytes; the server answers their sha256 (hex, newline)
   `source N` the server sends N bytes, then their sha256 (hex, newline)
@@ -46,13 +49,14 @@ import threading
 import time
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from ipaddress import IPv4Address, IPv4Interface
 from pathlib import Path
 from typing import Any
 
 import trio
 
+from . import bench_why
 from .control import fetch_table, queue_path, serve_control
 from .netns import NamespaceError, enter_private_netns
 
@@ -256,6 +260,8 @@ class Plan:
     connections: int
     round_trips: int
     limit: float  # seconds for the connections and round-trip loops
+    why_size: int = 20_000_000  # bytes per run of the explanations' table (bench_why.py)
+    why_runs: int = 5  # its best of K
 
 
 async def run_client(mode: str, host: str, *args: object) -> dict[str, Any]:
@@ -395,6 +401,7 @@ async def bench(plan: Plan, profile: Path | None) -> dict[str, Any]:
         "ratio": {k: userstack[k] / kernel[k] if kernel[k] else None for k in userstack},
         "variants": variants,
         "queues": await bench_queues(plan),
+        "explanations": asdict(bench_why.measure(plan.why_size, plan.why_runs)),
     }
 
 
@@ -420,7 +427,8 @@ def format_report(report: dict[str, Any]) -> str:
         for key, label, _ in METRICS[:2]:
             row = "".join(f"{numbers[key]:24.1f}" for numbers in variants.values())
             lines.append(f"{label:30} {row}")
-    return "\n".join(lines) + "\n" + format_queues(report["queues"])
+    return ("\n".join(lines) + "\n" + format_queues(report["queues"])
+            + bench_why.format_costs(bench_why.Costs(**report["explanations"])))
 
 
 # ---- multi-queue: how `serve --queues N` scales (userstack/workers.py) ----------------------
@@ -657,6 +665,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--json", nargs="?", const="-", metavar="FILE",
                    help="write the results as JSON to FILE (to stdout without FILE; the "
                         "table then goes to stderr)")
+    p.add_argument("--why-only", action="store_true",
+                   help="only what explanations cost the core (no network: bench_why.py)")
     p.add_argument("--queues-only", action="store_true",
                    help="only the multi-queue table (serve --queues 1 and 2, the kernel)")
     p.add_argument("--profile", type=Path, metavar="FILE",
@@ -691,10 +701,14 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     args = _parser().parse_args(argv)
     if args.quick:
-        plan = Plan(size=2_000_000, connections=50, round_trips=200, limit=5.0)
+        plan = Plan(size=2_000_000, connections=50, round_trips=200, limit=5.0,
+                    why_size=1_000_000, why_runs=1)
     else:
         plan = Plan(size=int(args.size * 1e6), connections=args.connections,
                     round_trips=args.round_trips, limit=args.limit)
+    if args.why_only:
+        sys.stdout.write(bench_why.format_costs(bench_why.measure(plan.why_size, plan.why_runs)))
+        return 0
     try:
         how = enter_private_netns()
     except NamespaceError as exc:

@@ -38,6 +38,8 @@ def test_bench_quick_prints_json_with_every_measurement() -> None:
         assert report["queues"][run]["connections_per_s"] > 0, report["queues"]
         assert report["queues"][run]["parallel_bulk_MBps"] > 0, report["queues"]
     assert "bulk, 4 parallel" in result.stderr
+    assert set(report["explanations"]["seconds"]) == {"stripped", "off", "on", "printed"}
+    assert "explanations off (the default)" in result.stderr
 
 
 def test_lab_up_run_down() -> None:

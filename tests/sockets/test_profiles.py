@@ -23,7 +23,10 @@ def test_every_difference_is_a_row_of_docs_profiles() -> None:
     rfc, linux = TcpConfig.rfc(), TcpConfig.linux()
     fields = rfc.__dataclass_fields__
     differ = {name for name in fields if getattr(rfc, name) != getattr(linux, name)}
-    assert differ == {"initial_window", "rto_min", "rto_max", "delayed_ack", "syn_retries", "msl"}
+    assert differ == {
+        "initial_window", "rto_min", "rto_max", "delayed_ack", "quickack", "tlp_timing",
+        "syn_retries", "msl",
+    }
     rows = PROFILES.read_text()
     for name in differ:
         assert re.search(rf"^\| `[^|]*\b{name}\b", rows, re.MULTILINE), name
@@ -43,3 +46,32 @@ async def test_linux_profile_starts_with_ten_segments(autojump_clock: MockClock)
         assert a.info().cwnd == 10 * a.info().mss  # RFC 6928
         assert b.info().cwnd == 3 * b.info().mss  # RFC 5681 3.1 at MSS 1460
         nursery.cancel_scope.cancel()
+
+
+async def ack_waits(server_config: TcpConfig, sends: int) -> list[float]:
+    """How long each of `sends` one-byte sends, back to back, waits for the server's ACK
+    (virtual time; the server reads nothing and sends nothing back)."""
+    async with trio.open_nursery() as nursery:
+        client, server, _, _ = await start_stacks(nursery, server_config=server_config)
+        stream, _ = await connect_pair(client, server)
+        stream.set_nodelay(True)
+        waits = []
+        for _ in range(sends):
+            start = trio.current_time()
+            await stream.send_all(b"x")
+            await trio.testing.wait_all_tasks_blocked()
+            while stream.info().send_q:
+                await trio.sleep(0.001)
+                await trio.testing.wait_all_tasks_blocked()
+            waits.append(round(trio.current_time() - start, 3))
+        nursery.cancel_scope.cancel()
+    return waits
+
+
+async def test_linux_profile_quick_acks_the_first_sixteen_segments(
+    autojump_clock: MockClock,
+) -> None:
+    """Linux's quick-ACK mode: each of the first 16 segments is ACKed at once, then the
+    delayed ACK (40 ms) takes over; the RFC profile delays from the first (200 ms)."""
+    assert await ack_waits(TcpConfig.linux(), 18) == [0.0] * 16 + [0.04, 0.04]
+    assert await ack_waits(TcpConfig.rfc(), 2) == [0.2, 0.2]

@@ -28,6 +28,13 @@ class EcnMode(StrEnum):
     ON = "on"  # ask in our SYN too (tcp_ecn=1)
 
 
+class TlpTiming(StrEnum):
+    """When a tail loss probe goes out (rack.probe_timeout; docs/profiles.md)."""
+
+    RFC8985 = "rfc8985"  # RFC 8985 7.2: 2*SRTT, + WCDelAckT with one segment out; >= 10 ms
+    LINUX = "linux"  # tcp_schedule_loss_probe: 2*SRTT + 2 ms, or + rto_min with one segment out
+
+
 @dataclass(frozen=True, slots=True)
 class TcpConfig:
     mss: int = 1460  # what we advertise: MTU 1500 - 20 (IP) - 20 (TCP) (RFC 9293 3.7.1)
@@ -56,6 +63,10 @@ class TcpConfig:
     # allows 10. After a lost SYN or SYN-ACK it is one segment either way.
     initial_window: int | None = None
     delayed_ack: float = 0.2  # RFC 1122 4.2.3.2 / RFC 5681 4.2: less than 0.5 s; 0 = ACK at once
+    # Linux's quick-ACK mode (RFC 5681 4.2 allows it): ACK each of the first data segments
+    # at once, up to this many (Linux's TCP_MAX_QUICKACKS is 16), at the start of the
+    # connection and again after an idle gap longer than the RTO; 0: off (receiver.py)
+    quickack: int = 0
     nagle: bool = True  # RFC 9293 3.7.4 (RFC 896)
     window_scale: bool = True  # offer RFC 7323 window scaling in our SYN
     sack: bool = True  # offer SACK (RFC 2018); recovery by RACK-TLP (RFC 8985) when agreed
@@ -63,6 +74,7 @@ class TcpConfig:
     # ECN (RFC 3168): agree when the peer asks, as Linux does by default (docs/congestion.md
     # says why not ask: an ECN-setup SYN can meet a middlebox that drops it, RFC 3168 6.1.1.1)
     ecn: EcnMode = EcnMode.ACCEPT
+    tlp_timing: TlpTiming = TlpTiming.RFC8985  # the tail loss probe's timeout (rack.py)
     # RFC 5961 7: at most this many challenge ACKs per second per connection (None: no
     # limit), so forged segments cannot turn us into an ACK generator
     challenge_ack_limit: int | None = 10
@@ -96,13 +108,16 @@ class TcpConfig:
     @classmethod
     def linux(cls) -> TcpConfig:
         """Linux's choices where the RFCs allow them (docs/profiles.md): IW10 (RFC 6928),
-        RTO minimum 200 ms and maximum 120 s (RFC 6298 2.4, 2.5), delayed ACK 40 ms,
+        RTO minimum 200 ms and maximum 120 s (RFC 6298 2.4, 2.5), delayed ACK 40 ms with
+        quick-ACKs at the start and after idle, Linux's tail loss probe timing,
         TIME-WAIT 60 s, and 6 SYN retries (127 s: short of RFC 9293's MUST-23, as Linux)."""
         return cls(
             initial_window=10,
             rto_min=0.2,
             rto_max=120.0,
             delayed_ack=0.04,
+            quickack=16,
+            tlp_timing=TlpTiming.LINUX,
             syn_retries=6,
             msl=30.0,
         )
@@ -124,6 +139,9 @@ class TcpConfig:
         """Refuse settings that break an RFC rule or cannot work, with the reason."""
         self._choose("congestion", Congestion)
         self._choose("ecn", EcnMode)
+        self._choose("tlp_timing", TlpTiming)
+        if self.quickack < 0:
+            raise ValueError(f"quickack must not be negative, not {self.quickack}")
         if self.mss < MIN_MSS or self.mss > 0xFFFF:
             raise ValueError(f"mss must be in {MIN_MSS}..65535, not {self.mss}")
         if not 1 <= self.min_mss <= self.mss:

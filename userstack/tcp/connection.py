@@ -172,7 +172,7 @@ class Connection:
             self.tcb, config, self._timers, self._emit, mss=min(config.mss, syn.default_mss),
             now=now, why=explain,
         )
-        self.receiver = Receiver(config, self._timers, why=explain)
+        self.receiver = Receiver(config, self._timers, self.sender.rtt, why=explain)
         self._keepalive = config.keepalive  # RFC 9293 3.8.4: on or off per connection
         self._fully_closed = False  # CLOSE without half: nobody will read any more
         self._failure: ErrorReason | None = None
@@ -1052,7 +1052,7 @@ class Connection:
             if self._why is not None:
                 self._why.decide(Rule.FIN_CLOSE_WAIT, rcv_nxt=tcb.rcv_nxt)
             self._set_state(State.CLOSE_WAIT, now)
-            receiver.ack_delayed(now, force_timer=True)
+            receiver.fin_received(now)
         elif state is State.FIN_WAIT_1:
             receiver.ack_now = True
             if self._why is not None:

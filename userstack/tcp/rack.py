@@ -21,10 +21,20 @@ stays 1), and RACK.min_RTT is the minimum over the connection's life, not window
 from __future__ import annotations
 
 from ..wire.seq import SeqNum
+from .config import TlpTiming
 from .sack import Scoreboard, SentSegment
 
 DUP_THRESH = 3  # RFC 8985 6.2 step 4 (RFC 6675's DupThresh)
 WCDELACKT = 0.2  # RFC 8985 7.2: worst-case delayed ACK timer
+# RFC 8985 7.2's formula has no floor: with SRTT near 0 (a LAN, virtual time) the probe
+# would go out with the data it probes for. An ACK cannot be "overdue" sooner than a
+# timer can tell, so the PTO is at least the floor of the TLP draft RFC 8985 grew from
+# (draft-dukkipati-tcpm-tcp-loss-probe-01 2.1: "PTO = max(2 * SRTT, 10ms)").
+PTO_MIN = 0.010
+# Linux (tcp_schedule_loss_probe) adds TCP_TIMEOUT_MIN_US to 2*SRTT with several
+# segments out, and tcp_rto_min with one (its delayed-ACK allowance, WCDelAckT's role)
+LINUX_PTO_SLACK = 0.002
+PTO_NO_RTT = 1.0  # RFC 8985 7.2 before any RTT sample (Linux: TCP_TIMEOUT_INIT, 1 s)
 
 
 class Rack:
@@ -101,12 +111,20 @@ def sent_after(t1: float, seq1: SeqNum, t2: float, seq2: SeqNum) -> bool:
     return t1 > t2 or (t1 == t2 and seq1 > seq2)
 
 
-def probe_timeout(srtt: float | None, flight_segments: int) -> float:
-    """RFC 8985 7.2: PTO = 2*SRTT (+ WCDelAckT with a single segment in flight), or
-    1 s before any RTT sample. The caller caps it at the RTO's expiry."""
+def probe_timeout(
+    srtt: float | None, flight_segments: int, timing: TlpTiming, rto_min: float
+) -> float:
+    """The probe timeout, or 1 s before any RTT sample. The caller caps it at the RTO's
+    expiry (RFC 8985 7.2, as Linux).
+
+    RFC8985: PTO = 2*SRTT, + WCDelAckT with a single segment in flight; at least PTO_MIN.
+    LINUX:   PTO = 2*SRTT + 2 ms, or 2*SRTT + rto_min with a single segment in flight.
+    """
     if srtt is None:
-        return 1.0
+        return PTO_NO_RTT
+    if timing is TlpTiming.LINUX:
+        return 2 * srtt + (rto_min if flight_segments == 1 else LINUX_PTO_SLACK)
     pto = 2 * srtt
     if flight_segments == 1:
         pto += WCDELACKT
-    return pto
+    return max(pto, PTO_MIN)

@@ -8,6 +8,8 @@ How to read this beside the RFCs
     RFC 7323 2.2-2.4 window scaling       window_field() (never shrink, round up)
     RFC 1122 4.2.3.2, RFC 5681 4.2        ack_delayed(): delay, but ACK every second
                                           full-sized segment; at once for out-of-order data
+    RFC 5681 4.2 (Linux's quick-ACK mode) _quick_ack(): every segment at once at the start
+                                          and after idle (config.quickack), fin_received()
     RFC 2018 4 SACK blocks, RFC 2883      sack_option(), the buffer's dsack
     RFC 9293 3.8.5 urgent data            `urgent`: in urgent mode until RCV.UP is read
 
@@ -22,6 +24,7 @@ from ..wire.seq import SeqNum
 from ..wire.tcp import TcpOptions
 from .buffers import ReceiveBuffer
 from .config import TcpConfig
+from .rtt import RttEstimator
 from .rules import Explainer, Rule
 from .tcb import Tcb
 from .timers import Timer, Timers
@@ -35,13 +38,21 @@ class Receiver:
     """The receive side of one TCB; see the module docstring."""
 
     __slots__ = (
-        "ack_now", "buffer", "delay", "eof", "mss", "sack", "timers", "unacked", "urgent", "why"
+        "ack_now", "buffer", "delay", "eof", "last_data_at", "mss", "quick", "quickack", "rtt",
+        "sack", "timers", "unacked", "urgent", "why",
     )
 
-    def __init__(self, config: TcpConfig, timers: Timers, *, why: Explainer | None = None) -> None:
+    def __init__(
+        self, config: TcpConfig, timers: Timers, rtt: RttEstimator, *,
+        why: Explainer | None = None,
+    ) -> None:
         self.why = why  # who is told each rule applied (rules.py), or None: off
         self.buffer = ReceiveBuffer(config.recv_buffer)
         self.delay = config.delayed_ack
+        self.rtt = rtt  # the connection's RTO tells an idle gap (quick-ACK mode)
+        self.quickack = config.quickack  # segments to quick-ACK on entering the mode; 0: off
+        self.quick = 0  # quick-ACKs left (Linux's icsk_ack.quick)
+        self.last_data_at: float | None = None  # when in-order data last came (lrcvtime)
         self.mss = config.mss  # what we advertised: the size of a full-sized segment to us
         self.timers = timers
         self.sack = False  # both SYNs carried SACK-permitted: report SACK blocks
@@ -55,6 +66,7 @@ class Receiver:
         RCV.NXT), advance RCV.NXT, and decide the ACK. Returns the bytes now readable."""
         buffer = self.buffer
         rel = data_seq - tcb.rcv_nxt
+        window = tcb.rcv_wnd  # the window this segment came into
         had_gaps = buffer.has_gaps
         delivered = buffer.insert(rel, payload, tcb.rcv_wnd)
         if delivered:
@@ -70,8 +82,41 @@ class Receiver:
         else:  # a segment longer than the MSS is a coalesced train (TSO/GRO): its count
             if self.why is not None:
                 self.why.decide(Rule.TEXT_IN_ORDER, seg_seq=data_seq, seg_len=len(payload))
-            self.ack_delayed(now, segments=len(payload) // self.mss or 1)
+            if self.quickack and self._quick_ack(window, now):
+                self.ack_now = True
+            else:
+                self.ack_delayed(now, segments=len(payload) // self.mss or 1)
         return delivered
+
+    def _quick_ack(self, window: int, now: float) -> bool:
+        """Linux's quick-ACK mode (tcp_event_data_recv, tcp_incr_quickack): the first data
+        of a connection, and data after an idle gap longer than the RTO (the peer is
+        likely restarting from a small window), enter it for min(quickack, window / 2
+        MSS, at least 2) segments; each is ACKed at once. RFC 5681 4.2 asks for no delay
+        beyond its limits, so ACKing sooner is always allowed; it speeds up the peer's
+        slow start, which grows by ACKs."""
+        last, self.last_data_at = self.last_data_at, now
+        if last is None or now - last > self.rtt.rto:
+            self.quick = max(self.quick, min(self.quickack, max(2, window // (2 * self.mss))))
+        if not self.quick:
+            return False
+        self.quick -= 1
+        if self.why is not None:
+            self.why.decide(Rule.ACK_QUICK, quick_acks_left=self.quick)
+        return True
+
+    def fin_received(self, now: float) -> None:
+        """The peer's FIN in ESTABLISHED: delay the ACK, so that our own FIN, if the
+        application closes soon, carries it (the "three-way close" of real peers). With
+        quick-ACKs on (Linux's profile), a FIN before any data is ACKed at once: Linux's
+        delayed-ACK timeout (icsk_ack.ato) is 0 until the first data segment sets it, and
+        its tcp_fin() leaves quick-ACK mode ("pingpong"), so a FIN after data waits."""
+        if self.quickack and self.last_data_at is None:
+            if self.why is not None:
+                self.why.decide(Rule.ACK_QUICK, quick_acks_left=self.quick)
+            self.ack_now = True
+        else:
+            self.ack_delayed(now, force_timer=True)
 
     def ack_delayed(self, now: float, *, force_timer: bool = False, segments: int = 1) -> None:
         """RFC 1122 4.2.3.2 / RFC 5681 4.2: delay the ACK, but ACK at least every second

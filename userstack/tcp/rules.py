@@ -247,6 +247,10 @@ class Rule(Enum):
         "delack.delay", "RFC 1122", "4.2.3.2",
         "the ACK waits (at most the delayed-ACK time) for more data or a reply to carry it",
     )
+    ACK_QUICK = (
+        "delack.quickack", "RFC 5681", "4.2",
+        "quick-ACK mode (the connection's start, or after idle): ACK this segment at once",
+    )
     ACK_EVERY_SECOND = (
         "delack.second_segment", "RFC 5681", "4.2",
         "a second full segment arrived without an ACK: ACK now",

@@ -184,7 +184,9 @@ class SackRecovery(Recovery):
         ):
             timers.cancel(Timer.LOSS_PROBE)
             return
-        at = now + probe_timeout(sender.rtt.srtt, len(sender.board.segments))
+        config = sender.config
+        at = now + probe_timeout(sender.rtt.srtt, len(sender.board.segments),
+                                 config.tlp_timing, config.rto_min)
         timers.arm(Timer.LOSS_PROBE, min(at, rtx_at))
 
     # ---- sending -----------------------------------------------------------------------

@@ -2,7 +2,9 @@
 
 A controller owns cwnd and ssthresh and is told four things: new data was acknowledged
 outside loss recovery (`on_ack`), a loss was detected (`on_loss`), the retransmission
-timer expired (`on_rto`), and the connection was idle for an RTO (`restart_after_idle`).
+timer expired (`on_rto`), and the connection was idle for an RTO (`restart_after_idle`);
+and, rarely, that a loss was not one after all (`undo_state` saved before the reduction,
+`undo` when D-SACKs show it was spurious: undo.py).
 How losses are found and repaired (fast retransmit, NewReno's window inflation, RFC 6675's
 pipe) is the recovery strategy's business (reno_recovery.py, sack_recovery.py), not the
 controller's: a second algorithm is one new class with these four methods.
@@ -18,6 +20,8 @@ so a train grows cwnd as its pieces would have, not by one SMSS.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+
+UndoState = tuple[float | None, ...]  # a controller's own variables, for undo
 
 
 def initial_window(smss: int) -> int:
@@ -56,6 +60,19 @@ class CongestionControl(ABC):
     @abstractmethod
     def on_rto(self, flight: int, now: float, *, first: bool) -> None:
         """The retransmission timer expired; `first` unless the same data timed out before."""
+
+    def undo_state(self) -> UndoState:
+        """What `undo` restores, saved just before a reduction for a loss (RFC 9438
+        4.9.2; undo.py)."""
+        return (self.cwnd, self.ssthresh)
+
+    def undo(self, state: UndoState) -> None:
+        """The reduction `state` was saved before was spurious (undo.py): cwnd back to
+        at least what it was, ssthresh back up, as Linux undoes Reno's."""
+        cwnd, ssthresh = state[0], state[1]
+        assert cwnd is not None and ssthresh is not None
+        self.cwnd = max(self.cwnd, int(cwnd))
+        self.ssthresh = max(self.ssthresh, int(ssthresh))
 
     def restart_after_idle(self) -> None:
         """RFC 5681 4.1: nothing sent for more than an RTO, so the ACK clock is gone:

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 
-from .congestion import CongestionControl, initial_window
+from .congestion import CongestionControl, UndoState, initial_window
 from .hystart import HyStartPlusPlus, Phase
 
 C = 0.4  # RFC 9438 5: the aggressiveness of the cubic, segments / s^3
@@ -178,6 +178,28 @@ class Cubic(CongestionControl):
         self.cwnd = self.smss
         self._after_rto = True
         self._end_epoch()
+
+    def undo_state(self) -> UndoState:
+        """RFC 9438 4.9.2: undo_cwnd, undo_ssthresh, undo_W_max, undo_K, undo_t_epoch,
+        undo_W_est (and cwnd_prior and cwnd_epoch, which the Reno-friendly region and
+        the next K read)."""
+        return (self.cwnd, self.ssthresh, self.w_max, self.k, self.t_epoch, self.w_est,
+                self.cwnd_prior, self.cwnd_epoch)
+
+    def undo(self, state: UndoState) -> None:
+        """RFC 9438 4.9.2: the loss was spurious. Restore the saved variables, unless
+        cwnd has meanwhile grown past the saved one: then the current ones are newer
+        ("SHOULD continue to use the current and the most recent values")."""
+        cwnd, ssthresh, w_max, k_, t_epoch, w_est, cwnd_prior, cwnd_epoch = state
+        assert cwnd is not None and ssthresh is not None and w_max is not None
+        assert k_ is not None and w_est is not None and cwnd_prior is not None
+        assert cwnd_epoch is not None
+        if self.cwnd >= cwnd:
+            return
+        self.cwnd, self.ssthresh = int(cwnd), int(ssthresh)
+        self.w_max, self.k, self.t_epoch, self.w_est = w_max, k_, t_epoch, w_est
+        self.cwnd_prior, self.cwnd_epoch = cwnd_prior, cwnd_epoch
+        self._carry = 0.0
 
     def restart_after_idle(self) -> None:
         """RFC 5681 4.1: cwnd = min(IW, cwnd) after an idle RTO; the cubic's clock

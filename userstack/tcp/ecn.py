@@ -169,6 +169,7 @@ class EcnState:
             return
         ssthresh = cc.ssthresh
         cc.on_loss(flight, now)
+        recovery.undo = None  # a real congestion signal: no undoing past it
         if why is not None:
             why.decide(Rule.ECN_REDUCE, changed={
                 "cwnd": (cwnd, cc.cwnd), "ssthresh": (ssthresh, cc.ssthresh)

@@ -23,6 +23,7 @@ from ..wire.seq import SeqNum
 from ..wire.tcp import TcpSegment
 from .rules import Rule
 from .timers import Timer
+from .undo import UndoEpisode
 
 if TYPE_CHECKING:
     from .sender import Sender
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
 class Recovery(ABC):
     """The points where finding and repairing losses differs; see the module docstring."""
 
-    __slots__ = ("in_recovery", "recover")
+    __slots__ = ("in_recovery", "recover", "undo")
 
     def __init__(self, recover: SeqNum) -> None:
         self.in_recovery = False  # in fast recovery (RFC 6582) / loss recovery (RFC 6675)
@@ -39,6 +40,8 @@ class Recovery(ABC):
         # sequence number transmitted when recovery began, so "covers recover" is
         # `ack >= recover`.
         self.recover = recover
+        # the last recovery's evidence that it was spurious (undo.py; SACK recovery only)
+        self.undo: UndoEpisode | None = None
 
     def recovering(self, snd_una: SeqNum) -> bool:
         """In recovery, or still resending what was in flight at an RTO (RFC 6675 5.1:
@@ -90,6 +93,7 @@ class Recovery(ABC):
             }, flight=tcb.snd_nxt - tcb.snd_una)
         self.in_recovery = False
         self.recover = tcb.snd_nxt
+        self.undo = None  # a timeout is not undone (that needs F-RTO, RFC 5682)
         self.go_back(sender)
 
     @abstractmethod

@@ -344,6 +344,11 @@ class Rule(Enum):
         "cc.partial_ack", "RFC 6582", "3.2",
         "in fast recovery, an ACK below `recover`: the next hole is lost too, resend it",
     )
+    CC_UNDO = (
+        "cc.undo", "RFC 9438", "4.9.2",
+        "every segment the last recovery resent came back D-SACKed (RFC 3708): the loss "
+        "was reordering, restore cwnd and ssthresh (and CUBIC's W_max, K, epoch)",
+    )
     SACK_RECOVERY = (
         "sack.recovery", "RFC 6675", "5",
         "a segment is deemed lost: enter loss recovery and resend it at once",

@@ -29,6 +29,7 @@ from .recovery import Recovery
 from .rules import Rule
 from .sack import SentSegment
 from .timers import Timer
+from .undo import UndoEpisode
 
 if TYPE_CHECKING:
     from .sender import Sender
@@ -91,6 +92,28 @@ class SackRecovery(Recovery):
         self.in_recovery = False
         self.prr = None
         sender.cc.cwnd = sender.cc.ssthresh
+        self._try_undo(sender)
+
+    def _try_undo(self, sender: Sender) -> None:
+        """RFC 9438 4.9.2, once the recovery is over: every segment it resent came back
+        D-SACKed, so its reduction was spurious: undo it (undo.py)."""
+        undo = self.undo
+        if undo is None or self.in_recovery or not undo.spurious:
+            return
+        self.undo = None
+        cc = sender.cc
+        cwnd, ssthresh = cc.cwnd, cc.ssthresh
+        cc.undo(undo.state)
+        if sender.why is not None:
+            sender.why.decide(Rule.CC_UNDO, changed={
+                "cwnd": (cwnd, cc.cwnd), "ssthresh": (ssthresh, cc.ssthresh)
+            }, resent=undo.resent)
+
+    def _resend(self, sender: Sender, start: SeqNum, end: SeqNum, now: float) -> None:
+        """A repair: resend [start, end), and remember it for the undo's evidence."""
+        if self.undo is not None:
+            self.undo.on_resend(start, end)
+        sender.resend(start, end, now)
 
     def sent(self, nbytes: int) -> None:
         if self.prr is not None:
@@ -110,11 +133,14 @@ class SackRecovery(Recovery):
         # the RTO will find the data lost and resend it
         board.reneged()
         self.rack.delivered(delivered, now)
+        dsack = bool(blocks) and blocks[0][1] <= seg.ack  # RFC 2883: a first block below SEG.ACK
+        if dsack and self.undo is not None:
+            self.undo.on_dsack(*blocks[0])
+            self._try_undo(sender)
         if self.tlp_end is not None and tcb.snd_una >= self.tlp_end:
             # RFC 8985 7.4: the probe's episode is over. Had it resent old data that the
-            # peer did not report as a duplicate (D-SACK, RFC 2883: a first block below
-            # SEG.ACK), the probe repaired a loss: react to it
-            dsack = bool(blocks) and blocks[0][1] <= seg.ack
+            # peer did not report as a duplicate (a D-SACK), the probe repaired a loss:
+            # react to it
             if self.tlp_is_retrans and not dsack:
                 sender.cc.on_loss(sender.flight_size(), now)  # RFC 8985 7.4.2
             self.tlp_end = None
@@ -153,6 +179,7 @@ class SackRecovery(Recovery):
             # RFC 6675 5 (4): RecoveryPoint = HighData, the controller's reduction
             flight = sender.flight_size()  # without what Limited Transmit sent
             cwnd = sender.cc.cwnd
+            self.undo = UndoEpisode(sender.cc.undo_state())  # RFC 9438 4.9.2
             sender.cc.on_loss(flight, now)
             if sender.why is not None:
                 sender.why.decide(Rule.SACK_RECOVERY, changed={"cwnd": (cwnd, sender.cc.cwnd)},
@@ -168,7 +195,7 @@ class SackRecovery(Recovery):
             if lost is not None:
                 # RFC 6675 5 (4.3): the first segment presumed lost goes out at once,
                 # whatever pipe says; (C) in repair() sends the rest
-                sender.resend(lost.start, lost.end, now)
+                self._resend(sender, lost.start, lost.end, now)
             self._pace(sender, 0)  # nothing delivered yet: sndcnt follows on the ACKs
 
     def _schedule_loss_probe(self, sender: Sender, now: float) -> None:
@@ -219,7 +246,7 @@ class SackRecovery(Recovery):
                 return
             if s.length > room:
                 board.split(s, s.start + room // mss * mss)
-            sender.resend(s.start, s.end, now)
+            self._resend(sender, s.start, s.end, now)
 
     def after_new_data(self, sender: Sender, now: float) -> None:
         # RFC 8985 7.2: after sending new data. (If an ACK armed it, leave it: the ACK

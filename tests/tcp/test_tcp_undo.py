@@ -26,7 +26,7 @@ def recovering(congestion: Congestion) -> tuple[Connection, Explainer]:
     why = Explainer()
     conn = established(replace(NODELAY, congestion=congestion), peer_window=WINDOW,
                        peer_options=TcpOptions(mss=MSS, sack_permitted=True), rtt=0.1)
-    conn._why = conn.sender.why = why  # noqa: SLF001 -- watch the sender's decisions
+    conn._why = conn.sender.why = why  # watch the sender's decisions too
     conn.sender.cc.cwnd = 10 * MSS
     conn.send(b"u" * 40000, 0.0)
     assert len(conn.take_outgoing()) == 10

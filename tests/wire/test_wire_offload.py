@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from wire_strategies import tcp_segments
 
 from userstack.wire import SeqNum, TcpFlags, TcpOptions, TcpSegment, WireError, build_tcp_packet
+from userstack.wire.ipv4 import Ecn
 from userstack.wire.offload import (
     CHECKSUM_OFFLOAD,
     OffloadCapability,
@@ -146,6 +147,21 @@ def test_super_segment_keeps_its_payload_apart() -> None:
     hdr = VirtioNetHdr.parse(offloaded.virtio_header)
     assert (hdr.gso_type, hdr.gso_size, hdr.hdr_len, hdr.csum_start, hdr.csum_offset) == (
         GsoType.TCPV4, MSS, 52, 20, 16)
+
+
+def test_a_super_segment_with_cwr_says_gso_ecn() -> None:
+    """RFC 3168 6.1.2: CWR on a super-segment sets virtio's GSO_ECN (Linux's own TSO sets
+    SKB_GSO_TCP_ECN), and the kernel's GSO keeps CWR on the first piece only; every piece
+    carries the segment's ECT(0) beside the DiffServ bits."""
+    cwr = replace(SEG, flags=SEG.flags | TcpFlags.CWR, ecn=Ecn.ECT_0)
+    offloaded = OffloadedPacket.from_segment(A, B, cwr, gso_size=MSS, tos=0x20)
+    assert VirtioNetHdr.parse(offloaded.virtio_header).ecn
+    plain = OffloadedPacket.from_segment(A, B, SEG, gso_size=MSS)
+    assert not VirtioNetHdr.parse(plain.virtio_header).ecn
+    pieces = [parse_tcp_packet(p) for p in offloaded.segments()]
+    assert [bool(tcp.flags & TcpFlags.CWR) for _, tcp in pieces] == [True] + [False] * (
+        len(pieces) - 1)
+    assert {ip.tos for ip, _ in pieces} == {0x20 | Ecn.ECT_0}
 
 
 def test_a_segment_that_fits_is_not_a_super_segment() -> None:

@@ -167,7 +167,7 @@ class UserStack:
             remote = Endpoint(resolver.resolve(host), operator.index(port))
         except ValueError as e:
             raise OSError(errno.EINVAL, f"cannot connect to {host!r}: {e}") from e
-        conn = self._stack.connect(remote, trio.current_time(), config=config)
+        conn = self._sockets.connect(remote, trio.current_time(), config=config)
         stream = TcpStream(self, conn)
         self._driver.wake()
         try:

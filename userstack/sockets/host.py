@@ -13,6 +13,8 @@ import errno
 from collections.abc import Callable
 
 from ..stack import ConnectionHandle, Stack
+from ..tcp.config import TcpConfig
+from ..wire.addr import Endpoint
 from .errors import os_error
 from .resolver import Resolver
 
@@ -93,3 +95,15 @@ class SocketHost:
             holders.remove(reuse)
             if not holders:
                 del self._bound[version, port]
+
+    def connect(
+        self, remote: Endpoint, now: float, *, config: TcpConfig | None,
+        local_port: int | None = None,
+    ) -> ConnectionHandle:
+        """Active OPEN through the stack; an ephemeral port is never one a socket has
+        bound but not yet used (Linux's connect skips a port bind(2) holds, in either
+        family; the stack alone does not know those ports)."""
+        bound = {port for _, port in self._bound}
+        return self.stack.connect(
+            remote, now, config=config, local_port=local_port, reserved=bound
+        )

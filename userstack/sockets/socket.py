@@ -350,7 +350,7 @@ class UserSocket(trio.socket.SocketType):
         if ip == self._wildcard:  # Linux: connecting to the wildcard means loopback
             ip = self._host.stack.addresses.local_for(ip)
         local_port = self._bound[1] if self._bound is not None else None
-        handle = self._host.stack.connect(
+        handle = self._host.connect(
             Endpoint(ip, port), trio.current_time(), config=self._config(), local_port=local_port
         )
         self._open(handle)

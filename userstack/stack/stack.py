@@ -809,10 +809,12 @@ class Stack:
         *,
         config: TcpConfig | None = None,
         local_port: int | None = None,
+        reserved: Container[int] = (),
     ) -> ConnectionHandle:
         """Active OPEN (RFC 9293 3.10.1) from `local_port` (a socket bound before
-        connect) or else an ephemeral port (RFC 6056). One whose four-tuple is taken is
-        refused with EADDRNOTAVAIL, as connect(2) does.
+        connect) or else an ephemeral port (RFC 6056), never one in `reserved` (the ports
+        sockets have bound: Linux's connect skips a port that bind(2) holds). One whose
+        four-tuple is taken is refused with EADDRNOTAVAIL, as connect(2) does.
 
         An OPEN to an address that is not one host (broadcast, multicast, 0.0.0.0) is
         refused with ENETUNREACH, as Linux does (RFC 9293 3.9.1 MUST-46); so is one to a
@@ -832,7 +834,7 @@ class Stack:
                 address,
                 remote,
                 lambda p: (rip, rport, p) not in conns and p not in v4 and p not in v6
-                and (rip, rport, p) not in self._time_wait,
+                and (rip, rport, p) not in self._time_wait and p not in reserved,
             )
         elif (rip, rport, local_port) in conns or (rip, rport, local_port) in self._time_wait:
             raise OSError(errno.EADDRNOTAVAIL, f"{address}:{local_port} -> {remote} is taken")

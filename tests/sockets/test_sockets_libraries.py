@@ -7,6 +7,7 @@ meanwhile would raise (the guard), and `kernel_sockets` counts any that were tri
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import socket
 import sys
@@ -136,21 +137,45 @@ async def test_httpx_and_anyio_against_hypercorns_trio_server(
     assert kernel_sockets.made == []
 
 
-async def test_hypercorns_own_serve_is_refused_not_sent_to_the_kernel(
-    autojump_clock: trio.testing.MockClock,
+async def test_hypercorns_own_serve_runs_on_the_stack(
+    autojump_clock: trio.testing.MockClock, kernel_sockets: KernelSockets
 ) -> None:
-    """hypercorn.trio.serve binds its listening sockets with the stdlib, which no trio
-    hook can redirect: inside trio_network() that is refused, loudly."""
+    """hypercorn.trio.serve(app, config), unchanged: it binds its listener with the
+    stdlib, and inside trio_network() that listener is the stack's (sockets/stdlib.py);
+    no kernel socket is made."""
     config = HypercornConfig()
-    config.bind = [f"{SERVER_ADDR}:8080"]
+    config.bind = [f"{SERVER_ADDR}:8080", "0.0.0.0:8081"]
+    async with trio.open_nursery() as nursery:
+        client, server, _, _ = await start_stacks(nursery)
+        with server.trio_network():
+            binds = await nursery.start(partial(hypercorn_serve, app, config))
+        assert binds == [f"http://{SERVER_ADDR}:8080", "http://0.0.0.0:8081"]
+        with client.trio_network():
+            async with httpx.AsyncClient() as http:
+                for port in (8080, 8081):
+                    got = await http.get(f"http://{SERVER_ADDR}:{port}/")
+                    assert hashlib.sha256(got.content).digest() == hashlib.sha256(BODY).digest()
+                posted = await http.post(f"http://{SERVER_ADDR}:8080/", content=BODY)
+                assert posted.text == hashlib.sha256(BODY).hexdigest()
+        nursery.cancel_scope.cancel()
+    assert kernel_sockets.made == []
+
+
+async def test_hypercorn_bound_to_an_address_the_stack_lacks_fails_as_bind_would(
+    autojump_clock: trio.testing.MockClock, kernel_sockets: KernelSockets
+) -> None:
+    config = HypercornConfig()
+    config.bind = ["10.9.9.9:8080"]  # not the stack's: EADDRNOTAVAIL, never the kernel's
     async with trio.open_nursery() as nursery:
         _, server, _, _ = await start_stacks(nursery)
         with server.trio_network(), pytest.raises(BaseException) as caught:
             await hypercorn_serve(app, config)  # type: ignore[arg-type]
         errors = caught.value.exceptions if isinstance(caught.value, BaseExceptionGroup) else [
             caught.value]
-        assert any("userstack trio_network()" in str(e) for e in _leaves(errors))
+        [error] = [e for e in _leaves(errors) if isinstance(e, OSError)]
+        assert error.errno == errno.EADDRNOTAVAIL and "userstack" in str(error)
         nursery.cancel_scope.cancel()
+    assert kernel_sockets.made == []
 
 
 def _leaves(errors: Any) -> Iterator[BaseException]:

@@ -51,9 +51,14 @@ async def test_sockets_the_stack_cannot_serve_are_refused_naming_it(
                 with pytest.raises(OSError, match="userstack") as caught:
                     trio.socket.socket(family, kind)
                 assert caught.value.errno in (errno.EAFNOSUPPORT, errno.EPROTONOSUPPORT)
-            # the stdlib's own socket cannot be redirected: it is refused, not made
+            # a stdlib TCP socket is a listener-to-be on the stack (sockets/stdlib.py), never
+            # a kernel socket: used as a client it is refused; any other kind is not made
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as stdlib_socket:
+                with pytest.raises(OSError, match="userstack trio_network") as caught:
+                    stdlib_socket.connect((SERVER_ADDR, 80))
+                assert caught.value.errno == errno.EACCES
             with pytest.raises(OSError, match="userstack trio_network"):
-                socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
             with pytest.raises(socket.gaierror):
                 await trio.socket.getaddrinfo("example.com", 80)  # no DNS: not in the table
         nursery.cancel_scope.cancel()

@@ -11,9 +11,13 @@ trio looks up two hooks whenever a program makes a socket or resolves a name
 - names resolve through the stack's Resolver (numeric, `localhost`, its host table);
 - any other socket (UDP, AF_UNIX, raw) raises OSError naming the stack,
   unless `kernel_fallback=True` asks for the kernel's socket explicitly;
-- a kernel socket made any other way (the stdlib's `socket.socket(AF_INET, ...)`,
-  which trio cannot see) raises OSError too, through an audit hook (PEP 578): nothing
-  reaches the kernel's network by accident.
+- a TCP socket made with the stdlib (`socket.socket(AF_INET, SOCK_STREAM)`, which trio
+  cannot see) is no kernel socket either: it can become a listener on the stack, handed
+  to trio with `trio.socket.from_stdlib_socket` (so hypercorn's own `serve()` works), and
+  any other use of it raises OSError naming the stack (stdlib.py says how);
+- any other kernel socket made with the stdlib (UDP, raw, a family the stack lacks)
+  raises OSError too, through an audit hook (PEP 578): nothing reaches the kernel's
+  network by accident.
 
 The choice of stack is per task (a context variable): a server task inside
 `server.trio_network()` and a client task inside `client.trio_network()` use two
@@ -36,6 +40,7 @@ from typing import Any
 import trio
 from trio.lowlevel import RunVar
 
+from . import stdlib
 from .errors import os_error
 from .host import SocketHost
 from .socket import UserSocket
@@ -73,6 +78,20 @@ def _families(host: SocketHost) -> set[int]:
                                             (_stdlib.AF_INET6, addresses.ipv6)) if address}
 
 
+def _stack_socket(family: int, type: int, proto: int) -> UserSocket | None:
+    """The socket of the calling task's block's stack, if it serves this kind of socket
+    (TCP in a family it has an address in); else None (or not inside a block)."""
+    scope = _scope.get()
+    if (
+        scope is None
+        or family not in _families(scope.host)
+        or type & ~_SOCK_FLAGS != _stdlib.SOCK_STREAM
+        or proto not in (0, _stdlib.IPPROTO_TCP)
+    ):
+        return None
+    return UserSocket(scope.host, proto, family=family)
+
+
 def _refusal(family: int, type: int, proto: int) -> OSError:
     kind = type & ~_SOCK_FLAGS
     code = (errno.EAFNOSUPPORT if family not in (_stdlib.AF_INET, _stdlib.AF_INET6)
@@ -94,12 +113,9 @@ class _Factory(trio.abc.SocketFactory):
     ) -> trio.socket.SocketType:
         scope = _scope.get()
         if scope is not None:
-            if (
-                family in _families(scope.host)
-                and type & ~_SOCK_FLAGS == _stdlib.SOCK_STREAM
-                and proto in (0, _stdlib.IPPROTO_TCP)
-            ):
-                return UserSocket(scope.host, proto, family=family)
+            stack_socket = _stack_socket(family, type, proto)
+            if stack_socket is not None:
+                return stack_socket
             if not scope.kernel_fallback:
                 if family == _stdlib.AF_INET6 and type & ~_SOCK_FLAGS == _stdlib.SOCK_STREAM:
                     raise os_error(errno.EAFNOSUPPORT, "this userstack has no IPv6 address")
@@ -153,6 +169,7 @@ class _Resolver(trio.abc.HostnameResolver):
 def trio_network(host: SocketHost, *, kernel_fallback: bool = False) -> Iterator[None]:
     """See the module docstring. Must be entered inside trio.run."""
     _install_guard()
+    stdlib.install(_stack_socket)
     installed = _installed.get()
     if installed is None:
         factory = _Factory(None)

@@ -1,0 +1,82 @@
+"""Stdlib TCP sockets made inside trio_network() (sockets/stdlib.py): listeners on the
+stack, handed to trio with from_stdlib_socket; never kernel sockets; refused for anything
+else. Outside a block the stdlib and trio are untouched."""
+
+from __future__ import annotations
+
+import errno
+import socket
+
+import pytest
+import trio
+from streams_helpers import SERVER_ADDR, start_stacks
+from trio.testing import MockClock
+
+from userstack.sockets import UserSocket
+from userstack.sockets.stdlib import StdlibListener
+
+
+async def test_a_stdlib_listener_is_the_stacks(autojump_clock: MockClock) -> None:
+    async with trio.open_nursery() as nursery:
+        client, server, _, _ = await start_stacks(nursery)
+        with server.trio_network():
+            sock = socket.socket()  # the stdlib's defaults: AF_INET, SOCK_STREAM
+            assert isinstance(sock, StdlibListener)
+            assert (sock.family, sock.type, sock.proto) == (socket.AF_INET, socket.SOCK_STREAM, 0)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR) == 1
+            sock.bind((SERVER_ADDR, 0))
+            sock.setblocking(False)
+            sock.listen(5)
+            host, port = sock.getsockname()
+            assert host == SERVER_ADDR and port > 0
+            listener = trio.socket.from_stdlib_socket(sock)
+            assert isinstance(listener, UserSocket) and listener is sock.socket
+        stream = await client.open_tcp_stream(SERVER_ADDR, port)
+        with server.trio_network():
+            accepted, peer = await listener.accept()
+        assert peer == stream.socket.getsockname()
+        await stream.send_all(b"to a stdlib listener")
+        assert await accepted.recv(100) == b"to a stdlib listener"
+        accepted.close()
+        sock.close()
+        nursery.cancel_scope.cancel()
+
+
+async def test_anything_but_a_listener_is_refused(autojump_clock: MockClock) -> None:
+    async with trio.open_nursery() as nursery:
+        _, server, _, _ = await start_stacks(nursery)
+        with server.trio_network(), socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            for call in (lambda: sock.fileno(), lambda: sock.accept(),
+                         lambda: sock.connect((SERVER_ADDR, 7)), lambda: sock.sendall(b"x")):
+                with pytest.raises(OSError, match="userstack trio_network") as caught:
+                    call()
+                assert caught.value.errno == errno.EACCES
+            with pytest.raises(AttributeError):
+                sock.no_such_method  # noqa: B018
+            with pytest.raises(OSError) as caught:
+                sock.bind(("10.9.9.9", 80))  # not the stack's: as the kernel's bind(2)
+            assert caught.value.errno == errno.EADDRNOTAVAIL
+            # a family the stack has no address in, and UDP, are no stdlib listeners
+            for family, kind in ((socket.AF_INET6, socket.SOCK_STREAM),
+                                 (socket.AF_INET, socket.SOCK_DGRAM)):
+                with pytest.raises(OSError, match="userstack trio_network"):
+                    socket.socket(family, kind)
+        nursery.cancel_scope.cancel()
+
+
+async def test_outside_a_block_the_stdlib_and_trio_are_untouched(
+    autojump_clock: MockClock,
+) -> None:
+    async with trio.open_nursery() as nursery:
+        _, server, _, _ = await start_stacks(nursery)
+        with server.trio_network():
+            pass  # installs the wrappers (once per process)
+        left, right = socket.socketpair()  # AF_UNIX: no network
+        with left, right:
+            assert type(left) is socket.socket
+            wrapped = trio.socket.from_stdlib_socket(left)
+            assert not isinstance(wrapped, UserSocket)
+            await wrapped.send(b"kernel")
+            assert right.recv(10) == b"kernel"
+        nursery.cancel_scope.cancel()

@@ -80,3 +80,24 @@ async def test_outside_a_block_the_stdlib_and_trio_are_untouched(
             await wrapped.send(b"kernel")
             assert right.recv(10) == b"kernel"
         nursery.cancel_scope.cancel()
+
+
+async def test_stdlib_names_resolve_in_the_stacks_table(autojump_clock: MockClock) -> None:
+    """socket.getaddrinfo inside a block asks the stack's table, never the host's DNS
+    (socket.create_connection resolves before it makes its socket)."""
+    async with trio.open_nursery() as nursery:
+        client, server, _, _ = await start_stacks(nursery)
+        client.hosts["server.test"] = server.address
+        with client.trio_network():
+            [(family, kind, _, _, address)] = socket.getaddrinfo("server.test", 80)
+            assert (family, kind, address) == (socket.AF_INET, socket.SOCK_STREAM,
+                                               (SERVER_ADDR, 80))
+            with pytest.raises(socket.gaierror) as caught:
+                socket.getaddrinfo("example.com", 80)  # not in the table: no DNS query
+            assert caught.value.errno == socket.EAI_NONAME
+            with pytest.raises(OSError, match="userstack trio_network"):
+                socket.create_connection(("server.test", 80))
+            # trio's numeric-only first try still works (it never leaves the process)
+            assert socket.getaddrinfo(SERVER_ADDR, 80, flags=socket.AI_NUMERICHOST
+                                      | socket.AI_NUMERICSERV)[0][4] == (SERVER_ADDR, 80)
+        nursery.cancel_scope.cancel()

@@ -43,6 +43,7 @@ from trio.lowlevel import RunVar
 from . import stdlib
 from .errors import os_error
 from .host import SocketHost
+from .resolver import Resolver
 from .socket import UserSocket
 
 _SOCK_FLAGS = getattr(_stdlib, "SOCK_NONBLOCK", 0) | getattr(_stdlib, "SOCK_CLOEXEC", 0)
@@ -90,6 +91,12 @@ def _stack_socket(family: int, type: int, proto: int) -> UserSocket | None:
     ):
         return None
     return UserSocket(scope.host, proto, family=family)
+
+
+def _block_resolver() -> Resolver | None:
+    """The names of the calling task's block's stack, or None outside any block."""
+    scope = _scope.get()
+    return None if scope is None else scope.host.resolver
 
 
 def _refusal(family: int, type: int, proto: int) -> OSError:
@@ -169,7 +176,7 @@ class _Resolver(trio.abc.HostnameResolver):
 def trio_network(host: SocketHost, *, kernel_fallback: bool = False) -> Iterator[None]:
     """See the module docstring. Must be entered inside trio.run."""
     _install_guard()
-    stdlib.install(_stack_socket)
+    stdlib.install(_stack_socket, _block_resolver)
     installed = _installed.get()
     if installed is None:
         factory = _Factory(None)

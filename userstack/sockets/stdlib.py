@@ -30,6 +30,12 @@ inside a block (the same context variable that picks the stack for trio's factor
 - `trio.socket.from_stdlib_socket`: given a `StdlibListener`, it returns its `UserSocket`
   (which trio.SocketListener then serves); given anything else, it is trio's own.
 
+- `socket.getaddrinfo`: inside a block, a name (not a numeric-only lookup, which never
+  leaves the process; trio makes one first) resolves in the stack's table, as trio's own
+  lookups do there, and not through the host's DNS (which would send a query out of the
+  kernel's network: `socket.create_connection("name", ...)` resolves before it makes its
+  socket).
+
 Any other stdlib socket inside a block (UDP, raw, a family the stack lacks) is still
 refused by the audit hook (network.py). Outside a block, and in every task and thread
 that is not inside one, both wrappers call straight through: the kernel's sockets are
@@ -46,10 +52,13 @@ from typing import Any
 import trio
 
 from .errors import os_error
+from .resolver import Resolver
 from .socket import UserSocket
 
 # Who decides: for (family, type, proto), the UserSocket of the caller's block, or None.
 StackSocketFor = Callable[[int, int, int], UserSocket | None]
+BlockResolver = Callable[[], Resolver | None]  # the names of the caller's block, or None
+_NUMERIC_ONLY = _stdlib.AI_NUMERICHOST | _stdlib.AI_NUMERICSERV
 
 
 class StdlibListener:
@@ -129,10 +138,10 @@ class StdlibListener:
 _installed = False
 
 
-def install(stack_socket_for: StackSocketFor) -> None:
-    """Wrap socket.socket.__new__ and trio.socket.from_stdlib_socket, once per process
-    (a wrapper cannot be taken back safely while other code may hold it; outside a block
-    both call straight through)."""
+def install(stack_socket_for: StackSocketFor, block_resolver: BlockResolver) -> None:
+    """Wrap socket.socket.__new__, trio.socket.from_stdlib_socket and
+    socket.getaddrinfo, once per process (a wrapper cannot be taken back safely while
+    other code may hold it; outside a block each calls straight through)."""
     global _installed
     if _installed:
         return
@@ -140,6 +149,7 @@ def install(stack_socket_for: StackSocketFor) -> None:
     kernel_new = _stdlib.socket.__new__
     kernel_class = _stdlib.socket
     trio_from_stdlib = trio.socket.from_stdlib_socket
+    kernel_getaddrinfo = _stdlib.getaddrinfo
 
     def new(cls: type, family: int = -1, type: int = -1, proto: int = -1,
             fileno: int | None = None) -> Any:
@@ -159,6 +169,15 @@ def install(stack_socket_for: StackSocketFor) -> None:
             return sock.socket
         return trio_from_stdlib(sock)
 
+    def getaddrinfo(host: Any, port: Any, family: int = 0, type: int = 0, proto: int = 0,
+                    flags: int = 0) -> list[Any]:
+        resolver = None if flags & _NUMERIC_ONLY == _NUMERIC_ONLY else block_resolver()
+        if resolver is not None:
+            return resolver.getaddrinfo(host, port, family, type, proto, flags)
+        return kernel_getaddrinfo(host, port, family, type, proto, flags)
+
     from_stdlib_socket.__doc__ = trio_from_stdlib.__doc__
+    getaddrinfo.__doc__ = kernel_getaddrinfo.__doc__
     _stdlib.socket.__new__ = staticmethod(new)  # type: ignore[assignment]
     trio.socket.from_stdlib_socket = from_stdlib_socket
+    _stdlib.getaddrinfo = getaddrinfo

@@ -227,6 +227,7 @@ def _linux_sll2(frame: bytes) -> bytes | None:  # 20-byte header, protocol first
 _UNFRAME: dict[int, Callable[[bytes], bytes | None]] = {
     LINKTYPE_RAW: bytes,
     LINKTYPE_IPV4: bytes,  # what userstack's pcapng files hold
+    229: bytes,  # LINKTYPE_IPV6
     1: _ethernet,  # LINKTYPE_ETHERNET
     113: _linux_sll,  # LINKTYPE_LINUX_SLL
     276: _linux_sll2,  # LINKTYPE_LINUX_SLL2

@@ -14,6 +14,11 @@ did to the packet (`Fault`, `fault_comment`: "userstack fault link: dropped (sen
 capture shows a loss where it happened, not only the retransmission that repaired it
 (tshark -T fields -e frame.comment prints them; `PcapngReader.records` yields them).
 `open_capture` reads a classic pcap or a pcapng file alike.
+
+The reader also takes the pcapng files other tools write (dumpcap, Wireshark, `editcap -F
+pcapng`): each interface's link type (Ethernet for a Linux `lo`, say) and timestamp
+resolution (if_tsresol: dumpcap writes nanoseconds), as long as all of a file's
+interfaces have one link type, and the file is little-endian.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ LINKTYPE_IPV4 = 228  # raw IPv4; not RAW (101): libpcap 1.10 then refuses a seco
 _SHB, _IDB, _EPB = 0x0A0D0D0A, 0x00000001, 0x00000006
 _BYTE_ORDER_MAGIC = 0x1A2B3C4D
 _SNAPLEN = 0xFFFF
-_OPT_IF_NAME, _OPT_END, _OPT_COMMENT = 2, 0, 1
+_OPT_IF_NAME, _OPT_END, _OPT_COMMENT, _OPT_IF_TSRESOL = 2, 0, 1, 9
 
 
 class Fault(Enum):
@@ -100,17 +105,27 @@ class PcapngWriter:
 
 
 class PcapngReader:
-    """Iterates (interface, timestamp, packet) over a file `PcapngWriter` wrote
-    (little-endian, microsecond timestamps); `interfaces` are the names, by index, as the
-    Interface Description Blocks arrive. Other block types are skipped."""
+    """Iterates (interface, timestamp, packet) over a little-endian pcapng file (one this
+    module wrote, or another tool's; see the module docstring); `interfaces` are the
+    names, by index, as the Interface Description Blocks arrive: those before the first
+    packet at once. Other block types are skipped."""
 
     def __init__(self, file: BinaryIO) -> None:
         self._file = file
         self.interfaces: list[str] = []
-        head = file.read(8)
-        if len(head) < 8 or struct.unpack("<I", head[:4])[0] != _SHB:
+        self._linktypes: list[int] = []
+        self._ticks: list[int] = []  # timestamp units per second, by interface
+        head = file.read(12)  # the block's type and length, the byte-order magic
+        if len(head) < 12 or struct.unpack("<I", head[:4])[0] != _SHB:
             raise WireError("not a pcapng file: no Section Header Block")
-        self._skip_rest(head)
+        if struct.unpack("<I", head[8:])[0] != _BYTE_ORDER_MAGIC:
+            raise WireError("a big-endian pcapng file: only little-endian ones are read")
+        file.seek(-4, 1)
+        self._skip_rest(head[:8])
+        self._pending = self._next_block()  # the interfaces come first: read them now
+        while self._pending is not None and self._pending[0] == _IDB:
+            self._interface(self._pending[1])
+            self._pending = self._next_block()
 
     def _skip_rest(self, head: bytes) -> bytes:
         length = struct.unpack("<I", head[4:])[0]
@@ -119,10 +134,31 @@ class PcapngReader:
             raise WireError("pcapng file ends inside a block")
         return body[:-4]
 
+    def _next_block(self) -> tuple[int, bytes] | None:
+        head = self._file.read(8)
+        if not head:
+            return None
+        if len(head) < 8:
+            raise WireError("pcapng file ends inside a block header")
+        return struct.unpack("<I", head[:4])[0], self._skip_rest(head)
+
+    def _interface(self, body: bytes) -> None:
+        self._linktypes.append(struct.unpack_from("<H", body)[0])
+        name = _option(body[8:], _OPT_IF_NAME)
+        self.interfaces.append(name.decode(errors="replace") if name else
+                               f"interface {len(self.interfaces)}")
+        resolution = _option(body[8:], _OPT_IF_TSRESOL)  # default: microseconds
+        exponent = 6 if not resolution else resolution[0]
+        self._ticks.append(2 ** (exponent & 0x7F) if exponent & 0x80 else 10**exponent)
+
     @property
     def linktype(self) -> int:
-        """Every interface this module writes is raw IPv4."""
-        return LINKTYPE_IPV4
+        """What the packets are: the link type every interface has (raw IPv4 in the
+        files this module writes). Raises WireError if the interfaces differ."""
+        kinds = set(self._linktypes)
+        if len(kinds) > 1:
+            raise WireError(f"pcapng interfaces of different link types: {sorted(kinds)}")
+        return kinds.pop() if kinds else LINKTYPE_IPV4
 
     def records(self) -> Iterator[tuple[float, bytes, str | None]]:
         """(timestamp, packet, comment), as `open_capture`'s readers all yield them."""
@@ -134,29 +170,31 @@ class PcapngReader:
             yield interface, timestamp, packet
 
     def _blocks(self) -> Iterator[tuple[int, float, bytes, str | None]]:
-        while head := self._file.read(8):
-            if len(head) < 8:
-                raise WireError("pcapng file ends inside a block header")
-            kind = struct.unpack("<I", head[:4])[0]
-            body = self._skip_rest(head)
+        block, self._pending = self._pending, None
+        while block is not None:
+            kind, body = block
             if kind == _IDB:
-                name = _option(body[8:], _OPT_IF_NAME)
-                self.interfaces.append(name or f"interface {len(self.interfaces)}")
+                self._interface(body)
             elif kind == _EPB:
                 interface, high, low, captured, _ = struct.unpack_from("<IIIII", body)
+                if interface >= len(self._ticks):
+                    raise WireError(f"pcapng packet on interface {interface}, never described")
                 comment = _option(body[20 + captured + (-captured % 4):], _OPT_COMMENT)
-                yield interface, ((high << 32) | low) / 1e6, body[20:20 + captured], comment
+                yield (interface, ((high << 32) | low) / self._ticks[interface],
+                       body[20:20 + captured],
+                       None if comment is None else comment.decode(errors="replace"))
+            block = self._next_block()
 
 
-def _option(options: bytes, wanted: int) -> str | None:
-    """The text of option `wanted` in a block's options, or None."""
+def _option(options: bytes, wanted: int) -> bytes | None:
+    """The value of option `wanted` in a block's options, or None."""
     offset = 0
     while offset + 4 <= len(options):
         code, length = struct.unpack_from("<HH", options, offset)
         if code == _OPT_END:
             break
         if code == wanted:
-            return options[offset + 4:offset + 4 + length].decode(errors="replace")
+            return options[offset + 4:offset + 4 + length]
         offset += 4 + length + (-length % 4)
     return None
 

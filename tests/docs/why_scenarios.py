@@ -213,16 +213,37 @@ async def zero_window(r: Run) -> None:
     assert bytes(got) == b"z" * 6000
 
 
-async def time_wait(r: Run) -> None:
+async def _close_first(r: Run) -> None:
     """We connect to the peer's echo service, send a line, and close first."""
+    stream = await r.us.open_tcp_stream(PEER, 7)
+    await stream.send_all(b"hello\n")
+    await stream.send_eof()
+    assert await stream.receive_some(100) == b"hello\n"
+    assert await stream.receive_some(100) == b""
+    await stream.aclose()
+
+
+async def time_wait(r: Run) -> None:
+    """We close first, and wait out TIME-WAIT."""
     async with trio.open_nursery() as nursery:
         await nursery.start(r.peer.serve_tcp, _echo, 7)
-        stream = await r.us.open_tcp_stream(PEER, 7)
-        await stream.send_all(b"hello\n")
-        await stream.send_eof()
-        assert await stream.receive_some(100) == b"hello\n"
-        assert await stream.receive_some(100) == b""
-        await stream.aclose()
+        await _close_first(r)
+        await trio.sleep(2 * MSL + 1)
+        nursery.cancel_scope.cancel()
+
+
+async def fin_again(r: Run) -> None:
+    """As time_wait, then the peer's FIN comes again (as if our last ACK had been lost):
+    the stack's TIME-WAIT record answers it, the Connection gone (nobody holds it)."""
+    async with trio.open_nursery() as nursery:
+        await nursery.start(r.peer.serve_tcp, _echo, 7)
+        await _close_first(r)
+        await trio.sleep(1)
+        (tw,) = r.us.connections()
+        assert tw.snd_nxt is not None and tw.rcv_nxt is not None
+        fin = TcpSegment(7, tw.local.port, SeqNum(tw.rcv_nxt - 1), SeqNum(tw.snd_nxt),
+                         TcpFlags.FIN | TcpFlags.ACK, 32768)
+        await r.peer_link.inner.send(build_tcp_packet(tw.remote.ip, tw.local.ip, fin))
         await trio.sleep(2 * MSL + 1)
         nursery.cancel_scope.cancel()
 
@@ -245,6 +266,7 @@ SCENARIOS: dict[str, Callable[[], str]] = {
                                peer_config=TcpConfig(msl=MSL, recv_buffer=4000,
                                                      window_scale=False)),
     "time-wait": lambda: run(time_wait),
+    "fin-again": lambda: run(fin_again),
 }
 
 

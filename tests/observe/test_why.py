@@ -102,3 +102,22 @@ def test_a_closed_port_is_answered_by_the_hosts_rule(tmp_path: Path) -> None:
     assert "server  closed.reset  RFC 9293 3.10.7.1" in text
     assert "client  syn_sent.refused  RFC 9293 3.10.7.3" in text
     assert explanation.undecided() == []
+
+
+def test_a_fin_resent_into_time_wait_is_explained_as_the_stacks_record_names_it(
+    tmp_path: Path,
+) -> None:
+    """The server's FIN again (the client's last ACK lost on the way): the client, in
+    TIME-WAIT, ACKs it again and restarts 2*MSL; the same rules the stack's TIME-WAIT
+    record names live (tests/stack/test_stack_time_wait_why.py)."""
+    fin_again = ((S, seg(S, 901, 112, FIN | ACK)), (C, seg(C, 112, 902, ACK)))
+    path = write_capture(tmp_path / "x.pcap", *EXCHANGE, *fin_again)
+    (explanation,) = explain_capture(path)
+    lines = explanation.lines
+    again = [i for i, line in enumerate(lines) if "Flags [F.], seq 1, ack 12" in line][1]
+    assert "a retransmission" in lines[again + 1]
+    assert lines[again + 2].split() == [
+        "client", "time_wait.fin_again", "RFC", "9293", "3.10.7.4", "SEG.SEQ=1", "RCV.NXT=2",
+        "msl=120"]
+    assert lines[again + 4].split()[:2] == ["client", "acceptability.not_acceptable"]
+    assert explanation.undecided() == [3]  # the lost request, as before

@@ -85,8 +85,10 @@ def run(
     time_limit: float = 3000.0,
     tick: float = 0.02,
     tap: Callable[[TcpSegment], None] | None = None,
+    max_packet: int = 0,
 ) -> Result:
-    """Run both applications to the end (or `time_limit`); `tap` sees every segment sent."""
+    """Run both applications to the end (or `time_limit`); `tap` sees every segment sent.
+    With `max_packet`, both sides send super-segments up to that long (as over TSO)."""
     rng = random.Random(seed)
     cfg = config or TcpConfig(msl=1.0, recv_buffer=64 * 1024, send_buffer=64 * 1024)
     data_a = rng.randbytes(a_bytes)
@@ -97,6 +99,9 @@ def run(
             rng.choice([100, 3000, 1 << 30]) if slow_reader else 1 << 30)
     b = App(Connection.open_passive(B, A, iss=iss_b, now=0.0, config=cfg), data_b,
             rng.choice([100, 3000, 1 << 30]) if slow_reader else 1 << 30)
+    if max_packet:
+        a.conn.allow_super_segments(max_packet)
+        b.conn.allow_super_segments(max_packet)
     queue: list[tuple[float, int, int, TcpSegment]] = []  # (time, order, to: 0=a 1=b, seg)
     order = 0
     segments = 0

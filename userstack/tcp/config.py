@@ -99,6 +99,10 @@ class TcpConfig:
     # (the low two, RFC 3168) are not the application's: the connection sets them (`ecn`).
     ttl: int = 64
     tos: int = 0
+    # Header prediction (tcp/fast_path.py): pure ACKs and in-order data in ESTABLISHED skip
+    # the general SEGMENT ARRIVES steps, with the same result; False runs every segment
+    # through the eight steps (the fast path's tests compare the two)
+    header_prediction: bool = True
 
     @classmethod
     def rfc(cls) -> TcpConfig:

@@ -35,7 +35,8 @@ in Timers (timers.py).
       3.10.7.1 CLOSED                     _segment_arrives_closed()
       3.10.7.2 LISTEN                     _segment_arrives_listen()
       3.10.7.3 SYN-SENT                   _segment_arrives_syn_sent()
-      3.10.7.4 all other states           _segment_arrives_synchronized(), which runs in order:
+      3.10.7.4 all other states           _segment_arrives_synchronized(), which runs in order
+                (unless header prediction, fast_path.py, takes a pure ACK or in-order data):
                 first   check sequence number    _check_sequence()
                 second  check the RST bit        _check_rst()     (+ RFC 5961 3)
                 third   check security           _check_security()
@@ -90,6 +91,7 @@ from .events import (
     StateChanged,
     Urgent,
 )
+from .fast_path import HeaderPrediction
 from .icmp_errors import IcmpErrorKind, Severity, acceptable, mss_for_mtu
 from .info import TcbInfo
 from .receiver import Receiver
@@ -147,6 +149,7 @@ class Connection:
         "challenge_acks_suppressed",
         "config",
         "local",
+        "prediction",
         "receiver",
         "remote",
         "sender",
@@ -182,6 +185,8 @@ class Connection:
         self.challenge_acks_suppressed = 0  # challenge ACKs the limit left out
         self._outgoing: list[TcpSegment] = []
         self._events: list[Event] = []
+        # header prediction (fast_path.py), or None: every segment takes the eight steps
+        self.prediction = HeaderPrediction() if config.header_prediction else None
 
     # ------------------------------------------------------------------ OPEN (3.10.1)
 
@@ -618,8 +623,8 @@ class Connection:
             self._segment_arrives_listen(seg, now)
         elif state is State.SYN_SENT:
             self._segment_arrives_syn_sent(seg, now)
-        else:
-            self._segment_arrives_synchronized(seg, now)
+        elif self.prediction is None or not self.prediction.segment_arrives(self, seg, now):
+            self._segment_arrives_synchronized(seg, now)  # not the fast path (fast_path.py)
         if self.state is not State.CLOSED and self.state is not State.LISTEN:
             self._output(now)
 
@@ -721,10 +726,7 @@ class Connection:
         if checked is None:
             return
         seg = checked
-        self.sender.probes_unanswered = 0
-        self._soft_error = None  # the peer answered: the path works (Linux clears sk_err_soft)
-        if self._timers.is_armed(Timer.KEEPALIVE):  # RFC 9293 3.8.4: idle again from now
-            self._timers.arm(Timer.KEEPALIVE, now + self.config.keepalive_idle)
+        self._heard_from_peer(now)
         if not self._check_rst(seg, now):
             return
         if not self._check_security(seg):
@@ -736,6 +738,13 @@ class Connection:
         self._check_urg(seg)
         self._process_segment_text(seg, now)
         self._check_fin(seg, now)
+
+    def _heard_from_peer(self, now: float) -> None:
+        """An acceptable segment arrived: probes are answered, the path works."""
+        self.sender.probes_unanswered = 0
+        self._soft_error = None  # the peer answered: the path works (Linux clears sk_err_soft)
+        if self._timers.is_armed(Timer.KEEPALIVE):  # RFC 9293 3.8.4: idle again from now
+            self._timers.arm(Timer.KEEPALIVE, now + self.config.keepalive_idle)
 
     def _check_sequence(self, seg: TcpSegment, now: float) -> TcpSegment | None:
         """First step (RFC 9293 3.10.7.4): is the segment acceptable?

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import replace
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv6Address
 
 import pytest
 import trio
@@ -20,6 +20,7 @@ from userstack.link.faults import FaultPath, Faults, FaultyLink, open_faulty_lin
 from userstack.link.memory import memory_link_pair
 from userstack.wire import SeqNum, TcpFlags, TcpSegment, WireError, build_tcp_packet, parse_packet
 from userstack.wire.ipv4 import Ecn, ecn_of
+from userstack.wire.packet import build_tcp6_packet
 from userstack.wire.pcapng import Fault
 
 N = 20_000
@@ -151,8 +152,23 @@ def test_congestion_marks_ecn_capable_packets_and_drops_the_rest() -> None:
     assert path.counters.marked == 0
     assert_rate(path.counters.dropped, 0.1)
     assert all(ecn_of(p) is Ecn.NOT_ECT for p in out)
-    # anything that is not an IPv4 header cannot be marked: dropped
+    # anything that is not an IP header cannot be marked: dropped
     path, _ = run_path(Faults(ce=1.0), numbered(10))
+    assert path.counters.dropped == 10
+
+
+def test_congestion_marks_ecn_capable_ipv6_packets_in_the_traffic_class() -> None:
+    segment = TcpSegment(src_port=40000, dst_port=80, seq=SeqNum(1000), ack=SeqNum(2000),
+                         flags=TcpFlags.ACK, window=65535, payload=b"data", ecn=Ecn.ECT_0)
+    src, dst = IPv6Address("fd00::2"), IPv6Address("fd00::1")
+    ect = build_tcp6_packet(src, dst, segment, traffic_class=0x20, flow_label=7)
+    path, out = run_path(Faults(ce=1.0), [ect] * 10)
+    assert path.counters.marked == 10 and path.counters.dropped == 0
+    ip, parsed = parse_packet(out[0])  # the TCP checksum does not cover the traffic class
+    assert (ip.traffic_class, ip.flow_label) == (0x20 | Ecn.CE, 7)
+    assert parsed == replace(segment, ecn=Ecn.CE)
+    plain = build_tcp6_packet(src, dst, replace(segment, ecn=Ecn.NOT_ECT))
+    path, _ = run_path(Faults(ce=1.0), [plain] * 10)
     assert path.counters.dropped == 10
 
 

@@ -50,6 +50,7 @@ import trio
 
 from userstack.link.base import Link, LinkBase
 from userstack.wire.ipv4 import Ecn, ecn_of, with_ecn
+from userstack.wire.ipv6 import ecn_of6, with_ecn6
 from userstack.wire.offload import LinkPacket, OffloadedPacket, link_packet_bytes
 from userstack.wire.pcapng import Fault, PcapngWriter, fault_comment
 
@@ -114,9 +115,11 @@ def _flip_bit(packet: LinkPacket, rng: random.Random) -> bytes:
 
 
 def _ecn_capable(packet: LinkPacket) -> bool:
-    """An IPv4 packet whose sender set ECT(0) or ECT(1)."""
+    """An IPv4 or IPv6 packet whose sender set ECT(0) or ECT(1)."""
     if type(packet) is OffloadedPacket:
         packet = packet.header
+    if len(packet) >= 40 and packet[0] >> 4 == 6:
+        return ecn_of6(packet) in (Ecn.ECT_0, Ecn.ECT_1)
     if len(packet) < 20 or packet[0] >> 4 != 4 or len(packet) < (packet[0] & 0xF) * 4:
         return False
     return ecn_of(packet) in (Ecn.ECT_0, Ecn.ECT_1)
@@ -127,7 +130,8 @@ def _mark_ce(packet: LinkPacket) -> LinkPacket:
     vouched-for one its mark (the TCP checksum does not cover the ECN bits)."""
     if type(packet) is OffloadedPacket:
         return replace(packet, header=with_ecn(packet.header, Ecn.CE))
-    return type(packet)(with_ecn(packet, Ecn.CE))
+    mark = with_ecn6 if packet[0] >> 4 == 6 else with_ecn
+    return type(packet)(mark(packet, Ecn.CE))
 
 
 class FaultPath:

@@ -36,6 +36,7 @@ from construct import Int8ub, Int16ub, Int32ub, Int64ub, Struct
 
 from ._layout import Layout
 from .errors import WireError
+from .ipv4 import Ecn
 
 IPPROTO_HOPOPTS = 0
 IPPROTO_TCP = 6
@@ -307,6 +308,20 @@ class IPv6Packet:
             + extensions
             + self.payload
         )
+
+
+def ecn_of6(packet: bytes | bytearray | memoryview) -> Ecn:
+    """The ECN codepoint of a raw IPv6 packet: the low bits of the traffic class, which
+    straddles the first two bytes (RFC 8200 3, RFC 3168 5)."""
+    return Ecn((packet[1] >> 4) & 0b11)
+
+
+def with_ecn6(packet: bytes, ecn: Ecn) -> bytes:
+    """The same IPv6 packet with another ECN codepoint (what a router marking CE does;
+    IPv6 has no header checksum to redo). Raises WireError on a short header."""
+    if len(packet) < HEADER_LENGTH or packet[0] >> 4 != 6:
+        raise WireError("not a whole IPv6 header")
+    return bytes((packet[0], (packet[1] & 0xCF) | ecn << 4)) + packet[2:]
 
 
 def ipv6_header(

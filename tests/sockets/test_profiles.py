@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ from streams_helpers import connect_pair, start_stacks
 from trio.testing import MockClock
 
 from userstack import TcpConfig
+from userstack.tcp.state import State
 
 PROFILES = Path(__file__).parents[2] / "docs" / "profiles.md"
 
@@ -48,6 +50,15 @@ async def test_linux_profile_starts_with_ten_segments(autojump_clock: MockClock)
         nursery.cancel_scope.cancel()
 
 
+async def settle(done: Callable[[], bool]) -> None:
+    """Until `done()`, checked whenever every task is blocked, in 1 ms steps of virtual
+    time (so a wait is measured to the millisecond, and one of 0 is 0)."""
+    await trio.testing.wait_all_tasks_blocked()
+    while not done():
+        await trio.sleep(0.001)
+        await trio.testing.wait_all_tasks_blocked()
+
+
 async def ack_waits(server_config: TcpConfig, sends: int) -> list[float]:
     """How long each of `sends` one-byte sends, back to back, waits for the server's ACK
     (virtual time; the server reads nothing and sends nothing back)."""
@@ -59,10 +70,7 @@ async def ack_waits(server_config: TcpConfig, sends: int) -> list[float]:
         for _ in range(sends):
             start = trio.current_time()
             await stream.send_all(b"x")
-            await trio.testing.wait_all_tasks_blocked()
-            while stream.info().send_q:
-                await trio.sleep(0.001)
-                await trio.testing.wait_all_tasks_blocked()
+            await settle(lambda: not stream.info().send_q)
             waits.append(round(trio.current_time() - start, 3))
         nursery.cancel_scope.cancel()
     return waits
@@ -75,3 +83,23 @@ async def test_linux_profile_quick_acks_the_first_sixteen_segments(
     delayed ACK (40 ms) takes over; the RFC profile delays from the first (200 ms)."""
     assert await ack_waits(TcpConfig.linux(), 18) == [0.0] * 16 + [0.04, 0.04]
     assert await ack_waits(TcpConfig.rfc(), 2) == [0.2, 0.2]
+
+
+async def fin_ack_wait(server_config: TcpConfig) -> float:
+    """How long the client's FIN, sent before any data, waits for the server's ACK."""
+    async with trio.open_nursery() as nursery:
+        client, server, _, _ = await start_stacks(nursery, server_config=server_config)
+        stream, _ = await connect_pair(client, server)  # the server never closes
+        start = trio.current_time()
+        await stream.aclose()
+        await settle(lambda: [row.state for row in client.connections()] == [State.FIN_WAIT_2])
+        nursery.cancel_scope.cancel()
+    return round(trio.current_time() - start, 3)
+
+
+async def test_linux_profile_acks_a_fin_before_any_data_at_once(
+    autojump_clock: MockClock,
+) -> None:
+    """Linux's delayed-ACK timeout is 0 until the first data; the RFC profile delays."""
+    assert await fin_ack_wait(TcpConfig.linux()) == 0.0
+    assert await fin_ack_wait(TcpConfig.rfc()) == 0.2

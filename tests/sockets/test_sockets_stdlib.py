@@ -101,3 +101,28 @@ async def test_stdlib_names_resolve_in_the_stacks_table(autojump_clock: MockCloc
             assert socket.getaddrinfo(SERVER_ADDR, 80, flags=socket.AI_NUMERICHOST
                                       | socket.AI_NUMERICSERV)[0][4] == (SERVER_ADDR, 80)
         nursery.cancel_scope.cancel()
+
+
+@pytest.mark.parametrize(
+    "lookup",
+    [
+        lambda: socket.gethostbyname("example.com"),
+        lambda: socket.gethostbyname_ex("example.com"),
+        lambda: socket.gethostbyaddr("example.com"),
+        lambda: socket.getnameinfo(("example.com", 80), 0),
+    ],
+    ids=["gethostbyname", "gethostbyname_ex", "gethostbyaddr", "getnameinfo"],
+)
+async def test_other_stdlib_lookups_of_a_name_are_refused(
+    autojump_clock: MockClock, lookup: object
+) -> None:
+    """The stdlib's older lookups could ask the host's DNS: inside a block a name is
+    refused, naming the stack; a numeric address is answered as ever (no query)."""
+    async with trio.open_nursery() as nursery:
+        client, _, _, _ = await start_stacks(nursery)
+        with client.trio_network():
+            with pytest.raises(OSError, match="userstack trio_network") as caught:
+                lookup()  # type: ignore[operator]
+            assert caught.value.errno == errno.EACCES
+            assert socket.gethostbyname(SERVER_ADDR) == SERVER_ADDR
+        nursery.cancel_scope.cancel()

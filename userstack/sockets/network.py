@@ -29,6 +29,7 @@ put back when the last one ends.
 from __future__ import annotations
 
 import errno
+import ipaddress
 import socket as _stdlib
 import sys
 from collections.abc import Iterator
@@ -214,12 +215,21 @@ def _kernel_allowed() -> Iterator[None]:
         _allowed.reset(token)
 
 
+# The stdlib's other name lookups (getaddrinfo is redirected in stdlib.py): each may ask
+# the host's DNS, so inside a block they are refused unless the name is numeric.
+_LOOKUP_EVENTS = frozenset({"socket.gethostbyname", "socket.gethostbyaddr", "socket.getnameinfo"})
+
+
 def _guard(event: str, args: tuple[Any, ...]) -> None:
-    """PEP 578 audit hook: refuse a kernel network socket made inside a block."""
-    if event != "socket.__new__":
+    """PEP 578 audit hook: refuse a kernel network socket made inside a block, and a
+    stdlib name lookup that could reach the host's resolver."""
+    if event != "socket.__new__" and event not in _LOOKUP_EVENTS:
         return
     scope = _scope.get()
     if scope is None or scope.kernel_fallback or _allowed.get():
+        return
+    if event in _LOOKUP_EVENTS:
+        _refuse_lookup(event, args[0])
         return
     family = args[1]
     if family in _KERNEL_FAMILIES:
@@ -229,6 +239,20 @@ def _guard(event: str, args: tuple[Any, ...]) -> None:
             "code made its own socket with the stdlib, which trio cannot redirect; use "
             "trio's network functions, or trio_network(kernel_fallback=True)",
         )
+
+
+def _refuse_lookup(event: str, name: Any) -> None:
+    """A lookup of a numeric address never leaves the process; any other is refused."""
+    host = name[0] if isinstance(name, tuple) else name
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        raise os_error(
+            errno.EACCES,
+            f"{event.removeprefix('socket.')}({host!r}) inside userstack trio_network() "
+            "would ask the host's resolver; use trio's network functions or "
+            "socket.getaddrinfo, which resolve in the stack's table",
+        ) from None
 
 
 def _install_guard() -> None:

@@ -121,3 +121,38 @@ def test_a_fin_resent_into_time_wait_is_explained_as_the_stacks_record_names_it(
         "msl=120"]
     assert lines[again + 4].split()[:2] == ["client", "acceptability.not_acceptable"]
     assert explanation.undecided() == [3]  # the lost request, as before
+
+
+def test_a_fin_resent_before_its_ack_and_answered_twice_was_not_lost(tmp_path: Path) -> None:
+    """The server's FIN, again 10 ms later (a tail loss probe: the client's ACK was late),
+    then two identical ACKs of it: each copy drew one, so both arrived; every segment is
+    explained (the demo under load does this)."""
+    closing = (
+        (C, seg(C, 101, 901, FIN | ACK)),
+        (S, seg(S, 901, 102, ACK)),
+        (S, seg(S, 901, 102, FIN | ACK)),  # 5
+        (S, seg(S, 901, 102, FIN | ACK)),  # 6: resent before any ACK of it
+        (C, seg(C, 102, 902, ACK)),
+        (C, seg(C, 102, 902, ACK)),
+    )
+    path = write_capture(tmp_path / "x.pcap", *EXCHANGE[:3], *closing)
+    (explanation,) = explain_capture(path)
+    assert explanation.delivery.lost == frozenset()
+    assert explanation.delivery.retransmitted == {6}
+    assert explanation.undecided() == []
+    text = "\n".join(explanation.lines)
+    assert "client  time_wait.fin_again" in text  # the second copy, in TIME-WAIT
+
+
+def test_a_fin_resent_and_answered_once_is_still_presumed_lost(tmp_path: Path) -> None:
+    closing = (
+        (C, seg(C, 101, 901, FIN | ACK)),
+        (S, seg(S, 901, 102, ACK)),
+        (S, seg(S, 901, 102, FIN | ACK)),  # 5: lost
+        (S, seg(S, 901, 102, FIN | ACK)),  # 6: its retransmission
+        (C, seg(C, 102, 902, ACK)),
+    )
+    path = write_capture(tmp_path / "x.pcap", *EXCHANGE[:3], *closing)
+    (explanation,) = explain_capture(path)
+    assert explanation.delivery.lost == {5}
+    assert explanation.undecided() == [5]

@@ -17,7 +17,11 @@ Retransmissions and losses (inferred, not observed)
     presumed *lost*. A capture only shows what crossed the capture point, so:
     - taken at the receiver, a lost segment is simply absent: only the retransmission shows;
     - a spurious retransmission (the data arrived but its ACK was lost or late) looks like a
-      loss of the original;
+      loss of the original, unless the receiver's captured ACKs answer every copy: a copy
+      that arrives draws an ACK at once (a duplicate is ACKed at once, RFC 9293 3.10.7.4
+      and RFC 5681 4.2), so as many ACKs covering the space as copies of it, before the
+      sender moves on to new space, say none was lost (`_answered`: a FIN resent by a
+      tail loss probe because our ACK was late, say);
     - the same packet captured twice (e.g. ``tcpdump -i any``) looks like a retransmission.
     A capture from userstack's own fault link (pcapng, ``userstack serve --pcap`` with
     ``--loss``...) says what happened instead of leaving it to inference: a record whose
@@ -308,12 +312,40 @@ def classify(conv: TcpConversation) -> Delivery:
         unacked[side].append((i, start, end))
         if top is None or end > top:
             highest[side] = end
+    lost -= _answered(conv, lost)
     if recorded_lost or duplicates:  # a fault link's capture: it says what was lost
         lost = recorded_lost
     return Delivery(
         frozenset(retransmitted), frozenset(lost), frozenset(recorded_lost),
         frozenset(duplicates),
     )
+
+
+def _answered(conv: TcpConversation, presumed: set[int]) -> set[int]:
+    """The presumed losses the receiver answered anyway: transmission i, its exact copies
+    after it (same SEG.SEQ, same SEG.LEN) up to the sender's next new sequence space, and
+    at least as many segments of the receiver's in that stretch acknowledging all of it,
+    each the same ACK (SEG.ACK and SEG.WND: a window update is not an answer); see the
+    module docstring."""
+    segments = conv.segments
+    answered = set()
+    for i in presumed:
+        sender, seg = conv.side(segments[i]), segments[i].segment
+        end = seg.seq + seg.seg_len
+        copies = 0
+        answers: list[tuple[SeqNum, int]] = []
+        for p in segments[i:]:
+            s = p.segment
+            if conv.side(p) is sender:
+                if s.seq == seg.seq and s.seg_len == seg.seg_len:
+                    copies += 1
+                elif s.seg_len:
+                    break  # new space: what follows answers more than this
+            elif s.flags & TcpFlags.ACK and s.ack >= end:
+                answers.append((s.ack, s.window))
+        if len(answers) >= copies and len(set(answers)) == 1:
+            answered.add(i)
+    return answered
 
 
 class Anchor(Enum):

@@ -62,12 +62,14 @@ class SuperSegments:
     def __init__(self) -> None:
         self.lengths: list[int] = []
         self.largest_plain = 0
+        self.ipv6 = True  # every super-segment was IPv6
 
     def packet(self, direction: Direction, packet: LinkPacket, now: float) -> None:
         if direction is not Direction.OUT:
             return
         if type(packet) is OffloadedPacket and packet.gso_size:
             self.lengths.append(len(packet))
+            self.ipv6 = self.ipv6 and packet.ipv6
         else:
             self.largest_plain = max(self.largest_plain, len(packet))
 
@@ -102,15 +104,19 @@ class DropSuperSegment(LinkBase):
 
 
 async def _bulk(
-    client_link: Link, server_link: Link, observer: SuperSegments, size: int = 4_000_000
+    client_link: Link, server_link: Link, observer: SuperSegments, size: int = 4_000_000,
+    *, addresses: tuple[str, str] = ("10.0.0.1", "10.0.0.2"),
 ) -> tuple[TcpStream, TcpStream]:
     """`size` bytes client -> server through two stacks, sha256-checked."""
     data = pattern(size, 3)
     async with (
-        open_stack(client_link, "10.0.0.1", observer=observer, isn_key=b"c") as client,
-        open_stack(server_link, "10.0.0.2", isn_key=b"s") as server,
+        open_stack(client_link, addresses[0], observer=observer, isn_key=b"c") as client,
+        open_stack(server_link, addresses[1], isn_key=b"s") as server,
     ):
-        a, b = await connect_pair(client, server)
+        [listener] = await server.open_tcp_listeners(80)
+        a = await client.open_tcp_stream(addresses[1], 80)
+        b = await listener.accept()
+        await listener.aclose()
         with trio.fail_after(600):
             _, got = await send_and_receive(a, b, data, b"")
         assert hashlib.sha256(got).digest() == hashlib.sha256(data).digest()
@@ -124,6 +130,17 @@ async def test_the_sender_emits_super_segments_where_the_link_segments(
     await _bulk(*memory_link_pair(offload=True), observer)
     assert observer.lengths and max(observer.lengths) > 60_000
     assert max(observer.lengths) <= 65_535 and observer.largest_plain <= 1500
+
+
+@pytest.mark.parametrize("whole", [True, False], ids=["whole", "cut"])
+async def test_ipv6_super_segments(autojump_clock: trio.testing.MockClock, whole: bool) -> None:
+    """TSO6: an IPv6 connection sends super-segments too (gso_type TCPV6), taken whole by
+    the far stack or cut as the kernel's GSO cuts them."""
+    observer = SuperSegments()
+    client_end, server_end = memory_link_pair(offload=True, whole=whole)
+    await _bulk(client_end, server_end, observer, 2_000_000, addresses=("fd00::1", "fd00::2"))
+    assert observer.lengths and max(observer.lengths) > 60_000
+    assert observer.ipv6 and observer.largest_plain <= 1500
 
 
 async def test_a_link_that_cannot_segment_never_gets_a_super_segment(

@@ -8,7 +8,7 @@ every one of their packets, and the pieces must carry exactly the super-segment'
 from __future__ import annotations
 
 from dataclasses import replace
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv6Address
 
 import dpkt
 import pytest
@@ -29,13 +29,13 @@ from userstack.wire.offload import (
     completed,
     link_packet_bytes,
 )
-from userstack.wire.packet import parse_tcp_packet
+from userstack.wire.packet import build_tcp6_packet, parse_tcp_packet
 from userstack.wire.virtio import (
     VIRTIO_NET_HDR,
     GsoType,
     VirtioFlags,
     VirtioNetHdr,
-    tcp4_virtio_header,
+    tcp_virtio_header,
 )
 
 A = IPv4Address("10.0.0.1")
@@ -104,10 +104,13 @@ def test_virtio_header_build_refuses_out_of_range() -> None:
         VirtioNetHdr(gso_size=70000).build()
 
 
-def test_tcp4_header_is_what_linux_expects() -> None:
-    assert VirtioNetHdr.parse(tcp4_virtio_header(20, 32, 1448)) == VirtioNetHdr(
+def test_tcp_headers_are_what_linux_expects() -> None:
+    assert VirtioNetHdr.parse(tcp_virtio_header(20, 32, 1448)) == VirtioNetHdr(
         VirtioFlags.NEEDS_CSUM, GsoType.TCPV4, 52, 1448, 20, 16)
-    assert VirtioNetHdr.parse(tcp4_virtio_header(20, 20, 0)).gso_type is GsoType.NONE
+    assert VirtioNetHdr.parse(tcp_virtio_header(20, 20, 0)).gso_type is GsoType.NONE
+    assert VirtioNetHdr.parse(tcp_virtio_header(40, 32, 1428, ipv6=True)) == VirtioNetHdr(
+        VirtioFlags.NEEDS_CSUM, GsoType.TCPV6, 72, 1428, 40, 16)
+    assert VirtioNetHdr.parse(tcp_virtio_header(40, 20, 0, ipv6=True)).gso_type is GsoType.NONE
 
 
 # --- sending: OffloadedPacket ---------------------------------------------------------------
@@ -229,3 +232,41 @@ def test_completed_fills_in_a_partial_checksum_only() -> None:
     assert completed(valid) is valid
     plain = b"\x45" + bytes(19)
     assert completed(plain) is plain
+
+
+# --- IPv6 (TSO6) ----------------------------------------------------------------------------
+
+A6, B6 = IPv6Address("fd00::1"), IPv6Address("fd00::2")
+MSS6 = 1440
+
+
+def test_ipv6_complete_is_the_ordinary_packet() -> None:
+    offloaded = OffloadedPacket.from_segment6(A6, B6, SEG, hop_limit=9, traffic_class=4,
+                                              flow_label=0x12345)
+    assert (offloaded.ipv6, offloaded.ip_header_len, offloaded.gso_size) == (True, 40, 0)
+    plain = build_tcp6_packet(A6, B6, SEG, hop_limit=9, traffic_class=4, flow_label=0x12345)
+    assert offloaded.complete() == plain == link_packet_bytes(offloaded)
+    assert len(offloaded) == len(plain)
+    assert completed(PartialChecksum(offloaded.header + offloaded.payload)) == plain
+
+
+def test_ipv6_super_segment_is_tcpv6_and_cut_as_gso_cuts() -> None:
+    seg = replace(SEG, flags=TcpFlags.ACK | TcpFlags.PSH | TcpFlags.FIN | TcpFlags.CWR)
+    offloaded = OffloadedPacket.from_segment6(A6, B6, seg, gso_size=MSS6, flow_label=7)
+    assert offloaded.payload is seg.payload
+    hdr = VirtioNetHdr.parse(offloaded.virtio_header)
+    assert (hdr.gso_type, hdr.gso_size, hdr.hdr_len, hdr.csum_start, hdr.csum_offset) == (
+        GsoType.TCPV6, MSS6, 72, 40, 16)
+    pieces = offloaded.segments()
+    assert len(pieces) == -(-len(seg.payload) // MSS6)
+    delivered = b""
+    for i, raw in enumerate(pieces):
+        ip, parsed = parse_tcp_packet(raw)  # checksum verified over the IPv6 pseudo-header
+        last = i == len(pieces) - 1
+        assert (ip.src, ip.dst, ip.flow_label) == (A6, B6, 7)
+        assert parsed.seq == seg.seq + len(delivered)
+        assert len(parsed.payload) == (len(seg.payload) - MSS6 * i if last else MSS6)
+        assert bool(parsed.flags & TcpFlags.FIN) == bool(parsed.flags & TcpFlags.PSH) == last
+        assert bool(parsed.flags & TcpFlags.CWR) == (i == 0)
+        delivered += parsed.payload
+    assert delivered == seg.payload

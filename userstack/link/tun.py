@@ -20,8 +20,8 @@ Closing the fd removes the device (it is not persistent), with its address and r
 
 Offload (on by default, `offload=False` to refuse it). The device is opened with IFF_VNET_HDR,
 so every packet each way starts with a 10-byte virtio-net header (userstack/wire/virtio.py), and
-TUNSETOFFLOAD with TUN_F_CSUM | TUN_F_TSO4 tells the kernel that this "NIC" checksums and
-segments in hardware. Then:
+TUNSETOFFLOAD with TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 tells the kernel that this "NIC"
+checksums and segments in hardware, for both families. Then:
 - the kernel hands up its TCP segments unsegmented (up to 64 KB) and unchecksummed (NEEDS_CSUM:
   only the pseudo-header sum is filled in); they come up as `Vouched` bytes
   (userstack/wire/offload.py), so the stack skips the checksum it could not verify anyway. A
@@ -29,8 +29,11 @@ segments in hardware. Then:
 - the stack may write an `OffloadedPacket`: its header and payload go out with one `os.writev`
   behind its virtio-net header, and the kernel completes the checksum and, for a super-segment,
   cuts it into `gso_size` pieces.
-Only IPv4 is offloaded (TUN_F_TSO6 is not asked for): an IPv6 packet the kernel hands up with
-NEEDS_CSUM has its checksum completed here, and the stack writes its IPv6 packets whole.
+IPv6 packets are offloaded as IPv4's are (gso_type TCPV6), those with extension headers
+excepted: the kernel's TSO6 packets have none, and one that has some with NEEDS_CSUM gets its
+checksum completed here. (A kernel that refuses TUN_F_TSO6 gets TSO4 only: it then cuts its
+IPv6 segments before they come up, and still takes ours whole, since the flags say what the
+kernel may hand to the "NIC", not what the NIC may hand to the kernel.)
 `offload` says which (`OffloadCapability`). A kernel that refuses IFF_VNET_HDR or TUNSETOFFLOAD
 gets a plain device instead: one line on stderr, `stats.offload_refused` counts it.
 Reads go into one preallocated buffer (`os.readv`), so a 64 KB super-segment is copied once,
@@ -92,8 +95,10 @@ _TUNSETOFFLOAD = 0x400454D0
 _TUNSETVNETHDRSZ = 0x400454D8
 _TUN_F_CSUM = 0x01  # we take packets with NEEDS_CSUM, and the kernel takes ours
 _TUN_F_TSO4 = 0x02  # and TCP/IPv4 super-segments (needs TUN_F_CSUM)
+_TUN_F_TSO6 = 0x04  # and TCP/IPv6 ones
 _NEEDS_CSUM, _DATA_VALID = int(VirtioFlags.NEEDS_CSUM), int(VirtioFlags.DATA_VALID)
 _IPPROTO_TCP = 6
+_IPV6_HEADER_LEN = 40
 
 
 @dataclass(slots=True)
@@ -271,23 +276,24 @@ class TunLink(LinkBase):
 
     def _unwrap(self, n: int) -> bytes:
         """The IP packet behind the virtio-net header in the buffer's first `n` bytes,
-        marked for the stack by what the header says about its TCP checksum."""
+        marked for the stack by what the header says about its TCP checksum. An IPv6
+        packet is marked only with TCP right after its fixed header (no extension
+        headers), as the kernel's TSO6 packets are."""
         view = self._view
         flags, gso_type, _, _, csum_start, csum_offset = _VNET.unpack_from(view)
         packet = view[VIRTIO_NET_HDR_SIZE:n]
-        if packet[0] >> 4 == 6:  # IPv6 is not offloaded (no TSO6): a partial sum is completed
-            if flags & _NEEDS_CSUM:
-                return _complete_checksum(packet, csum_start, csum_offset)
-            return bytes(packet)
+        if packet[0] >> 4 == 6:
+            ihl, tcp = _IPV6_HEADER_LEN, packet[6] == _IPPROTO_TCP
+        else:
+            ihl, tcp = (packet[0] & 0xF) << 2, packet[9] == _IPPROTO_TCP
         if flags & _NEEDS_CSUM:
-            ihl = (packet[0] & 0xF) << 2
-            if packet[9] == _IPPROTO_TCP and csum_start == ihl and csum_offset == TCP_CSUM_OFFSET:
+            if tcp and csum_start == ihl and csum_offset == TCP_CSUM_OFFSET:
                 if gso_type:
                     self.stats.rx_super_segments += 1
                     return SuperSegment(packet)
                 return PartialChecksum(packet)
             return _complete_checksum(packet, csum_start, csum_offset)
-        if flags & _DATA_VALID and packet[9] == _IPPROTO_TCP:
+        if flags & _DATA_VALID and tcp:
             return ValidChecksum(packet)
         return bytes(packet)
 
@@ -310,7 +316,12 @@ def _open_device(name: str, *, vnet: bool, multi_queue: bool) -> pytun.TunTapDev
         fd = device.fileno()
         if vnet:
             fcntl.ioctl(fd, _TUNSETVNETHDRSZ, struct.pack("i", VIRTIO_NET_HDR_SIZE))
-            fcntl.ioctl(fd, _TUNSETOFFLOAD, _TUN_F_CSUM | _TUN_F_TSO4)
+            try:
+                fcntl.ioctl(fd, _TUNSETOFFLOAD, _TUN_F_CSUM | _TUN_F_TSO4 | _TUN_F_TSO6)
+            except OSError as exc:  # a kernel without TSO6 for TUNs: IPv6 comes up cut
+                if exc.errno != errno.EINVAL:
+                    raise
+                fcntl.ioctl(fd, _TUNSETOFFLOAD, _TUN_F_CSUM | _TUN_F_TSO4)
         os.set_inheritable(fd, False)  # a child holding the fd would keep the device alive
         os.set_blocking(fd, False)
     except BaseException:

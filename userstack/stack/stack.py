@@ -267,7 +267,10 @@ class Stack:
                     ip = IPv6Packet.parse(whole)
                 protocol = ip.next_header
                 if protocol == IPPROTO_TCP:
-                    seg = TcpSegment.parse(ip.payload, src, dst, ecn=ip.traffic_class)
+                    vouched = isinstance(data, Vouched)  # the link checked it (TSO6)
+                    seg = TcpSegment.parse(
+                        ip.payload, src, dst, verify=not vouched, ecn=ip.traffic_class
+                    )
                 elif protocol == IPPROTO_ICMPV6:
                     self._icmp6_arrives(ip, now)
                     return None
@@ -626,28 +629,36 @@ class Stack:
             self._changed[handle] = None
 
     def _offer_segmentation(self, conn: Connection) -> None:
-        """A link that cuts super-segments: the connection may send them (and only then).
-        IPv4 only: the TUN does TSO4, and IPv6 packets are built whole (`_packets_for`)."""
-        if self.offload.segmentation and conn.local.ip.version == 4:
+        """A link that cuts super-segments: the connection may send them (and only then),
+        in either family (TSO4, TSO6)."""
+        if self.offload.segmentation:
             conn.allow_super_segments(self.offload.max_packet)
 
     def _packets_for(self, conn: Connection, remote: int, out: list[TcpSegment]) -> None:
         """The connection's segments as IP packets, with its own TTL and DiffServ
         byte (RFC 9293 3.9.1 MUST-48, 3.9.2 MUST-49): in IPv6 the hop limit and the
-        traffic class, and its flow label (RFC 6437). Offload is IPv4's alone (the TUN
-        is set up for TSO4): IPv6 packets are built whole, checksum and all."""
+        traffic class, and its flow label (RFC 6437). With offload, the checksum (and
+        the cutting of a super-segment) is left to the link in either family."""
         cfg, offload = conn.config, self.offload
         ttl, tos = cfg.ttl, cfg.tos
+        gso_size = conn.send_mss if offload.segmentation else 0
         if is_ipv6(remote):
             local, lport = self._address6, conn.local.port
             label = self._flow_labels.label(local, lport, remote, conn.remote.port)
-            target = self._looped if remote == local else self._packets  # as IPv4's below
-            target.extend(
-                build_tcp6_packet(
+            if remote == local:  # to ourselves: it never reaches the link, as IPv4's below
+                self._looped.extend(build_tcp6_packet(
+                    local, local, seg, hop_limit=ttl, traffic_class=tos, flow_label=label
+                ) for seg in out)
+            elif offload.checksum:
+                offloaded6 = OffloadedPacket.from_segment6
+                self._packets.extend(offloaded6(
+                    local, remote, seg, gso_size=gso_size, hop_limit=ttl, traffic_class=tos,
+                    flow_label=label,
+                ) for seg in out)
+            else:
+                self._packets.extend(build_tcp6_packet(
                     local, remote, seg, hop_limit=ttl, traffic_class=tos, flow_label=label
-                )
-                for seg in out
-            )
+                ) for seg in out)
             return
         local = self._address
         if remote == local:  # to ourselves: it never reaches the link (take_looped)
@@ -658,7 +669,6 @@ class Stack:
             build = build_tcp_packet
             self._packets.extend(build(local, remote, seg, ttl=ttl, tos=tos) for seg in out)
             return
-        gso_size = conn.send_mss if offload.segmentation else 0
         offloaded = OffloadedPacket.from_segment
         self._packets.extend(
             offloaded(local, remote, seg, gso_size=gso_size, ttl=ttl, tos=tos) for seg in out

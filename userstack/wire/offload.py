@@ -7,8 +7,9 @@ and fill in their checksums (TSO/GSO), and take the super-segments it hands up w
 summing them again. This module is those packets; the virtio-net header that carries
 their metadata over a TUN is ``userstack.wire.virtio``.
 
-Send: ``OffloadedPacket`` is an IPv4/TCP packet held as two pieces, the headers and the
-payload, so a link can ``writev`` them without concatenating 64 KB. Its TCP checksum
+Send: ``OffloadedPacket`` is an IPv4/TCP packet (or an IPv6/TCP one without extension
+headers, TSO6) held as two pieces, the headers and the payload, so a link can ``writev``
+them without concatenating 64 KB. Its TCP checksum
 field holds the pseudo-header sum only (virtio NEEDS_CSUM). ``gso_size`` is the MSS the
 link cuts it at, or 0 for a packet that only leaves its checksum to the link (worth it
 for every TCP packet: the software checksum is 3 us of the 25). ``complete()`` is the
@@ -36,11 +37,13 @@ from dataclasses import dataclass, replace
 
 from .checksum import Address, internet_checksum
 from .ipv4 import IPPROTO_TCP, IPV4_HEADER, ipv4_header
-from .packet import build_tcp_packet
+from .ipv6 import IPV6_HEADER, ipv6_header
+from .packet import build_tcp6_packet, build_tcp_packet
 from .tcp import TcpFlags, TcpSegment
-from .virtio import TCP_CSUM_OFFSET, tcp4_virtio_header
+from .virtio import TCP_CSUM_OFFSET, tcp_virtio_header
 
 MAX_IPV4_PACKET = 0xFFFF  # the IPv4 total length field: a super-segment's upper bound
+IPV6_HEADER_LEN = 40  # the fixed header; an offloaded IPv6 packet has no extension headers
 _LAST_ONLY = TcpFlags.FIN | TcpFlags.PSH  # what the kernel's GSO keeps for the last piece
 _FIRST_ONLY = TcpFlags.CWR  # and for the first
 
@@ -52,7 +55,8 @@ class OffloadCapability:
     ``checksum``: it takes TCP packets whose checksum field holds the pseudo-header sum
     (``OffloadedPacket``) and completes them. ``segmentation``: it also takes
     super-segments (``gso_size`` set) up to ``max_packet`` bytes of IPv4 packet and cuts
-    them. A link with neither gets only plain ``bytes``.
+    them. Both hold for IPv4 and IPv6 packets alike (TSO4, TSO6). A link with neither
+    gets only plain ``bytes``.
     """
 
     checksum: bool = False
@@ -73,9 +77,9 @@ TSO = OffloadCapability(checksum=True, segmentation=True)
 
 @dataclass(frozen=True, slots=True)
 class OffloadedPacket:
-    """An IPv4/TCP packet (or super-segment) whose checksum is left to the link."""
+    """An IPv4/TCP or IPv6/TCP packet (or super-segment) whose checksum is left to the link."""
 
-    header: bytes  # the IPv4 and TCP headers; the TCP checksum field is the pseudo-header sum
+    header: bytes  # the IP and TCP headers; the TCP checksum field is the pseudo-header sum
     payload: bytes | memoryview  # the TCP payload, kept apart for writev
     gso_size: int  # the MSS the link cuts the payload at, 0 for a single packet
     ip_header_len: int = 20
@@ -103,8 +107,36 @@ class OffloadedPacket:
         )
         return cls(ip + tcp, payload, gso_size if len(payload) > gso_size > 0 else 0)
 
+    @classmethod
+    def from_segment6(
+        cls,
+        src: Address,
+        dst: Address,
+        seg: TcpSegment,
+        *,
+        gso_size: int = 0,
+        hop_limit: int = 64,
+        traffic_class: int = 0,
+        flow_label: int = 0,
+    ) -> OffloadedPacket:
+        """``seg`` in an IPv6 packet, as ``from_segment`` makes an IPv4 one (TSO6); the
+        ECN bits of the traffic class are the segment's (``seg.ecn``)."""
+        tcp = seg.build_header_partial(src, dst)
+        payload = seg.payload
+        ip = ipv6_header(
+            src, dst, IPPROTO_TCP, len(tcp) + len(payload), hop_limit=hop_limit,
+            traffic_class=traffic_class | seg.ecn, flow_label=flow_label,
+        )
+        gso = gso_size if len(payload) > gso_size > 0 else 0
+        return cls(ip + tcp, payload, gso, IPV6_HEADER_LEN)
+
+    @property
+    def ipv6(self) -> bool:
+        return self.header[0] >> 4 == 6
+
     def __len__(self) -> int:
-        """The IPv4 total length: what tcpdump prints on a TSO interface."""
+        """The IP packet's length, headers included (for IPv4 its total length): what
+        tcpdump prints on a TSO interface."""
         return len(self.header) + len(self.payload)
 
     def __bytes__(self) -> bytes:
@@ -116,7 +148,9 @@ class OffloadedPacket:
         ihl = self.ip_header_len
         # a super-segment with CWR says so (GSO_ECN), as Linux's own TSO does (SKB_GSO_TCP_ECN)
         cwr = bool(self.gso_size and self.header[ihl + 13] & TcpFlags.CWR)
-        return tcp4_virtio_header(ihl, len(self.header) - ihl, self.gso_size, cwr=cwr)
+        return tcp_virtio_header(
+            ihl, len(self.header) - ihl, self.gso_size, ipv6=self.ipv6, cwr=cwr
+        )
 
     def complete(self) -> bytes:
         """The same packet with its TCP checksum filled in (the payload is copied once)."""
@@ -124,12 +158,12 @@ class OffloadedPacket:
 
     def segments(self) -> list[bytes]:
         """What the kernel's GSO makes of this packet: pieces of ``gso_size`` bytes (the
-        last one shorter), each a complete IPv4/TCP packet with correct checksums."""
+        last one shorter), each a complete IP/TCP packet with correct checksums (IPv4
+        ones with consecutive IP ids)."""
         if not self.gso_size:
             return [self.complete()]
         ihl = self.ip_header_len
-        values = IPV4_HEADER.fast.unpack_from(self.header)
-        fields = dict(zip(IPV4_HEADER.names, values, strict=True))
+        fields = self._ip_fields()
         src, dst = fields["src"], fields["dst"]
         first = TcpSegment.parse(self.header[ihl:], src, dst, verify=False)
         payload, size = self.payload, self.gso_size
@@ -144,15 +178,35 @@ class OffloadedPacket:
                 flags &= ~_FIRST_ONLY
             chunk = bytes(payload[start : start + size])
             piece = replace(first, seq=first.seq + start, flags=flags, payload=chunk)
+            if self.ipv6:
+                pieces.append(build_tcp6_packet(
+                    src, dst, piece, hop_limit=fields["hop_limit"],
+                    traffic_class=fields["traffic_class"], flow_label=fields["flow_label"],
+                ))
+                continue
             pieces.append(build_tcp_packet(
                 src, dst, piece, ttl=fields["ttl"], tos=fields["tos"],
                 identification=(fields["identification"] + i) & 0xFFFF,
             ))
         return pieces
 
+    def _ip_fields(self) -> dict[str, int]:
+        """The IP header's fields by name; for IPv6, with its addresses as ``src`` and
+        ``dst`` and its first word split into traffic class and flow label."""
+        if not self.ipv6:
+            values = IPV4_HEADER.fast.unpack_from(self.header)
+            return dict(zip(IPV4_HEADER.names, values, strict=True))
+        first, _, _, hop_limit, src_hi, src_lo, dst_hi, dst_lo = IPV6_HEADER.fast.unpack_from(
+            self.header
+        )
+        return {
+            "src": src_hi << 64 | src_lo, "dst": dst_hi << 64 | dst_lo, "hop_limit": hop_limit,
+            "traffic_class": first >> 20 & 0xFF, "flow_label": first & 0xFFFFF,
+        }
+
 
 class Vouched(bytes):
-    """An IPv4 packet whose TCP checksum its link vouches for: the stack does not verify it.
+    """An IP packet whose TCP checksum its link vouches for: the stack does not verify it.
 
     Never made for a packet of another protocol (the link completes those itself)."""
 
@@ -167,8 +221,8 @@ class ValidChecksum(Vouched):
 
 
 class SuperSegment(PartialChecksum):
-    """A TCP super-segment handed up whole (virtio gso_type TCPV4): the far side's TSO or
-    GSO packet, longer than one MSS, with a partial checksum."""
+    """A TCP super-segment handed up whole (virtio gso_type TCPV4 or TCPV6): the far side's
+    TSO or GSO packet, longer than one MSS, with a partial checksum."""
 
 
 def completed(packet: bytes) -> bytes:
@@ -176,7 +230,7 @@ def completed(packet: bytes) -> bytes:
     TCP checksum (a copy; for pcap and trace), any other is returned as it is."""
     if not isinstance(packet, PartialChecksum):
         return packet
-    ihl = (packet[0] & 0xF) << 2
+    ihl = IPV6_HEADER_LEN if packet[0] >> 4 == 6 else (packet[0] & 0xF) << 2
     tcp_header_len = (packet[ihl + 12] >> 4) << 2
     end = ihl + tcp_header_len
     return _fill_checksum(bytearray(packet[:end]), ihl, memoryview(packet)[end:])

@@ -8,9 +8,9 @@ kernel and a user-space NIC agree on the two offloads that matter for speed:
   pseudo-header sum, and the one's complement sum from ``csum_start`` to the end is still
   to be stored at ``csum_start + csum_offset`` (for TCP over IPv4: the IP header length
   and 16). DATA_VALID, on a read, says the kernel already checked the checksum.
-- segmentation offload (TSO/GSO): ``gso_type`` TCPV4 with ``gso_size`` = MSS says the
-  packet is a super-segment of up to 64 KB, to be cut into ``gso_size`` pieces (by the
-  kernel, on a write; on a read it is the kernel's own unsegmented GSO packet).
+- segmentation offload (TSO/GSO): ``gso_type`` TCPV4 (TCPV6 for IPv6) with ``gso_size`` =
+  MSS says the packet is a super-segment of up to 64 KB, to be cut into ``gso_size`` pieces
+  (by the kernel, on a write; on a read it is the kernel's own unsegmented GSO packet).
   ``hdr_len`` is the length of the IP and TCP headers that each piece repeats.
 
 The fields are little-endian: a TUN uses the legacy virtio layout, in the CPU's byte
@@ -108,16 +108,19 @@ class VirtioNetHdr:
 NO_VIRTIO_OFFLOAD = bytes(VIRTIO_NET_HDR_SIZE)  # a header asking for nothing: a plain packet
 
 
-def tcp4_virtio_header(
-    ip_header_len: int, tcp_header_len: int, gso_size: int, *, cwr: bool = False
+def tcp_virtio_header(
+    ip_header_len: int, tcp_header_len: int, gso_size: int, *, ipv6: bool = False,
+    cwr: bool = False,
 ) -> bytes:
-    """The header in front of an IPv4/TCP packet whose checksum is left to the kernel
+    """The header in front of a TCP packet whose checksum is left to the kernel
     (NEEDS_CSUM), and, when ``gso_size`` is not 0, which the kernel cuts into
-    ``gso_size``-byte segments (TCPV4; with GSO_ECN when ``cwr``: the first piece keeps
-    CWR, RFC 3168 6.1.2). The hot path's one call: a single struct pack."""
+    ``gso_size``-byte segments (TCPV4, or TCPV6 for an IPv6 packet; with GSO_ECN when
+    ``cwr``: the first piece keeps CWR, RFC 3168 6.1.2). The hot path's one call: a
+    single struct pack."""
+    gso_type = GsoType.TCPV6 if ipv6 else GsoType.TCPV4
     return _HDR.pack(
         VirtioFlags.NEEDS_CSUM,
-        (GsoType.TCPV4 | (GSO_ECN if cwr else 0)) if gso_size else GsoType.NONE,
+        (gso_type | (GSO_ECN if cwr else 0)) if gso_size else GsoType.NONE,
         ip_header_len + tcp_header_len,
         gso_size,
         ip_header_len,

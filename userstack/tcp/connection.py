@@ -365,8 +365,9 @@ class Connection:
     def receive(self, max_bytes: int, now: float) -> bytes:
         """RECEIVE: up to max_bytes of in-order data; b"" when none is buffered.
 
-        Reading opens the window; the update is announced only once it has grown by
-        min(buffer/2, MSS) (receiver SWS avoidance, RFC 9293 3.8.6.2.2).
+        Reading opens the window; an update of its own is sent only once the right edge
+        can move by min(buffer/2, MSS) (receiver SWS avoidance, RFC 9293 3.8.6.2.2) and
+        the window at least doubles (else the next ACK carries it: window_update_due).
         """
         self._raise_if_failed()
         receiver = self.receiver

@@ -144,31 +144,44 @@ class Receiver:
         self.unacked = 0
 
     def window_update_due(self, tcb: Tcb, mss: int) -> bool:
-        """RFC 9293 3.8.6.2.2: would we now offer a window larger by min(buffer/2, MSS)?"""
-        grow = self.buffer.space - tcb.rcv_wnd
-        return grow >= min(self.buffer.capacity // 2, mss)
+        """After a read: must an ACK announce the window now, or can it ride on the next
+        ACK the peer's data draws? Now only if the window we would offer (what the field
+        can say: at most 65535 units) moves the right edge by min(buffer/2, MSS) (receiver
+        SWS avoidance, RFC 9293 3.8.6.2.2, RFC 1122 4.2.3.3) *and* is at least twice the
+        window the peer has left. While the peer still has half of it, it is not held up:
+        its data keeps coming and every second full-sized segment draws an ACK (RFC 5681
+        4.2) that carries the new edge, so a separate update would be one more packet for
+        nothing (as Linux decides in tcp_cleanup_rbuf). A peer held up by a small or zero
+        window is told at once."""
+        offer = self._offer(tcb.rcv_wscale)
+        return offer - tcb.rcv_wnd >= self._sws_step(mss) and offer >= 2 * tcb.rcv_wnd
+
+    def _offer(self, shift: int) -> int:
+        """The window the free buffer allows, as the window field can carry it (scaled
+        by `shift`, rounded down, at most 0xFFFF units), in bytes."""
+        return min(self.buffer.space >> shift, 0xFFFF) << shift
+
+    def _sws_step(self, mss: int) -> int:
+        """The least the right edge may move: min(Fr * RCV.BUFF, Eff.snd.MSS), Fr = 1/2
+        (RFC 1122 4.2.3.3; RFC 9293 3.8.6.2.2)."""
+        return min(self.buffer.capacity // 2, mss)
 
     def window_field(self, tcb: Tcb, *, syn: bool, mss: int) -> int:
         """The window field to send, and RCV.WND to match.
 
         Receiver SWS avoidance (RFC 9293 3.8.6.2.2): the right edge RCV.NXT+RCV.WND only
-        moves right once the free buffer exceeds it by min(buffer/2, MSS); it never moves
-        left. A SYN's window is never scaled (RFC 7323 2.2).
+        moves right once the window the field can offer exceeds it by min(buffer/2, MSS);
+        it never moves left. A SYN's window is never scaled (RFC 7323 2.2).
         """
-        free = self.buffer.space
         if syn:
-            field = min(free, 0xFFFF)
+            field = min(self.buffer.space, 0xFFFF)
             tcb.rcv_wnd = field
             return field
         shift = tcb.rcv_wscale
         cur = tcb.rcv_wnd
         keep = (cur + (1 << shift) - 1) >> shift  # round up: never shrink (RFC 7323 2.4)
-        if free - cur >= min(self.buffer.capacity // 2, mss):
-            field = max(free >> shift, keep)
-        else:
-            field = keep
-        if field > 0xFFFF:
-            field = 0xFFFF
+        offer = self._offer(shift)
+        field = max(offer >> shift, keep) if offer - cur >= self._sws_step(mss) else keep
         tcb.rcv_wnd = field << shift
         return field
 

@@ -393,7 +393,8 @@ class Rule(Enum):
     # ---- the receiver
     WINDOW_UPDATE_SENT = (
         "window.update", "RFC 9293", "3.8.6.2.2",
-        "the application read enough to open the window by min(buffer/2, MSS): announce it",
+        "the application read enough to move the right edge by min(buffer/2, MSS) and to "
+        "double the window the peer has left: announce it",
     )
     # ---- the host, before any connection
     NEW_INCARNATION = (

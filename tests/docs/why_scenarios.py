@@ -5,7 +5,8 @@ LiveWhy), each run set up so that one question of why.md happens in it.
     python tests/docs/why_scenarios.py NAME     prints the run NAME (see SCENARIOS)
 
 The traced stack is 10.0.0.2 ("us"); the other stack, 10.0.0.1, is the peer. A `Tamper`
-link under the peer drops the packets a run names, or lets it send one the run forges.
+link under each stack drops the packets a run names (or marks them CE, as a congested
+router would), or lets it send one the run forges.
 Everything is fixed (the ISN key, the virtual clock), so a run prints the same lines every
 time; tests/docs/test_why_doc.py checks that every line why.md quotes is in its run.
 """
@@ -26,7 +27,7 @@ from userstack.observe.trace import Tracer
 from userstack.observe.why import LiveWhy
 from userstack.streams import TcpStream, UserStack, open_stack
 from userstack.tcp.config import TcpConfig
-from userstack.wire.ipv4 import IPv4Packet
+from userstack.wire.ipv4 import Ecn, IPv4Packet, with_ecn
 from userstack.wire.offload import LinkPacket
 from userstack.wire.packet import build_tcp_packet
 from userstack.wire.seq import SeqNum
@@ -38,21 +39,26 @@ MSL = 2.0  # so that TIME-WAIT is over in the run
 
 
 class Tamper(LinkBase):
-    """A link that drops what `drop` says, and can send a forged packet."""
+    """A link that drops what `drop` says, marks CE what `mark` says (RFC 3168 5), and
+    can send a forged packet."""
 
-    def __init__(self, inner: LinkBase, drop: Callable[[TcpSegment], bool]) -> None:
+    def __init__(self, inner: LinkBase, drop: Callable[[TcpSegment], bool],
+                 mark: Callable[[TcpSegment], bool] | None = None) -> None:
         super().__init__()
         self.inner = inner
         self.offload = inner.offload
         self.drop = drop
+        self.mark = mark
 
     async def send_batch(self, packets: Sequence[LinkPacket]) -> None:
         kept = []
         for packet in packets:
             assert isinstance(packet, bytes)
             ip = IPv4Packet.parse(packet)
-            if not self.drop(TcpSegment.parse(ip.payload, ip.src, ip.dst)):
-                kept.append(packet)
+            seg = TcpSegment.parse(ip.payload, ip.src, ip.dst)
+            if not self.drop(seg):
+                marked = self.mark is not None and self.mark(seg)
+                kept.append(with_ecn(packet, Ecn.CE) if marked else packet)
         await self.inner.send_batch(kept)
 
     async def _receive_batch(self) -> list[bytes]:
@@ -107,13 +113,14 @@ async def _echo(stream: TcpStream) -> None:
 
 def run(story: Story, *, us_drop: Callable[[TcpSegment], bool] = never,
         peer_drop: Callable[[TcpSegment], bool] = never,
+        us_mark: Callable[[TcpSegment], bool] | None = None,
         us_config: TcpConfig | None = None, peer_config: TcpConfig | None = None) -> str:
     """Play `story` and return the traced stack's lines."""
     out = io.StringIO()
 
     async def main() -> None:
         left, right = memory_link_pair()
-        us_link, peer_link = Tamper(right, us_drop), Tamper(left, peer_drop)
+        us_link, peer_link = Tamper(right, us_drop, us_mark), Tamper(left, peer_drop)
         tracer = Tracer(out, relative=True)
         why = LiveWhy(out, stamp=lambda: tracer.stamp(trio.current_time()))
         async with (
@@ -260,6 +267,9 @@ SCENARIOS: dict[str, Callable[[], str]] = {
     "loss-probe": lambda: run(echo_once, us_drop=nth(1, has_data)),
     "fast-retransmit": lambda: run(bulk_to_peer, us_drop=nth(2, has_data),
                                    us_config=TcpConfig(msl=MSL, sack=False)),
+    # we ask for ECN (the peer agrees by default); a router marks our second data segment
+    "ecn": lambda: run(bulk_to_peer, us_mark=nth(2, has_data),
+                       us_config=TcpConfig(msl=MSL, ecn="on")),
     "challenge-ack": lambda: run(forged_rst),
     "closed-port": lambda: run(closed_port),
     "zero-window": lambda: run(zero_window,

@@ -160,17 +160,19 @@ class EcnState:
         `flight` are from before the ACK: the congestion it reports met that flight (so
         NewReno halves cwnd, as 6.1.2 says), and an ECE never grows cwnd."""
         tcb, cc, why, recovery = sender.tcb, sender.cc, sender.why, sender.recovery
+        grown = cc.cwnd  # after the ACK's own growth, which an ECE takes back
         if not recovery.in_recovery:  # (in a loss recovery PRR or NewReno set cwnd)
             cc.cwnd = min(cc.cwnd, cwnd)
         # in (or just after) a loss recovery, its reduction covers this window
         if recovery.recovering(tcb.snd_una) or not self.on_ece(tcb.snd_una, tcb.snd_nxt):
             if why is not None:
-                why.decide(Rule.ECN_ECE_IGNORED, snd_una=tcb.snd_una, recover=self.recover)
+                why.decide(Rule.ECN_ECE_IGNORED, changed=None if grown == cc.cwnd else {
+                    "cwnd": (grown, cc.cwnd)}, snd_una=tcb.snd_una, recover=self.recover)
             return
         ssthresh = cc.ssthresh
         cc.on_loss(flight, now)
         recovery.undo = None  # a real congestion signal: no undoing past it
         if why is not None:
             why.decide(Rule.ECN_REDUCE, changed={
-                "cwnd": (cwnd, cc.cwnd), "ssthresh": (ssthresh, cc.ssthresh)
-            }, recover=tcb.snd_nxt)
+                "cwnd": (grown, cc.cwnd), "ssthresh": (ssthresh, cc.ssthresh)
+            }, flight=flight, recover=tcb.snd_nxt)

@@ -352,7 +352,7 @@ class Sender:
             # probe); the first after a reduction carries CWR
             cwr = ecn.take_cwr()
             if cwr and self.why is not None:
-                self.why.decide(Rule.ECN_CWR_SENT, seg_seq=seq)
+                self.why.decide(Rule.ECN_CWR_SENT, snd_nxt=seq)
             self.emit(seq, flags | cwr, payload, ecn=Ecn.ECT_0)
         else:
             self.emit(seq, flags, payload)

@@ -20,6 +20,7 @@ from userstack.link.faults import FaultPath, Faults, FaultyLink, open_faulty_lin
 from userstack.link.memory import memory_link_pair
 from userstack.wire import SeqNum, TcpFlags, TcpSegment, WireError, build_tcp_packet, parse_packet
 from userstack.wire.ipv4 import Ecn, ecn_of
+from userstack.wire.offload import OffloadedPacket
 from userstack.wire.packet import build_tcp6_packet
 from userstack.wire.pcapng import Fault
 
@@ -167,6 +168,11 @@ def test_congestion_marks_ecn_capable_ipv6_packets_in_the_traffic_class() -> Non
     ip, parsed = parse_packet(out[0])  # the TCP checksum does not cover the traffic class
     assert (ip.traffic_class, ip.flow_label) == (0x20 | Ecn.CE, 7)
     assert parsed == replace(segment, ecn=Ecn.CE)
+    offloaded = OffloadedPacket.from_segment6(src, dst, replace(segment, payload=b"d" * 3000),
+                                              gso_size=1000, traffic_class=0x20)
+    path, out = run_path(Faults(ce=1.0), [offloaded])
+    assert path.counters.marked == 1
+    assert {parse_packet(p)[0].traffic_class for p in out[0].segments()} == {0x20 | Ecn.CE}
     plain = build_tcp6_packet(src, dst, replace(segment, ecn=Ecn.NOT_ECT))
     path, _ = run_path(Faults(ce=1.0), [plain] * 10)
     assert path.counters.dropped == 10

@@ -129,7 +129,9 @@ def _mark_ce(packet: LinkPacket) -> LinkPacket:
     """CE on any packet a link carries; an offloaded one keeps its payload apart, a
     vouched-for one its mark (the TCP checksum does not cover the ECN bits)."""
     if type(packet) is OffloadedPacket:
-        return replace(packet, header=with_ecn(packet.header, Ecn.CE))
+        header = packet.header
+        mark = with_ecn6 if header[0] >> 4 == 6 else with_ecn
+        return replace(packet, header=mark(header, Ecn.CE))
     mark = with_ecn6 if packet[0] >> 4 == 6 else with_ecn
     return type(packet)(mark(packet, Ecn.CE))
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 from ipaddress import IPv4Address
 
 import pytest
+from stack_helpers import KEY, PEER, US, make_stack
 
 from userstack.stack.isn import IsnGenerator
 from userstack.wire.addr import Endpoint
+from userstack.wire.packet import parse_packet
 
 LOCAL = Endpoint(IPv4Address("10.0.0.2"), 80)
 REMOTE = Endpoint(IPv4Address("10.0.0.1"), 40000)
@@ -44,3 +46,20 @@ def test_timestamp_offsets_are_keyed_per_connection_and_unlike_the_isn() -> None
     assert offset != IsnGenerator(b"other").ts_offset(LOCAL, REMOTE)
     assert offset != gen.isn(LOCAL, REMOTE, 0.0).value  # not the ISN's hash again
     assert 0 <= offset < 1 << 32
+
+
+def test_each_syn_carries_the_clock_from_its_connections_offset() -> None:
+    """The stack passes the keyed offset to each connection: the SYN's TSval is
+    ts_offset(four-tuple) + milliseconds (RFC 7323 5.4, 7.1), the SYN,ACK's its own."""
+    server, client = make_stack(US), make_stack(address=PEER)
+    server.listen(80, 4)
+    client.connect(Endpoint(US, 80), 2.5)
+    [raw] = client.take_packets()
+    _, syn = parse_packet(raw)
+    local, remote = Endpoint(PEER, syn.src_port), Endpoint(US, 80)
+    offset = IsnGenerator(KEY).ts_offset(local, remote)
+    assert syn.options.timestamps == ((offset + 2500) % 2**32, 0)
+    server.receive_packet(raw, 3.0)
+    _, syn_ack = parse_packet(server.take_packets()[0])
+    theirs = IsnGenerator(KEY).ts_offset(remote, local)
+    assert syn_ack.options.timestamps == ((theirs + 3000) % 2**32, syn.options.timestamps[0])

@@ -72,7 +72,8 @@ def test_a_stray_segment_is_answered_with_a_plain_rst() -> None:
 
 
 def test_a_super_segment_is_taken_whole_without_a_checksum() -> None:
-    server, _, conn, peer = connected_pair()
+    # the train is made by hand, without the timestamps RFC 7323 3.2 would then require
+    server, _, conn, peer = connected_pair(timestamps=False)
     info = conn.info(0.0)
     payload = bytes(i % 251 for i in range(45 * 1448))
     segment = seg(info.local.port, 80, ACK, seq=info.snd_nxt, ack=info.rcv_nxt or 0,

@@ -34,9 +34,11 @@ IRS = SeqNum(9000)  # the peer's
 MSS = 1000
 # Small, readable numbers: no window scaling (the buffer fits in 16 bits), 1000-byte MSS,
 # ACK at once (delayed ACKs have their own tests).
-CFG = TcpConfig(mss=MSS, recv_buffer=8000, send_buffer=16000, delayed_ack=0.0, msl=10.0)
+CFG = TcpConfig(mss=MSS, recv_buffer=8000, send_buffer=16000, delayed_ack=0.0, msl=10.0,
+                timestamps=False)
 # For data tests: Nagle off, room to queue well beyond any window.
-NODELAY = TcpConfig(mss=MSS, recv_buffer=8000, send_buffer=64000, delayed_ack=0.0, nagle=False)
+NODELAY = TcpConfig(mss=MSS, recv_buffer=8000, send_buffer=64000, delayed_ack=0.0, nagle=False,
+                    timestamps=False)
 PEER_WINDOW = 8000
 
 

@@ -30,7 +30,7 @@ class Wire:
 
     sent: list[tuple[int, int, int]] = field(default_factory=list)
 
-    def emit(self, seq: SeqNum, flags: int, payload: bytes) -> None:
+    def emit(self, seq: SeqNum, flags: int, payload: bytes, now: float) -> None:
         self.sent.append((seq - ISS, flags, len(payload)))
 
     def take(self) -> list[tuple[int, int, int]]:

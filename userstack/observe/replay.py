@@ -70,11 +70,13 @@ Decisions (``userstack explain`` and ``view``)
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
+from typing import TypedDict
 
 from ..tcp.config import TcpConfig
 from ..tcp.connection import Connection, reset_for
@@ -82,6 +84,7 @@ from ..tcp.events import StateChanged
 from ..tcp.info import TcbInfo
 from ..tcp.rules import Decision, Explainer
 from ..tcp.state import State
+from ..tcp.timestamps import TICKS_PER_SECOND
 from ..wire.addr import Endpoint
 from ..wire.checksum import internet_checksum, pseudo_header_sum
 from ..wire.errors import WireError
@@ -606,8 +609,8 @@ def replay(
     client = ends[Side.CLIENT]
     client.start(
         Connection.open_active(
-            conv.client, conv.server, iss=first.segment.seq, now=first.time, config=config,
-            explain=client.why,
+            conv.client, conv.server, iss=first.segment.seq, now=first.time,
+            explain=client.why, **_as_captured(config, first),
         ),
         Anchor.BEFORE,
         -1,
@@ -658,6 +661,23 @@ def _deliver(
         to.arriving(index, conv.segments[index])
 
 
+class _Opening(TypedDict):
+    """How one endpoint's replay is opened (Connection.open_* keywords)."""
+
+    config: TcpConfig
+    ts_offset: int
+
+
+def _as_captured(config: TcpConfig, syn: CapturedSegment) -> _Opening:
+    """An endpoint's replay offers timestamps only if its captured SYN did, with the TSval
+    clock that SYN shows (RFC 7323: its offset), so that its RTT samples are the real ones."""
+    tsopt = syn.segment.options.timestamps
+    if tsopt is None:
+        return {"config": dataclasses.replace(config, timestamps=False), "ts_offset": 0}
+    return {"config": dataclasses.replace(config, timestamps=True),
+            "ts_offset": tsopt[0] - int(syn.time * TICKS_PER_SECOND)}
+
+
 def _open_server(
     server: _Endpoint, conv: TcpConversation, first: CapturedSegment, config: TcpConfig
 ) -> None:
@@ -673,8 +693,8 @@ def _open_server(
         return
     opener = Connection.open_passive if seg.flags & TcpFlags.ACK else Connection.open_active
     server.start(
-        opener(conv.server, conv.client, iss=seg.seq, now=conv.segments[0].time, config=config,
-               explain=server.why),
+        opener(conv.server, conv.client, iss=seg.seq, now=conv.segments[0].time,
+               explain=server.why, **_as_captured(config, first)),
         Anchor.BEFORE,
         -1,
     )

@@ -476,6 +476,7 @@ class Stack:
         conn = Connection.open_passive(
             listener.local, remote, iss=iss, now=now, config=listener.config,
             explain=None if self.explain is None else self.explain(listener.local, remote),
+            ts_offset=self._isn.ts_offset(listener.local, remote),  # RFC 7323 7.1
         )
         self._offer_segmentation(conn)
         self._conns[key] = conn
@@ -858,6 +859,7 @@ class Stack:
             now=now,
             config=self._config_for(address, config or self.config),
             explain=None if self.explain is None else self.explain(local, remote),
+            ts_offset=self._isn.ts_offset(local, remote),  # RFC 7323 7.1
         )
         self._offer_segmentation(conn)
         key = (rip, rport, port)

@@ -70,6 +70,9 @@ class TcpConfig:
     nagle: bool = True  # RFC 9293 3.7.4 (RFC 896)
     window_scale: bool = True  # offer RFC 7323 window scaling in our SYN
     sack: bool = True  # offer SACK (RFC 2018); recovery by RACK-TLP (RFC 8985) when agreed
+    # offer RFC 7323 timestamps (RTTM, PAWS) in our SYN, as Linux does; used if both SYNs
+    # carry them (tcp/timestamps.py)
+    timestamps: bool = True
     congestion: Congestion = Congestion.NEWRENO  # the congestion controller
     # ECN (RFC 3168): agree when the peer asks, as Linux does by default (docs/congestion.md
     # says why not ask: an ECN-setup SYN can meet a middlebox that drops it, RFC 3168 6.1.1.1)

@@ -64,6 +64,10 @@ in Timers (timers.py).
                                    RACK (rack.py, RFC 8985 6), tail loss probe (RFC 8985 7)
     Without SACK, NewReno (RFC 5681 3.2, RFC 6582): reno_recovery.py.
 
+    When both SYNs carry timestamps (RFC 7323, tcp/timestamps.py): every segment _emit()s
+    carries TSval and TSecr; PAWS and the 3.2 check before the first step (_check_paws),
+    TS.Recent after it (_segment_arrives_synchronized); RTTM in Sender.take_rtt_sample.
+
 Outgoing segments are queued in take_outgoing() order; ACKs owed by several steps are
 coalesced into one (a data segment carries it when one goes out).
 """
@@ -102,6 +106,7 @@ from .syn_options import SynOptions
 from .tcb import Tcb, segment_acceptable
 from .time_wait import is_new_incarnation_syn, iss_above
 from .timers import Timer, Timers
+from .timestamps import TSOPT_LEN, Timestamps, agreed
 
 # Flags as plain ints on the hot path: IntFlag arithmetic is slow in CPython, so each
 # step tests `int(seg.flags)` and _emit() turns the result back into a TcpFlags.
@@ -145,6 +150,7 @@ class Connection:
         "_soft_error",
         "_syn_options",
         "_timers",
+        "_ts",
         "_why",
         "challenge_acks_suppressed",
         "config",
@@ -159,7 +165,7 @@ class Connection:
 
     def __init__(
         self, local: Endpoint, remote: Endpoint, *, iss: SeqNum, now: float, config: TcpConfig,
-        passive: bool, explain: Explainer | None = None,
+        passive: bool, explain: Explainer | None = None, ts_offset: int = 0,
     ) -> None:
         self._why = explain  # who is told each rule applied (rules.py), or None: off
         self.local = local
@@ -176,6 +182,9 @@ class Connection:
             now=now, why=explain,
         )
         self.receiver = Receiver(config, self._timers, self.sender.rtt, why=explain)
+        # RFC 7323 timestamps: offered in our SYN, kept only if the peer's SYN has them too;
+        # `ts_offset` is the connection's random clock offset (7.1, stack/isn.py)
+        self._ts = Timestamps(ts_offset, 0, now) if config.timestamps else None
         self._keepalive = config.keepalive  # RFC 9293 3.8.4: on or off per connection
         self._fully_closed = False  # CLOSE without half: nobody will read any more
         self._failure: ErrorReason | None = None
@@ -193,11 +202,12 @@ class Connection:
     @classmethod
     def open_active(
         cls, local: Endpoint, remote: Endpoint, *, iss: SeqNum, now: float,
-        config: TcpConfig | None = None, explain: Explainer | None = None,
+        config: TcpConfig | None = None, explain: Explainer | None = None, ts_offset: int = 0,
     ) -> Connection:
-        """Active OPEN: send <SEQ=ISS><CTL=SYN>, enter SYN-SENT (RFC 9293 3.10.1)."""
+        """Active OPEN: send <SEQ=ISS><CTL=SYN>, enter SYN-SENT (RFC 9293 3.10.1).
+        `ts_offset`: the TSval clock's offset (RFC 7323 7.1), the stack's keyed choice."""
         conn = cls(local, remote, iss=iss, now=now, config=config or TcpConfig(), passive=False,
-                   explain=explain)
+                   explain=explain, ts_offset=ts_offset)
         if explain is not None:
             explain.decide(Rule.OPEN_ACTIVE, iss=iss)
         conn._send_syn(now)
@@ -207,7 +217,7 @@ class Connection:
     @classmethod
     def open_passive(
         cls, local: Endpoint, remote: Endpoint, *, iss: SeqNum, now: float,
-        config: TcpConfig | None = None, explain: Explainer | None = None,
+        config: TcpConfig | None = None, explain: Explainer | None = None, ts_offset: int = 0,
     ) -> Connection:
         """Fully specified passive OPEN: enter LISTEN and wait for the peer's SYN.
 
@@ -215,7 +225,7 @@ class Connection:
         fails with an RST the connection returns to LISTEN and the stack drops it.
         """
         conn = cls(local, remote, iss=iss, now=now, config=config or TcpConfig(), passive=True,
-                   explain=explain)
+                   explain=explain, ts_offset=ts_offset)
         if explain is not None:
             explain.decide(Rule.OPEN_PASSIVE, iss=iss)
         conn._set_state(State.LISTEN, now)
@@ -235,7 +245,7 @@ class Connection:
         tcb.irs, tcb.rcv_nxt = irs, irs + 1
         tcb.snd_una = tcb.snd_nxt = conn.sender.tx_nxt = iss + 1
         tcb.snd_wl1 = irs  # the ACK (SEG.SEQ = IRS + 1) sets SND.WND (3.10.7.4 fifth)
-        conn._take_syn_options(syn_options)
+        conn._take_syn_options(syn_options, now)
         conn.receiver.window_field(tcb, syn=True, mss=conn.sender.mss)  # RCV.WND, as offered
         conn._enter_established(now)
         return conn
@@ -442,7 +452,7 @@ class Connection:
         if self._why is not None:
             self._why.decide(Rule.ABORT, snd_nxt=self.tcb.snd_nxt)
         if state in _PEER_HAS_TCB:
-            self._emit_rst(self.tcb.snd_nxt)
+            self._emit_rst(self.tcb.snd_nxt, now)
         self._set_state(State.CLOSED, now)
 
     # ------------------------------------------------------------------ TIME-WAIT reuse
@@ -485,7 +495,9 @@ class Connection:
         if severity is Severity.PACKET_TOO_BIG:
             # a SYN is far below any MTU: nothing to resize before ESTABLISHED. If the MSS
             # fell, resend at once, at the new size and without slow start (RFC 1191 6.5)
-            if self.state in _SENDING and self.sender.lower_mss(mss_for_mtu(mtu, self.sender.mss)):
+            options = TSOPT_LEN if self._ts is not None else 0
+            if self.state in _SENDING and self.sender.lower_mss(
+                    mss_for_mtu(mtu, self.sender.mss, options=options)):
                 self._output(now)
         elif severity is Severity.HARD and self.state in (State.SYN_SENT, State.SYN_RECEIVED):
             assert kind.reason is not None
@@ -609,7 +621,7 @@ class Connection:
         if self._why is not None:
             self._why.decide(Rule.KEEPALIVE_PROBE, snd_nxt=tcb.snd_nxt)
         sender.probes_unanswered += 1
-        self._emit(tcb.snd_nxt - 1, ACK)
+        self._emit(tcb.snd_nxt - 1, ACK, b"", now)
         self._timers.arm(Timer.KEEPALIVE, now + cfg.keepalive_interval)
 
     # ------------------------------------------------------------------ SEGMENT ARRIVES
@@ -645,7 +657,7 @@ class Connection:
             # the LISTEN state": <SEQ=SEG.ACK><CTL=RST>
             if self._why is not None:
                 self._why.decide(Rule.LISTEN_ACK_RESET, seg_ack=seg.ack)
-            self._emit_rst(seg.ack)
+            self._emit_rst(seg.ack, now)
             return
         if not flags & SYN:
             if self._why is not None:
@@ -654,7 +666,7 @@ class Connection:
         if self._why is not None:
             self._why.decide(Rule.LISTEN_SYN, irs=seg.seq)
         # third: a SYN. (Security/compartment checks are not applicable, 3.10.7.2.)
-        self._take_syn(seg)
+        self._take_syn(seg, now)
         self._take_send_window(seg, self.tcb.snd_una, scaled=False)
         # "<SEQ=ISS><ACK=RCV.NXT><CTL=SYN,ACK> is sent ... SND.NXT is set to ISS+1 and
         # SND.UNA to ISS". Text and FIN on the SYN are not kept: the peer will resend
@@ -675,7 +687,7 @@ class Connection:
                     Rule.SYN_SENT_BAD_ACK, seg_ack=seg.ack, iss=tcb.iss, snd_nxt=tcb.snd_nxt,
                 )
             if not flags & RST:
-                self._emit_rst(seg.ack)
+                self._emit_rst(seg.ack, now)
             return
         # second: check the RST bit
         if flags & RST:
@@ -694,7 +706,7 @@ class Connection:
             if self._why is not None:
                 self._why.decide(Rule.SYN_SENT_DROP)
             return  # fifth: "if neither of the SYN or RST bits is set, drop the segment"
-        self._take_syn(seg)
+        self._take_syn(seg, now)
         if flags & ACK:
             # our SYN has been ACKed ("SND.UNA should be advanced to equal SEG.ACK"):
             # ESTABLISHED, send <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>
@@ -702,7 +714,7 @@ class Connection:
                 self._why.decide(
                     Rule.SYN_SENT_ESTABLISHED, seg_ack=seg.ack, iss=tcb.iss, irs=seg.seq
                 )
-            self.sender.syn_acked(seg.ack, now)
+            self.sender.syn_acked(seg.ack, now, seg.options.timestamps)
             self._take_send_window(seg, seg.ack, scaled=False)  # never scaled in a SYN
             self._enter_established(now)
             self.receiver.ack_now = True
@@ -723,10 +735,15 @@ class Connection:
 
     def _segment_arrives_synchronized(self, seg: TcpSegment, now: float) -> None:
         """RFC 9293 3.10.7.4: SYN-RECEIVED and the synchronized states, step by step."""
+        ts = self._ts
+        if ts is not None and not self._check_paws(seg, ts, now):
+            return
         checked = self._check_sequence(seg, now)
         if checked is None:
             return
         seg = checked
+        if ts is not None:
+            self._record_ts_recent(seg, ts, now)
         self._heard_from_peer(now)
         if not self._check_rst(seg, now):
             return
@@ -746,6 +763,32 @@ class Connection:
         self._soft_error = None  # the peer answered: the path works (Linux clears sk_err_soft)
         if self._timers.is_armed(Timer.KEEPALIVE):  # RFC 9293 3.8.4: idle again from now
             self._timers.arm(Timer.KEEPALIVE, now + self.config.keepalive_idle)
+
+    def _check_paws(self, seg: TcpSegment, ts: Timestamps, now: float) -> bool:
+        """Before the first step, with timestamps agreed (tcp/timestamps.py): RFC 7323 3.2
+        drops a segment without them; PAWS (5.3 R1) treats one with a TSval older than
+        TS.Recent as not acceptable: an ACK in reply, then dropped. True: go on."""
+        tsopt = seg.options.timestamps
+        rule = ts.screen(tsopt, rst=bool(int(seg.flags) & RST), now=now)
+        if rule is None:
+            return True
+        if self._why is not None:
+            self._why.decide(rule, seg_tsval=None if tsopt is None else tsopt[0],
+                             ts_recent=ts.ts_recent)
+        if rule is Rule.PAWS_REJECT:
+            self.receiver.ack_now = True
+        return rule is Rule.PAWS_IDLE
+
+    def _record_ts_recent(self, seg: TcpSegment, ts: Timestamps, now: float) -> None:
+        """After the first step: RFC 7323 5.3 R3 (4.3 (2)) records SEG.TSval in TS.Recent
+        unless it is older or the segment starts beyond Last.ACK.sent; never a RST's
+        (5.2: its TSopt must not change the connection's state)."""
+        tsopt = seg.options.timestamps
+        if tsopt is None or int(seg.flags) & RST:
+            return
+        if not ts.update_recent(tsopt[0], seg.seq, now) and self._why is not None:
+            self._why.decide(Rule.TS_RECENT_KEPT, seg_tsval=tsopt[0], seg_seq=seg.seq,
+                             ts_recent=ts.ts_recent, last_ack_sent=ts.last_ack_sent)
 
     def _check_sequence(self, seg: TcpSegment, now: float) -> TcpSegment | None:
         """First step (RFC 9293 3.10.7.4): is the segment acceptable?
@@ -908,12 +951,12 @@ class Connection:
                 self._why.decide(Rule.ACK_ESTABLISHES if ours else Rule.ACK_SYN_RECEIVED_RESET,
                                  seg_ack=ack, snd_una=tcb.snd_una, snd_nxt=tcb.snd_nxt)
             if not ours:
-                self._emit_rst(ack)  # "form a reset segment <SEQ=SEG.ACK><CTL=RST>"
+                self._emit_rst(ack, now)  # "form a reset segment <SEQ=SEG.ACK><CTL=RST>"
                 return False
             # "enter ESTABLISHED state and continue processing with the variables below
             # set to: SND.WND <- SEG.WND, SND.WL1 <- SEG.SEQ, SND.WL2 <- SEG.ACK"
             self._take_send_window(seg, ack, scaled=True)
-            self.sender.syn_acked(ack, now)
+            self.sender.syn_acked(ack, now, seg.options.timestamps)
             self._enter_established(now)
             if self.state is not State.FIN_WAIT_1:
                 return True
@@ -1095,12 +1138,12 @@ class Connection:
             self._challenge_acks += 1
         self.receiver.ack_now = True
 
-    def _take_syn(self, seg: TcpSegment) -> None:
+    def _take_syn(self, seg: TcpSegment, now: float) -> None:
         """The peer's SYN: IRS, RCV.NXT, and what its options offer."""
         tcb = self.tcb
         tcb.irs = seg.seq
         tcb.rcv_nxt = seg.seq + 1
-        self._take_syn_options(seg.options)
+        self._take_syn_options(seg.options, now)
         self._syn_options.take_ecn(int(seg.flags))  # RFC 3168 6.1.1
 
     def _take_send_window(self, seg: TcpSegment, ack: SeqNum, *, scaled: bool) -> None:
@@ -1114,18 +1157,21 @@ class Connection:
         if wnd > tcb.max_snd_wnd:
             tcb.max_snd_wnd = wnd
 
-    def _take_syn_options(self, options: TcpOptions) -> None:
-        """The peer's SYN: MSS (RFC 9293 3.7.1), window scale (RFC 7323 2.2) and
-        SACK-permitted (RFC 2018 2), as syn_options.py negotiates them."""
+    def _take_syn_options(self, options: TcpOptions, now: float) -> None:
+        """The peer's SYN: MSS (RFC 9293 3.7.1), window scale (RFC 7323 2.2),
+        SACK-permitted (RFC 2018 2) and timestamps (RFC 7323 3.2), as syn_options.py
+        negotiates them."""
         self.sender.mss = self._syn_options.take(options, self.tcb)
         self.receiver.sack = self._syn_options.sack
+        self._ts = self.sender.timestamps = agreed(self._ts, options.timestamps, now)
+        self.receiver.timestamps = self._ts is not None
 
     def _send_syn(self, now: float) -> None:
         """<SEQ=ISS><CTL=SYN> (or SYN,ACK once the peer's SYN is known); arms the timer."""
         syn, reply = self._syn_options, self.tcb.irs is not None
         options = syn.offer(reply=reply)
         ecn = syn.ecn_flags(reply=reply, again=self.sender.syn_retransmitted, why=self._why)
-        self._emit(self.tcb.iss, SYN | ecn, options=options)
+        self._emit(self.tcb.iss, SYN | ecn, b"", now, options)
         self.sender.syn_sent(now)
 
     # ------------------------------------------------------------------ transitions
@@ -1184,7 +1230,7 @@ class Connection:
         if reason is ErrorReason.TIMED_OUT and self._soft_error is not None:
             reason = self._soft_error
         if send_rst:
-            self._emit_rst(self.tcb.snd_nxt)
+            self._emit_rst(self.tcb.snd_nxt, now)
         self._failure = reason
         self._events.append(Error(reason))
         self._set_state(State.CLOSED, now)
@@ -1200,14 +1246,14 @@ class Connection:
         receiver = self.receiver
         sack_due = receiver.sack_due
         if receiver.ack_now and sack_due:
-            self._send_sack()  # before any data, which carries no SACK option
+            self._send_sack(now)  # before any data, which carries no SACK option
         if self.state in _SENDING:
             self.sender.output(now)
         if receiver.ack_now:
             if sack_due:
-                self._send_sack()
+                self._send_sack(now)
             else:
-                self._emit(self._ack_seq(), ACK)
+                self._emit(self._ack_seq(), ACK, b"", now)
 
     def _ack_seq(self) -> SeqNum:
         """SEG.SEQ of a pure ACK: SND.NXT, or where the next transmission starts while
@@ -1215,18 +1261,20 @@ class Connection:
         tcb = self.tcb
         return self.sender.tx_nxt if tcb.snd_wnd == 0 else tcb.snd_nxt
 
-    def _send_sack(self) -> None:
+    def _send_sack(self, now: float) -> None:
         """An ACK with the SACK blocks of the out-of-order data we hold (RFC 2018 4)."""
-        self._emit(self._ack_seq(), ACK, options=self.receiver.sack_option(self.tcb))
+        self._emit(self._ack_seq(), ACK, b"", now, self.receiver.sack_option(self.tcb))
 
     def _emit(
-        self, seq: SeqNum, flags: int, payload: bytes = b"", options: TcpOptions = NO_OPTIONS,
-        *, ecn: Ecn = Ecn.NOT_ECT,
+        self, seq: SeqNum, flags: int, payload: bytes, now: float,
+        options: TcpOptions = NO_OPTIONS, *, ecn: Ecn = Ecn.NOT_ECT,
     ) -> None:
         """Queue one segment; once the peer's SYN is known it carries <ACK=RCV.NXT>
         (and ECE while the ECN echo is on, RFC 3168 6.1.3). While urgent data is
         unacknowledged, a segment before SND.UP carries URG and the offset of SND.UP
-        from its SEG.SEQ (at most 0xFFFF: RFC 9293 3.8.5). `ecn`: its ECN codepoint."""
+        from its SEG.SEQ (at most 0xFFFF: RFC 9293 3.8.5). `ecn`: its ECN codepoint.
+        With timestamps offered (our SYN) or agreed, it carries TSval and TSecr (RFC 7323
+        3.2)."""
         tcb = self.tcb
         urgent = 0
         if self.sender.urgent and tcb.snd_up > seq:
@@ -1241,6 +1289,9 @@ class Connection:
                 flags |= self.sender.ecn.ack_flags()
         else:
             ack = _ZERO
+        ts = self._ts
+        if ts is not None:  # only a SYN goes out before the peer's SYN said yes or no
+            options = ts.stamp(options, now, ack if flags & ACK else None)
         window = receiver.window_field(tcb, syn=bool(flags & SYN), mss=self.sender.mss)
         self._outgoing.append(
             TcpSegment(
@@ -1249,10 +1300,14 @@ class Connection:
             )
         )
 
-    def _emit_rst(self, seq: SeqNum) -> None:
-        """<SEQ=seq><CTL=RST>. Never sent in reply to a RST (RFC 9293 3.5.2)."""
+    def _emit_rst(self, seq: SeqNum, now: float) -> None:
+        """<SEQ=seq><CTL=RST>. Never sent in reply to a RST (RFC 9293 3.5.2). With
+        timestamps agreed it carries TSval, TSecr 0 (no ACK bit), as RFC 7323 3.2 advises."""
+        ts = self._ts
+        options = NO_OPTIONS if ts is None or self.tcb.irs is None else ts.stamp(
+            NO_OPTIONS, now, None)
         self._outgoing.append(
-            TcpSegment(self.local.port, self.remote.port, seq, _ZERO, _AS_FLAGS[RST], 0)
+            TcpSegment(self.local.port, self.remote.port, seq, _ZERO, _AS_FLAGS[RST], 0, options)
         )
 
 

@@ -14,7 +14,9 @@ only what the steps would have done:
 
 The prediction, all of which must hold (else the general path runs, nothing changed):
 
-- the state is one of those and explanations are off (below);
+- the state is one of those and explanations are off (below), and the connection does
+  not use timestamps (RFC 7323: PAWS and TS.Recent are the general path's, before and
+  after the first step; BSD predicts them too, this path does not yet);
 - the flags are ACK, perhaps PSH: no SYN, FIN, RST or URG, so the second, fourth, sixth
   and eighth steps have nothing to do;
 - SEG.SEQ = RCV.NXT, so the first step finds the segment acceptable with nothing to trim;
@@ -91,8 +93,8 @@ class HeaderPrediction:
         """Process `seg` the short way if it is one of the two predicted kinds. False:
         it is not, nothing was changed, and the eight steps must run."""
         state = conn.state
-        if state not in _PREDICTED or conn._why is not None:
-            return False
+        if state not in _PREDICTED or conn._why is not None or conn._ts is not None:
+            return False  # with timestamps agreed, PAWS and TS.Recent: the general path
         if int(seg.flags) & ~PSH != ACK or seg.options is not NO_OPTIONS:
             return False
         tcb = conn.tcb

@@ -145,8 +145,9 @@ def path_mtu(next_hop_mtu: int, original_length: int) -> int:
     return next((p for p in MTU_PLATEAUS if p < original_length), MIN_PATH_MTU)
 
 
-def mss_for_mtu(mtu: int, mss: int) -> int:
-    """The send MSS for a path MTU of `mtu`: room for the IPv4 and TCP headers, never
-    more than the current `mss` (a message only ever lowers the estimate; RFC 1191
-    finds increases by probing, and RFC 8201 4 says MUST NOT for IPv6's twin)."""
-    return min(mss, max(mtu, MIN_PATH_MTU) - IP_TCP_HEADERS)
+def mss_for_mtu(mtu: int, mss: int, *, options: int = 0) -> int:
+    """The send MSS for a path MTU of `mtu`: room for the IPv4 and TCP headers (and the
+    `options` bytes every segment carries: timestamps), never more than the current
+    `mss` (a message only ever lowers the estimate; RFC 1191 finds increases by probing,
+    and RFC 8201 4 says MUST NOT for IPv6's twin)."""
+    return min(mss, max(mtu, MIN_PATH_MTU) - IP_TCP_HEADERS - options)

@@ -29,9 +29,11 @@ from .rules import Explainer, Rule
 from .tcb import Tcb
 from .timers import Timer, Timers
 
-# RFC 2018 3: a SACK option of n blocks takes 8n + 2 bytes; with two NOPs, 4 fit in 40.
-# They ride on pure ACKs only, so a full-sized data segment never outgrows the MTU.
+# RFC 2018 3: a SACK option of n blocks takes 8n + 2 bytes; with two NOPs, 4 fit in 40,
+# 3 beside the 12 bytes of timestamps (RFC 7323). They ride on pure ACKs only, so a
+# full-sized data segment never outgrows the MTU.
 MAX_SACK_BLOCKS = 4
+MAX_SACK_BLOCKS_WITH_TIMESTAMPS = 3
 
 
 class Receiver:
@@ -39,7 +41,7 @@ class Receiver:
 
     __slots__ = (
         "ack_now", "buffer", "delay", "eof", "last_data_at", "mss", "quick", "quickack", "rtt",
-        "sack", "timers", "unacked", "urgent", "why",
+        "sack", "timers", "timestamps", "unacked", "urgent", "why",
     )
 
     def __init__(
@@ -56,6 +58,7 @@ class Receiver:
         self.mss = config.mss  # what we advertised: the size of a full-sized segment to us
         self.timers = timers
         self.sack = False  # both SYNs carried SACK-permitted: report SACK blocks
+        self.timestamps = False  # both SYNs carried TSopt: room for one SACK block less
         self.ack_now = False  # an ACK is owed and must go out with the next output
         self.unacked = 0  # data segments received since our last ACK
         self.eof = False  # the peer's FIN was reached in sequence
@@ -197,5 +200,6 @@ class Receiver:
         buffer = self.buffer
         base = tcb.rcv_nxt - buffer.next  # the sequence number of stream offset 0
         return TcpOptions(sack_blocks=tuple(
-            (base + left, base + right) for left, right in buffer.sack_blocks(MAX_SACK_BLOCKS)
+            (base + left, base + right) for left, right in buffer.sack_blocks(
+                MAX_SACK_BLOCKS_WITH_TIMESTAMPS if self.timestamps else MAX_SACK_BLOCKS)
         ))

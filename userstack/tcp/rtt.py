@@ -12,6 +12,12 @@ K = 4
 CLOCK_GRANULARITY = 0.001  # G: `now` is a float in seconds, so a millisecond is conservative
 
 
+def expected_samples(flight: int, smss: int) -> int:
+    """RFC 7323 Appendix G: ExpectedSamples = ceiling(FlightSize / (SMSS * 2)), the RTT
+    samples one window of ACKs brings (one per two segments: delayed ACKs); at least 1."""
+    return max(1, -(-flight // (2 * smss)))
+
+
 class RttEstimator:
     __slots__ = ("rto", "rto_max", "rto_min", "rttvar", "srtt")
 
@@ -22,16 +28,19 @@ class RttEstimator:
         self.rto_min = rto_min
         self.rto_max = rto_max
 
-    def sample(self, r: float) -> None:
-        """Fold in one measurement R; this also undoes any backoff (RFC 6298 (2.2), (2.3))."""
+    def sample(self, r: float, expected: int = 1) -> None:
+        """Fold in one measurement R; this also undoes any backoff (RFC 6298 (2.2), (2.3)).
+        With timestamps a round trip gives `expected` samples: alpha and beta are divided
+        by it, so SRTT keeps the history RFC 6298 meant (RFC 7323 Appendix G)."""
         if self.srtt is None or self.rttvar is None:
             # RFC 6298 (2.2): first measurement
             self.srtt = r
             self.rttvar = r / 2
         else:
             # RFC 6298 (2.3): RTTVAR first, using the old SRTT
-            self.rttvar = (1 - BETA) * self.rttvar + BETA * abs(self.srtt - r)
-            self.srtt = (1 - ALPHA) * self.srtt + ALPHA * r
+            alpha, beta = ALPHA / expected, BETA / expected
+            self.rttvar = (1 - beta) * self.rttvar + beta * abs(self.srtt - r)
+            self.srtt = (1 - alpha) * self.srtt + alpha * r
         rto = self.srtt + max(CLOCK_GRANULARITY, K * self.rttvar)
         # RFC 6298 (2.4) minimum, (2.5) maximum
         self.rto = min(max(rto, self.rto_min), self.rto_max)

@@ -113,6 +113,23 @@ class Rule(Enum):
         "SYN-SENT, fifth: neither SYN nor RST: drop it",
     )
 
+    # ---- RFC 7323 timestamps, before the first step (tcp/timestamps.py)
+    TS_MISSING = (
+        "timestamps.missing", "RFC 7323", "3.2",
+        "both SYNs agreed on timestamps but this segment (not a RST) has none: drop it silently",
+    )
+    PAWS_REJECT = (
+        "paws.reject", "RFC 7323", "5.3",
+        "R1: SEG.TSval is older than TS.Recent: an old duplicate, not acceptable: ACK and drop",
+    )
+    TS_RECENT_KEPT = (
+        "timestamps.recent_kept", "RFC 7323", "4.3",
+        "the segment starts beyond Last.ACK.sent (or is older): TS.Recent, the echo, stays",
+    )
+    PAWS_IDLE = (
+        "paws.recent_invalid", "RFC 7323", "5.5",
+        "SEG.TSval is older than TS.Recent, but TS.Recent is over 24 days old: accept it",
+    )
     # ---- SEGMENT ARRIVES otherwise (RFC 9293 3.10.7.4), first step
     ACCEPTABLE = (
         "acceptability.acceptable", "RFC 9293", "3.10.7.4",
@@ -319,6 +336,10 @@ class Rule(Enum):
         "rto.sample", "RFC 6298", "2",
         "the timed segment is acknowledged: a round-trip sample updates SRTT, RTTVAR and RTO",
     )
+    RTTM_SAMPLE = (
+        "rttm.sample", "RFC 7323", "4.1",
+        "an ACK advancing SND.UNA echoes our TSval in TSecr: a round-trip sample for RFC 6298",
+    )
     SLOW_START = (
         "cc.slow_start", "RFC 5681", "3.1",
         "cwnd < ssthresh: slow start, cwnd grows by the bytes acknowledged (at most SMSS)",
@@ -483,7 +504,8 @@ class Explainer:
         return decisions
 
 
-_RFC_PREFIXES = frozenset({"seg", "snd", "rcv", "max", "iss", "irs", "rto", "srtt"})
+_RFC_PREFIXES = frozenset(
+    {"seg", "snd", "rcv", "max", "iss", "irs", "rto", "srtt", "ts", "last"})
 
 
 def variable_name(name: str) -> str:

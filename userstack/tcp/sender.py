@@ -16,6 +16,7 @@ number and window that belong to the receiving side).
     RFC 9293 3.8.6.1 zero window          zero_window(), on_persist_timeout()
     RFC 9293 3.10.7.4 fifth step          on_ack() (the recovery strategy's), acknowledge()
     RFC 6298 RTO and RTT                  rtt.py; take_rtt_sample(), transmit(), back_off()
+    RFC 7323 4 RTTM (timestamps agreed)   take_rtt_sample(): one sample per ACK from TSecr
     RFC 5681 congestion control           congestion.py (the controller `cc`)
     RFC 5681 4.1 restart after idle       restart_if_idle()
     RFC 5681 3.2 / RFC 6582 NewReno       reno_recovery.py (no SACK)
@@ -47,12 +48,13 @@ from .cubic import Cubic
 from .ecn import EcnState
 from .recovery import Recovery
 from .reno_recovery import RenoRecovery
-from .rtt import RttEstimator
+from .rtt import RttEstimator, expected_samples
 from .rules import Explainer, Rule
 from .sack import Scoreboard, SentSegment
 from .sack_recovery import SackRecovery
 from .tcb import Tcb
 from .timers import Timer, Timers
+from .timestamps import Timestamps
 
 ACK = int(TcpFlags.ACK)
 FIN = int(TcpFlags.FIN)
@@ -66,12 +68,13 @@ CONTROLLERS: dict[Congestion, type[CongestionControl]] = {
 }
 
 class Emit(Protocol):
-    """The connection's emit(seq, flags, payload): one segment out, with ACK and window;
-    `ecn` is the segment's ECN codepoint (ECT(0) for new data when ECN is on)."""
+    """The connection's emit(seq, flags, payload, now): one segment out, with ACK, window
+    and timestamps; `ecn` is the segment's ECN codepoint (ECT(0) for new data when ECN
+    is on)."""
 
     def __call__(
-        self, seq: SeqNum, flags: int, payload: bytes = b"", options: TcpOptions = NO_OPTIONS,
-        *, ecn: Ecn = Ecn.NOT_ECT,
+        self, seq: SeqNum, flags: int, payload: bytes, now: float,
+        options: TcpOptions = NO_OPTIONS, *, ecn: Ecn = Ecn.NOT_ECT,
     ) -> None: ...
 
 
@@ -114,6 +117,8 @@ class Sender:
         "syn_retransmitted",
         "tcb",
         "timers",
+        "timestamps",
+        "tsecr",
         "tx_nxt",
         "urgent",
         "why",
@@ -149,6 +154,8 @@ class Sender:
         self.persist_backoff = 0
         self.probes_unanswered = 0  # zero-window or keep-alive probes without any reply
         self.syn_retransmitted = False
+        self.timestamps: Timestamps | None = None  # RFC 7323, once both SYNs agreed (RTTM)
+        self.tsecr: int | None = None  # the TSecr of the ACK being processed, not yet sampled
 
     # ---- the handshake -----------------------------------------------------------------
 
@@ -164,10 +171,14 @@ class Sender:
             self.rtt_sent_at = now
         self.timers.arm(Timer.RETRANSMIT, now + self.rtt.rto)
 
-    def syn_acked(self, ack: SeqNum, now: float) -> None:
-        """The peer acknowledged our SYN: SND.UNA <- SEG.ACK, stop the timer."""
+    def syn_acked(
+        self, ack: SeqNum, now: float, tsopt: tuple[int, int] | None = None
+    ) -> None:
+        """The peer acknowledged our SYN (with this TSopt): SND.UNA <- SEG.ACK, stop the
+        timer."""
         tcb = self.tcb
         tcb.snd_una = ack
+        self.tsecr = None if tsopt is None else tsopt[1]
         self.take_rtt_sample(ack, now)
         self.retries = 0
         self.timers.cancel(Timer.RETRANSMIT)
@@ -353,9 +364,9 @@ class Sender:
             cwr = ecn.take_cwr()
             if cwr and self.why is not None:
                 self.why.decide(Rule.ECN_CWR_SENT, snd_nxt=seq)
-            self.emit(seq, flags | cwr, payload, ecn=Ecn.ECT_0)
+            self.emit(seq, flags | cwr, payload, now, ecn=Ecn.ECT_0)
         else:
-            self.emit(seq, flags, payload)
+            self.emit(seq, flags, payload, now)
         self.recovery.sent(n + fin)
         self.last_sent_at = now
         end = seq + (n + fin)
@@ -386,6 +397,8 @@ class Sender:
         """An acceptable ACK (SND.UNA =< SEG.ACK =< SND.NXT) with the peer's window `wnd`
         (scaled), before the window update: the recovery strategy reads it (and ECN's
         rules, RFC 3168 6.1.2, when on). Returns how many bytes left the send buffer."""
+        tsopt = seg.options.timestamps
+        self.tsecr = None if tsopt is None else tsopt[1]
         if self.ecn is not None:
             return self.ecn.on_ack(self, seg, wnd, now)
         return self.recovery.on_ack(self, seg, wnd, now)
@@ -413,7 +426,7 @@ class Sender:
         if self.tx_nxt < ack:
             self.tx_nxt = ack
         delivered = self.board.acked(ack)
-        sample = self.take_rtt_sample(ack, now)
+        sample = self.take_rtt_sample(ack, now, flight)
         sent_once = [s.xmit_ts for s in delivered if not s.retransmitted]
         if sent_once:
             sample = now - max(sent_once)
@@ -441,8 +454,11 @@ class Sender:
             and wnd != 0
         )
 
-    def take_rtt_sample(self, ack: SeqNum, now: float) -> float | None:
-        """RFC 6298 (2.2)/(2.3) for the one timed segment, if this ACK covers it."""
+    def take_rtt_sample(self, ack: SeqNum, now: float, flight: int = 0) -> float | None:
+        """RFC 6298 (2.2)/(2.3) for the one timed segment, if this ACK covers it; with
+        timestamps, for this ACK (it advanced SND.UNA over `flight` bytes in flight)."""
+        if self.timestamps is not None:
+            return self._rttm_sample(now, flight)
         if self.rtt_seq is not None and ack >= self.rtt_seq:
             sample = now - self.rtt_sent_at
             self.rtt.sample(sample)
@@ -451,6 +467,21 @@ class Sender:
                 self.why.decide(Rule.RTT_SAMPLE, sample=sample, srtt=self.rtt.srtt)
             return sample
         return None
+
+    def _rttm_sample(self, now: float, flight: int) -> float | None:
+        """RFC 7323 4.1: an ACK that advances SND.UNA and echoes our TSval is a sample,
+        a retransmission's too (its ACK echoes the TSval it was resent with, 4.3 (C)), so
+        Karn's rule is not needed. Many samples per round trip would shorten RFC 6298's
+        history, so each one weighs 1/ExpectedSamples (Appendix G)."""
+        assert self.timestamps is not None
+        tsecr, self.tsecr = self.tsecr, None  # one sample per ACK
+        sample = None if tsecr is None else self.timestamps.rtt_sample(tsecr, now)
+        if sample is None:
+            return None
+        self.rtt.sample(sample, expected_samples(flight, self.mss))
+        if self.why is not None:
+            self.why.decide(Rule.RTTM_SAMPLE, sample=sample, srtt=self.rtt.srtt)
+        return sample
 
     # ---- timeouts ----------------------------------------------------------------------
 

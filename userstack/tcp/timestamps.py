@@ -16,13 +16,28 @@ per-connection offset (RFC 7323 7.1) the stack derives from its secret key, as i
 the ISN (stack/isn.py), so TSval reveals neither the host's uptime nor other connections.
 Comparisons are modulo 2^32, like sequence numbers (RFC 7323 5.2).
 
-This object is the arithmetic; the connection calls it from SEGMENT ARRIVES (PAWS before
-the window check, TS.Recent after it) and when it builds a segment.
+This object is the arithmetic; the connection calls it from SEGMENT ARRIVES (`screen`,
+PAWS, before the window check; `update_recent` after it) and when it builds a segment
+(`stamp`), and the Sender takes its RTT samples from it (`rtt_sample`).
+
+    RFC 7323                               here
+    3.2  offered in our SYN, used only if  SynOptions.offer / take (syn_options.py)
+         both SYNs carry it; then on every
+         segment but a RST's, which may
+    3.2  a segment without it is dropped   screen() (Rule.TS_MISSING)
+    4.1  RTTM: one sample per ACK that     rtt_sample(), Sender.take_rtt_sample
+         advances SND.UNA
+    4.3  TS.Recent and Last.ACK.sent       update_recent(), option()
+    5.3  R1: an older TSval is rejected    screen() (Rule.PAWS_REJECT)
+    5.5  TS.Recent invalid after 24 days   recent_valid() (Rule.PAWS_IDLE)
+    7.1  a random offset per connection    `offset`, from stack/isn.py
 """
 
 from __future__ import annotations
 
 from ..wire.seq import SeqNum
+from ..wire.tcp import NO_OPTIONS, TcpOptions
+from .rules import Rule
 
 TICKS_PER_SECOND = 1000  # one tick per millisecond
 MODULUS = 1 << 32
@@ -30,6 +45,9 @@ HALF = 1 << 31
 # RFC 7323 5.5: TS.Recent from a connection idle longer than this may have wrapped
 # (2^31 ticks at the fastest allowed clock, 1 ms: 24.8 days); it is no longer valid
 PAWS_IDLE = 24 * 24 * 3600.0
+# NOP NOP kind length TSval TSecr: what the option adds to every header once agreed, so
+# what a full-sized segment's payload gives up (RFC 9293 3.7.1: Eff.snd.MSS counts options)
+TSOPT_LEN = 12
 
 
 def ts_before(a: int, b: int) -> bool:
@@ -37,17 +55,36 @@ def ts_before(a: int, b: int) -> bool:
     return a != b and (a - b) % MODULUS >= HALF
 
 
+def agreed(
+    ours: Timestamps | None, theirs: tuple[int, int] | None, now: float
+) -> Timestamps | None:
+    """The peer's SYN (or SYN,ACK) arrived with TSopt `theirs`, or None: timestamps are
+    used only if both SYNs carry them (RFC 7323 3.2), and the peer's TSval is TS.Recent's
+    first value. `ours` is None if our configuration does not offer them."""
+    if ours is None or theirs is None:
+        return None
+    ours.peer_syn(theirs[0], now)
+    return ours
+
+
 class Timestamps:
     """One connection's timestamp state, once both SYNs carried TSopt (RFC 7323 3.2)."""
 
-    __slots__ = ("last_ack_sent", "offset", "ts_recent", "ts_recent_age")
+    __slots__ = ("first_tsval", "last_ack_sent", "offset", "ts_recent", "ts_recent_age")
 
     def __init__(self, offset: int, ts_recent: int, now: float) -> None:
-        """`ts_recent` is the TSval of the peer's SYN (or SYN-ACK): TS.Recent's first value."""
+        """`ts_recent` is the TSval of the peer's SYN (or SYN-ACK): TS.Recent's first value
+        (0 until then, for a connection that offers timestamps in its own SYN)."""
         self.offset = offset % MODULUS
         self.ts_recent = ts_recent
         self.ts_recent_age = now  # when TS.Recent was recorded (for the 24-day rule)
         self.last_ack_sent: SeqNum | None = None  # Last.ACK.sent (RFC 7323 4.3)
+        self.first_tsval = self.clock(now)  # no echo of ours can be older than this
+
+    def peer_syn(self, tsval: int, now: float) -> None:
+        """The peer's SYN (or SYN,ACK) carried TSval: TS.Recent's first value (RFC 7323 4.3)."""
+        self.ts_recent = tsval
+        self.ts_recent_age = now
 
     def clock(self, now: float) -> int:
         """TSval at `now`."""
@@ -60,6 +97,26 @@ class Timestamps:
             return self.clock(now), 0
         self.last_ack_sent = ack
         return self.clock(now), self.ts_recent  # RFC 7323 4.3 (3): TSecr = TS.Recent
+
+    def stamp(self, options: TcpOptions, now: float, ack: SeqNum | None) -> TcpOptions:
+        """`options` with <TSval, TSecr> added, for a segment going out (`ack` as in
+        option()). RFC 7323 3.2: on every segment once agreed."""
+        pair = self.option(now, ack)
+        if options is NO_OPTIONS:
+            return TcpOptions(timestamps=pair)
+        return TcpOptions(options.mss, options.window_scale, options.sack_permitted,
+                          options.sack_blocks, pair, options.unknown)
+
+    def screen(self, tsopt: tuple[int, int] | None, *, rst: bool, now: float) -> Rule | None:
+        """Before the first step of SEGMENT ARRIVES: the rule that drops a segment with
+        this TSopt (None: go on). RFC 7323 3.2: a non-RST segment without one SHOULD be
+        dropped silently; 5.3 R1: TSval older than a valid TS.Recent is not acceptable
+        (the caller sends the ACK); 5.5: past 24 days idle TS.Recent proves nothing."""
+        if tsopt is None:
+            return None if rst else Rule.TS_MISSING
+        if rst or not ts_before(tsopt[0], self.ts_recent):
+            return None
+        return Rule.PAWS_REJECT if self.recent_valid(now) else Rule.PAWS_IDLE
 
     def recent_valid(self, now: float) -> bool:
         """RFC 7323 5.5: TS.Recent older than 24 days is no longer valid."""
@@ -83,8 +140,9 @@ class Timestamps:
 
     def rtt_sample(self, tsecr: int, now: float) -> float | None:
         """RFC 7323 4.1 RTTM: the round trip of the data an ACK with this TSecr covers.
-        None for an echo from the future or from too long ago to be ours."""
-        ticks = (self.clock(now) - tsecr) % MODULUS
-        if ticks >= HALF:
+        None for an echo from the future or from before our first TSval: not ours."""
+        clock = self.clock(now)
+        ticks = (clock - tsecr) % MODULUS
+        if ticks > (clock - self.first_tsval) % MODULUS:
             return None
         return ticks / TICKS_PER_SECOND

@@ -454,8 +454,9 @@ def test_a_bug_outside_any_connection_drops_the_packet(monkeypatch: pytest.Monke
 
 def _server_in_time_wait() -> tuple[Stack, Stack, int, SeqNum]:
     """A server that closed first and sits in TIME-WAIT; the client's port and the
-    server's RCV.NXT for that connection."""
-    server, client, conn, peer = connected_pair()
+    server's RCV.NXT for that connection. Without timestamps: these are RFC 1122 4.2.2.13's
+    rules (with them RFC 6191 decides: tests/stack/test_stack_time_wait.py)."""
+    server, client, conn, peer = connected_pair(timestamps=False)
     peer.close(0.0)
     shuttle(client, server, 0.0)
     conn.close(0.0)

@@ -12,7 +12,15 @@ from flood_sim import FloodResult, run_flood
 from stack_helpers import ACK, KEY, PEER, PEER6, RST, SYN, US, US6, make_stack, packet, replies, seg
 
 from userstack.stack import Stack
-from userstack.stack.syncookies import COOKIE_PERIOD, MSS_TABLE, SynCookies, mss_index
+from userstack.stack.isn import IsnGenerator
+from userstack.stack.syncookies import (
+    COOKIE_PERIOD,
+    MSS_TABLE,
+    SynCookies,
+    cookie_tsval,
+    mss_index,
+)
+from userstack.tcp.config import TcpConfig
 from userstack.tcp.state import State
 from userstack.wire.addr import Endpoint
 from userstack.wire.seq import SeqNum
@@ -36,7 +44,7 @@ def test_a_full_syn_queue_answers_with_a_cookie_and_keeps_nothing() -> None:
     stack.receive_packet(packet(seg(3, 80, SYN, seq=5000, options=OPTS)), 1.0)
     [syn_ack] = replies(stack)
     assert syn_ack.flags == SYN | ACK and syn_ack.ack == SeqNum(5001)
-    # no room in the cookie for window scale or SACK without timestamps: offered neither
+    # a SYN without timestamps: no room in the cookie for window scale or SACK
     assert syn_ack.options == TcpOptions(mss=1460)
     assert syn_ack.window == 65535
     assert len(stack.connections(1.0)) == 3  # LISTEN and the two half-open: no new TCB
@@ -189,3 +197,44 @@ def test_cookies_in_both_families(us: IPv4Address | IPv6Address, peer: IPv4Addre
     conn = stack.accept(80)
     assert conn is not None and conn.state is State.ESTABLISHED
     assert conn.remote == Endpoint(peer, 3) and conn.receive(10, 0.2) == b"hi"
+
+
+def test_with_timestamps_a_cookie_keeps_window_scale_and_sack_in_its_tsval() -> None:
+    """As Linux: the low six bits of the cookie SYN,ACK's TSval hold the SYN's shift and
+    SACK-permitted; the ACK's TSecr brings them back, so the connection scales and SACKs
+    (issue 13's wish, now that timestamps exist), on the clock that TSval came from."""
+    stack = full_listener()
+    syn = seg(3, 80, SYN, seq=5000, options=TcpOptions(
+        mss=1400, window_scale=7, sack_permitted=True, timestamps=(777, 0)))
+    stack.receive_packet(packet(syn), 1.0)
+    [syn_ack] = replies(stack)
+    tsval, tsecr = syn_ack.options.timestamps or (0, 0)
+    offset = IsnGenerator(KEY).ts_offset(Endpoint(US, 80), Endpoint(PEER, 3))
+    clock = (offset + 1000) % 2**32
+    assert tsecr == 777 and tsval & 0x3F == 7 | 0x10 and 0 <= (clock - tsval) % 2**32 < 64
+    assert syn_ack.options.window_scale == 3 and syn_ack.options.sack_permitted
+    ack = seg(3, 80, ACK, seq=5001, ack=syn_ack.seq.value + 1, window=1000,
+              options=TcpOptions(timestamps=(778, tsval)), payload=b"GET /")
+    stack.receive_packet(packet(ack), 1.2)
+    conn = stack.accept(80)
+    assert conn is not None and conn.state is State.ESTABLISHED
+    info = conn.info(1.2)
+    assert (info.mss, info.snd_wnd) == (1400 - 12, 1000 << 7)  # scaled; the TSopt's room
+    assert conn.receive(100, 1.2) == b"GET /"
+    conn.send(b"ok", 1.2)
+    out = replies(stack)
+    assert out and all(r.options.timestamps == ((offset + 1200) % 2**32, 778) for r in out)
+    hole = seg(3, 80, ACK, seq=5006 + 100, ack=syn_ack.seq.value + 1, window=1000,
+               options=TcpOptions(timestamps=(779, tsval)), payload=b"x")
+    stack.receive_packet(packet(hole), 1.3)
+    [dup] = replies(stack)
+    assert dup.options.sack_blocks  # SACK agreed through the cookie
+
+
+def test_the_cookie_tsval_never_runs_ahead_of_the_clock() -> None:
+    config = TcpConfig()
+    bare = seg(3, 80, SYN, options=TcpOptions(timestamps=(1, 0)))
+    for clock in (0, 5, 0x3F, 0x40, 0xFFFF_FFFF, 0x1234_5678):
+        tsval = cookie_tsval(clock, bare, config)
+        assert tsval & 0x3F == 0xF  # no window scale, no SACK
+        assert 0 <= (clock - tsval) % 2**32 < 64

@@ -10,9 +10,22 @@ import tracemalloc
 import weakref
 
 import pytest
-from stack_helpers import ACK, FIN, PEER, US, connected_pair, packet, replies, seg, shuttle
+from stack_helpers import (
+    ACK,
+    FIN,
+    KEY,
+    PEER,
+    SYN,
+    US,
+    connected_pair,
+    packet,
+    replies,
+    seg,
+    shuttle,
+)
 
 from userstack.stack import Stack
+from userstack.stack.isn import IsnGenerator
 from userstack.stack.time_wait_table import TimeWaitTable
 from userstack.tcp.config import TcpConfig
 from userstack.tcp.events import Closed, StateChanged
@@ -21,12 +34,16 @@ from userstack.tcp.state import State
 from userstack.tcp.time_wait import TimeWait
 from userstack.wire.addr import Endpoint
 from userstack.wire.seq import SeqNum
+from userstack.wire.tcp import TcpFlags, TcpOptions
 
 
-def server_in_time_wait() -> tuple[Stack, int, SeqNum, SeqNum, weakref.ref[object]]:
+def server_in_time_wait(
+    *, timestamps: bool = False
+) -> tuple[Stack, int, SeqNum, SeqNum, weakref.ref[object]]:
     """The server closed first and is in TIME-WAIT (MSL 1 s): (server, the client's port,
-    the server's SND.NXT and RCV.NXT, a weak reference to the server's Connection)."""
-    server, client, conn, peer = connected_pair(msl=1.0, delayed_ack=0.0)
+    the server's SND.NXT and RCV.NXT, a weak reference to the server's Connection).
+    Without timestamps unless asked: the tests send hand-made segments."""
+    server, client, conn, peer = connected_pair(msl=1.0, delayed_ack=0.0, timestamps=timestamps)
     peer.close(0.0)
     shuttle(client, server, 0.0)
     conn.close(0.0)
@@ -101,7 +118,8 @@ def test_100_000_records_cost_256_bytes_or_less_each() -> None:
         for i in range(n):
             key = (rnd.getrandbits(32), rnd.randrange(1024, 65536), 80)
             record = TimeWait(SeqNum(rnd.getrandbits(32)), SeqNum(rnd.getrandbits(32)),
-                              200_000 + rnd.getrandbits(16), 3, 240.0 + i * 1e-3)
+                              200_000 + rnd.getrandbits(16), 3, 240.0 + i * 1e-3,
+                              (rnd.getrandbits(32), rnd.getrandbits(32)))  # timestamps too
             table.add(key, record, config)
         per_entry = (tracemalloc.get_traced_memory()[0] - before) / n
     finally:
@@ -109,3 +127,49 @@ def test_100_000_records_cost_256_bytes_or_less_each() -> None:
     assert len(table) == n
     print(f"TIME-WAIT record: {per_entry:.0f} bytes per entry over {n}")
     assert per_entry <= 256
+
+
+def ts_packet(port: int, flags: TcpFlags, seq: SeqNum, ack: SeqNum, tsval: int) -> bytes:
+    return packet(seg(port, 80, flags, seq=seq.value, ack=ack.value,
+                      options=TcpOptions(timestamps=(tsval, 0))))
+
+
+def test_the_record_keeps_ts_recent_stamps_its_acks_and_applies_paws() -> None:
+    """RFC 7323 in TIME-WAIT: the record's ACK carries TSval from the connection's clock
+    and TSecr = TS.Recent; a segment without TSopt is dropped (3.2), one with an older
+    TSval is answered but restarts nothing (PAWS, 5.3 R1)."""
+    server, port, snd_nxt, rcv_nxt, _ = server_in_time_wait(timestamps=True)
+    record, _config = server._time_wait.find((int(PEER), port, 80))  # type: ignore[misc]
+    recent = record.ts_recent
+    assert recent is not None
+    offset = IsnGenerator(KEY).ts_offset(Endpoint(US, 80), Endpoint(PEER, port))
+    fin = FIN | ACK
+    server.receive_packet(packet(seg(port, 80, fin, seq=rcv_nxt.value - 1, ack=snd_nxt.value)),
+                          1.5)
+    assert replies(server) == [] and server.next_deadline() == 2.0  # no TSopt: dropped
+    server.receive_packet(ts_packet(port, fin, rcv_nxt - 1, snd_nxt, recent - 1), 1.5)
+    [ack] = replies(server)  # PAWS: an ACK, and 2*MSL goes on
+    assert server.next_deadline() == 2.0
+    server.receive_packet(ts_packet(port, fin, rcv_nxt - 1, snd_nxt, recent + 1), 1.5)
+    [ack] = replies(server)  # the FIN again: ACKed, 2*MSL restarted
+    assert ack.options.timestamps == ((offset + 1500) % 2**32, recent)
+    assert (ack.seq, ack.ack, server.next_deadline()) == (snd_nxt, rcv_nxt, 3.5)
+
+
+def test_a_syn_with_a_newer_timestamp_takes_the_four_tuple_over() -> None:
+    """RFC 6191 2: with timestamps, a SYN whose TSval is newer than TS.Recent starts a new
+    incarnation whatever its sequence number; an older one is PAWS's old duplicate."""
+    server, port, snd_nxt, rcv_nxt, _ = server_in_time_wait(timestamps=True)
+    record, _config = server._time_wait.find((int(PEER), port, 80))  # type: ignore[misc]
+    recent = record.ts_recent
+    assert recent is not None
+    server.receive_packet(ts_packet(port, SYN, rcv_nxt - 1000, SeqNum(0), recent - 5), 1.0)
+    [ack] = replies(server)
+    assert ack.flags == ACK and server.counters.time_wait_reuses == 0
+    server.receive_packet(ts_packet(port, SYN, rcv_nxt - 1000, SeqNum(0), recent + 5), 1.0)
+    [syn_ack] = replies(server)
+    assert syn_ack.flags == SYN | ACK and syn_ack.ack == rcv_nxt - 999
+    assert syn_ack.seq > snd_nxt  # the ISS stays above the old incarnation's (as Linux)
+    assert syn_ack.options.timestamps is not None
+    assert syn_ack.options.timestamps[1] == recent + 5
+    assert server.counters.time_wait_reuses == 1

@@ -47,7 +47,8 @@ def server_in_time_wait(
 ) -> tuple[Stack, Stack, int, SeqNum, SeqNum]:
     """The server closed first and is in TIME-WAIT (MSL 1 s), its Connection gone:
     (server, client, the client's port, the server's SND.NXT and RCV.NXT)."""
-    server, client, conn, peer = connected_pair(msl=1.0, delayed_ack=0.0, explain=explain)
+    server, client, conn, peer = connected_pair(msl=1.0, delayed_ack=0.0, explain=explain,
+                                                timestamps=False)  # hand-made segments
     peer.close(0.0)
     shuttle(client, server, 0.0)
     conn.close(0.0)

@@ -4,6 +4,8 @@ in 256 bytes or less."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -17,9 +19,19 @@ from userstack.tcp.time_wait import TimeWait
 from userstack.wire.seq import SeqNum
 from userstack.wire.tcp import TcpFlags, TcpOptions, TcpSegment
 
-SCALED = TcpConfig(mss=MSS, delayed_ack=0.0, msl=10.0)  # 256 KiB buffer: shift 3
+SCALED = TcpConfig(mss=MSS, delayed_ack=0.0, msl=10.0, timestamps=False)  # shift 3
+PEER_TS = 100  # the TSval of the peer's SYN,ACK; its later segments count up from it
 CONFIGS = {"unscaled": (CFG, TcpOptions(mss=MSS)),
-           "scaled": (SCALED, TcpOptions(mss=MSS, window_scale=7))}
+           "scaled": (SCALED, TcpOptions(mss=MSS, window_scale=7)),
+           "timestamps": (replace(CFG, timestamps=True),
+                          TcpOptions(mss=MSS, timestamps=(PEER_TS, 0)))}
+
+
+def peer_ts(options: TcpOptions, tsval: int | None) -> TcpOptions:
+    """The TSopt of one of the peer's segments, if the SYNs agreed on timestamps."""
+    if options.timestamps is None or tsval is None:
+        return TcpOptions()
+    return TcpOptions(timestamps=(tsval, 0))
 
 
 def time_wait(
@@ -34,8 +46,8 @@ def time_wait(
                                       explain=why)
         conn.on_segment(seg(IRS, ISS + 1, SYN, options=options), 0.0)
     conn.close(0.0)
-    conn.on_segment(seg(IRS + 1, ISS + 2), 0.0)
-    conn.on_segment(seg(IRS + 1, ISS + 2, FIN), 0.0)
+    conn.on_segment(seg(IRS + 1, ISS + 2, options=peer_ts(options, PEER_TS + 1)), 0.0)
+    conn.on_segment(seg(IRS + 1, ISS + 2, FIN, options=peer_ts(options, PEER_TS + 2)), 0.0)
     assert conn.state is State.TIME_WAIT
     conn.take_outgoing()
     conn.take_events()
@@ -47,7 +59,7 @@ def time_wait(
 def record_of(conn: Connection) -> TimeWait:
     expiry = conn.next_deadline()
     assert expiry is not None
-    return TimeWait.from_tcb(conn.tcb, expiry)
+    return TimeWait.from_tcb(conn.tcb, expiry, conn.timestamps)
 
 
 def answer(
@@ -72,9 +84,10 @@ FLAGS = st.sampled_from([ACK, RST, SYN, FIN | ACK, RST | ACK, SYN | ACK, FIN, Tc
 @settings(max_examples=200, deadline=None)
 @given(flags=FLAGS, seq_off=st.integers(-70_000, 70_000) | st.integers(-2**31, 2**31 - 1),
        ack_off=st.integers(-8000, 2**31 - 1), payload=st.binary(max_size=3),
-       at=st.floats(0.0, 19.0))
+       at=st.floats(0.0, 19.0), tsval=st.none() | st.integers(PEER_TS, PEER_TS + 4))
 def test_the_record_answers_as_the_connection_does(
-    name: str, flags: TcpFlags, seq_off: int, ack_off: int, payload: bytes, at: float
+    name: str, flags: TcpFlags, seq_off: int, ack_off: int, payload: bytes, at: float,
+    tsval: int | None,
 ) -> None:
     """Any one segment: the same reply (or none), the same 2*MSL deadline after it, and
     the same rules named, with the same values. (ACKs older than SND.UNA - MAX.SND.WND
@@ -83,7 +96,8 @@ def test_the_record_answers_as_the_connection_does(
     conn_why, record_why = Explainer(), Explainer()
     conn = time_wait(config, options, conn_why)
     record = record_of(conn)
-    s = seg(IRS + 2 + seq_off, ISS + 2 + ack_off, flags, payload=payload)
+    s = seg(IRS + 2 + seq_off, ISS + 2 + ack_off, flags, payload=payload,
+            options=peer_ts(options, tsval))  # older, as old, newer than TS.Recent, none
     conn.on_segment(s, at)
     assert answer(record, s, at, config, record_why) == conn.take_outgoing()
     assert record.expiry == conn.next_deadline()

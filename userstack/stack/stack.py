@@ -70,6 +70,7 @@ from ..tcp.info import TcbInfo
 from ..tcp.rules import Explainer, Rule
 from ..tcp.state import State
 from ..tcp.time_wait import TimeWait
+from ..tcp.timestamps import clock_at
 from ..wire.addr import Endpoint
 from ..wire.errors import WireError
 from ..wire.icmp import ICMP_ERROR_TYPES, IcmpEcho, IcmpError, IcmpType, icmp_type
@@ -397,9 +398,10 @@ class Stack:
         """A segment for a four-tuple in TIME-WAIT: the record answers it (RFC 9293
         3.10.7.4, tcp/time_wait.py), unless it is a new SYN for a listening port."""
         why = None if self.explain is None else self._time_wait_explainer(key)
-        if listener is not None and record.accepts_new_syn(seg):
+        new_syn = None if listener is None else record.new_incarnation_rule(seg)
+        if new_syn is not None:  # RFC 1122 4.2.2.13, or RFC 6191 2 by timestamps
             if why is not None:
-                why.decide(Rule.NEW_INCARNATION, seg_seq=seg.seq, rcv_nxt=record.rcv_nxt)
+                why.decide(new_syn, seg_seq=seg.seq, rcv_nxt=record.rcv_nxt)
             self._new_incarnation(listener, key, record, config, seg, now)
             return
         expiry = record.expiry
@@ -497,7 +499,9 @@ class Stack:
         listener.cookie_sent_at = now
         self.counters.syn_cookies_sent += 1
         cfg = listener.config
-        self._packets.append(self._tcp_packet(key[0], cookie_syn_ack(seg, iss, cfg), cfg))
+        offset = self._isn.ts_offset(listener.local, Endpoint(address_of(key[0]), key[1]))
+        reply = cookie_syn_ack(seg, iss, cfg, clock_at(offset, now))  # RFC 7323 7.1's clock
+        self._packets.append(self._tcp_packet(key[0], reply, cfg))
 
     def _packed_addresses(self, remote: int) -> tuple[bytes, bytes]:
         """(ours, theirs) as bytes, for the keyed hashes of a four-tuple, in either family."""
@@ -524,16 +528,19 @@ class Stack:
         sent_at = listener.cookie_sent_at
         if self._cookies is None or sent_at is None or now - sent_at >= MAX_AGE * COOKIE_PERIOD:
             return False  # no cookie of ours can be out there (as Linux's recent-overflow test)
-        syn_options = self._cookies.check(*self._packed_addresses(key[0]), seg, now)
+        syn_options = self._cookies.check(*self._packed_addresses(key[0]), seg, now,
+                                          timestamps=listener.config.timestamps)
         if syn_options is None:
             self.counters.syn_cookies_invalid += 1
             return False
         if listener.accept_queue_full:
             self.counters.syn_cookie_accept_queue_drops += 1  # the peer will retransmit
             return True
+        remote = Endpoint(address_of(key[0]), key[1])
         conn = Connection.from_syn_cookie(
-            listener.local, Endpoint(address_of(key[0]), key[1]), iss=seg.ack - 1,
-            irs=seg.seq - 1, syn_options=syn_options, now=now, config=listener.config,
+            listener.local, remote, iss=seg.ack - 1, irs=seg.seq - 1, syn_options=syn_options,
+            now=now, config=listener.config,
+            ts_offset=self._isn.ts_offset(listener.local, remote),  # the cookie's clock
         )
         self.counters.syn_cookies_accepted += 1
         self._conns[key] = conn
@@ -698,7 +705,8 @@ class Stack:
         if conn in self._handles:  # the application holds it: tell it at the end (weakly)
             self._time_wait_held[key] = conn
         self._remove(key, conn)
-        self._time_wait.add(key, TimeWait.from_tcb(conn.tcb, expiry), conn.config)
+        self._time_wait.add(key, TimeWait.from_tcb(conn.tcb, expiry, conn.timestamps),
+                            conn.config)
         if conn.explainer is not None:
             self._time_wait_why[key] = conn.explainer
 

@@ -22,12 +22,13 @@ The cookie, our ISS, is 32 bits built as Linux builds its own (net/ipv4/syncooki
   the effective secret rotates every period: a cookie of a period no longer accepted
   cannot be replayed, and a forged ACK passes with probability 8 / 2**24 per guess.
 
-What a cookie cannot carry: window scale and SACK-permitted. Linux keeps them in the low
-six bits of the SYN,ACK's TSval, which the ACK echoes in TSecr (RFC 7323 3). This stack has
-no timestamps yet, so a cookie's SYN,ACK offers only the MSS, and the connection runs
-without scaling or SACK. `check` returns the peer's SYN options as a `TcpOptions` for
-`Connection.from_syn_cookie`, so when timestamps come, decoding the scale and SACK bits
-from TSecr adds them to those options and nothing else changes.
+What the 32 bits have no room for: window scale and SACK-permitted. As Linux does, they
+ride in the low six bits of the cookie SYN,ACK's TSval (`cookie_tsval`), which the ACK
+echoes in TSecr (RFC 7323 3.2): bits 0-3 the peer's shift (0xF: none), bit 4 SACK-permitted
+(bit 5 is Linux's ECN bit, unused here). So a SYN with timestamps gets a cookie SYN,ACK
+that offers window scaling and SACK as the core's would; a SYN without them, only the MSS,
+and that connection runs without scaling or SACK. `check` returns the peer's SYN options
+as a `TcpOptions` for `Connection.from_syn_cookie`.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ import hashlib
 import struct
 
 from ..tcp.config import TcpConfig
+from ..tcp.syn_options import MAX_WINDOW_SHIFT, window_shift_for
+from ..tcp.timestamps import ts_before
 from ..wire.seq import MODULUS, SeqNum
 from ..wire.tcp import TcpFlags, TcpOptions, TcpSegment
 from .isn import secret_key
@@ -47,6 +50,9 @@ _COUNT_SHIFT = 24
 _LOW_MASK = (1 << _COUNT_SHIFT) - 1
 _PORTS = struct.Struct("!HH")  # local port, remote port
 _SYN_ACK = TcpFlags.SYN | TcpFlags.ACK
+_TS_BITS = 0x3F  # the low bits of the cookie SYN,ACK's TSval that keep the SYN's options
+_NO_WSCALE = 0xF
+_SACK_OK = 0x10
 
 
 def mss_index(mss: int | None) -> int:
@@ -92,11 +98,13 @@ class SynCookies:
         return SeqNum(cookie % MODULUS)
 
     def check(
-        self, local: bytes, remote: bytes, ack: TcpSegment, now: float
+        self, local: bytes, remote: bytes, ack: TcpSegment, now: float, *,
+        timestamps: bool = True,
     ) -> TcpOptions | None:
         """If `ack` echoes a cookie we made for its four-tuple within MAX_AGE periods,
-        the options of the SYN it answers (only the MSS, see the module docstring);
-        otherwise None."""
+        the options of the SYN it answers (the MSS; with `timestamps`, as the listener
+        offers them, and a TSopt on the ACK, window scale and SACK-permitted from its
+        TSecr: the module docstring); otherwise None."""
         four_tuple = local + remote + _PORTS.pack(ack.dst_port, ack.src_port)
         cookie = (ack.ack.value - 1 - self._h1(four_tuple) - (ack.seq.value - 1)) % MODULUS
         count = cookie >> _COUNT_SHIFT
@@ -105,14 +113,45 @@ class SynCookies:
         index = ((cookie & _LOW_MASK) - self._h2(four_tuple, count)) & _LOW_MASK
         if index >= len(MSS_TABLE):
             return None
-        return TcpOptions(mss=MSS_TABLE[index])
+        tsopt = ack.options.timestamps
+        if not timestamps or tsopt is None:
+            return TcpOptions(mss=MSS_TABLE[index])
+        scale, sack = tsopt[1] & _NO_WSCALE, bool(tsopt[1] & _SACK_OK)
+        return TcpOptions(mss=MSS_TABLE[index], window_scale=None if scale == _NO_WSCALE
+                          else scale, sack_permitted=sack, timestamps=tsopt)
 
 
-def cookie_syn_ack(syn: TcpSegment, iss: SeqNum, config: TcpConfig) -> TcpSegment:
+def cookie_tsval(clock: int, syn: TcpSegment, config: TcpConfig) -> int:
+    """The cookie SYN,ACK's TSval: our timestamp clock with its low six bits replaced by
+    the SYN's window scale and SACK-permitted, those the configuration takes (as Linux's
+    cookie_init_timestamp), and never ahead of the clock (RFC 7323 5.4: it must not
+    jump forward)."""
+    offered = syn.options.window_scale
+    scale = min(offered, MAX_WINDOW_SHIFT) if config.window_scale and offered is not None \
+        else _NO_WSCALE
+    bits = scale | (_SACK_OK if config.sack and syn.options.sack_permitted else 0)
+    tsval = (clock & ~_TS_BITS) | bits
+    return (tsval - _TS_BITS - 1) % MODULUS if ts_before(clock, tsval) else tsval
+
+
+def cookie_syn_ack(
+    syn: TcpSegment, iss: SeqNum, config: TcpConfig, clock: int | None = None
+) -> TcpSegment:
     """The SYN,ACK <SEQ=cookie><ACK=SEG.SEQ+1><CTL=SYN,ACK> for `syn`, as the core would send
-    it from SYN-RECEIVED (RFC 9293 3.10.7.2), but offering only the MSS: the cookie has no
-    room for window scale or SACK-permitted without timestamps."""
+    it from SYN-RECEIVED (RFC 9293 3.10.7.2). With timestamps (the SYN's and the
+    configuration's; `clock`: our TSval clock now) it offers what the core's would, the
+    TSval keeping the SYN's options (`cookie_tsval`); without, only the MSS: the cookie
+    has no room for window scale or SACK-permitted."""
+    tsopt = syn.options.timestamps
+    if clock is None or not config.timestamps or tsopt is None:
+        options = TcpOptions(mss=config.mss)
+    else:
+        scale = window_shift_for(config.recv_buffer) if config.window_scale and (
+            syn.options.window_scale is not None) else None
+        options = TcpOptions(mss=config.mss, window_scale=scale,
+                             sack_permitted=config.sack and syn.options.sack_permitted,
+                             timestamps=(cookie_tsval(clock, syn, config), tsopt[0]))
     return TcpSegment(
         syn.dst_port, syn.src_port, iss, syn.seq + 1, _SYN_ACK,
-        min(config.recv_buffer, 0xFFFF), TcpOptions(mss=config.mss),
+        min(config.recv_buffer, 0xFFFF), options,
     )

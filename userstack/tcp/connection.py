@@ -235,12 +235,16 @@ class Connection:
     def from_syn_cookie(
         cls, local: Endpoint, remote: Endpoint, *, iss: SeqNum, irs: SeqNum,
         syn_options: TcpOptions, now: float, config: TcpConfig | None = None,
+        ts_offset: int = 0,
     ) -> Connection:
         """A passive OPEN completed by a valid SYN cookie (RFC 4987 3.6): the stack kept
         no TCB for the SYN; the ACK echoing ISS + 1 proves the peer got our SYN,ACK. The
         TCB starts in ESTABLISHED from what the cookie kept (stack/syncookies.py): ISS,
-        IRS and the options of the peer's SYN. The stack then hands it that ACK."""
-        conn = cls(local, remote, iss=iss, now=now, config=config or TcpConfig(), passive=True)
+        IRS and the options of the peer's SYN (with timestamps, TS.Recent from the ACK's
+        TSval, on the clock `ts_offset` the cookie's TSval came from). The stack then hands
+        it that ACK."""
+        conn = cls(local, remote, iss=iss, now=now, config=config or TcpConfig(), passive=True,
+                   ts_offset=ts_offset)
         tcb = conn.tcb
         tcb.irs, tcb.rcv_nxt = irs, irs + 1
         tcb.snd_una = tcb.snd_nxt = conn.sender.tx_nxt = iss + 1
@@ -463,16 +467,24 @@ class Connection:
         RFC 9293 3.6.1 (MAY-2) after RFC 1122 4.2.2.13: in TIME-WAIT, a bare SYN whose
         SEG.SEQ is beyond RCV.NXT cannot be mistaken for an old duplicate of this
         connection (time_wait.py has the rule, shared with the stack's TIME-WAIT
-        records). (RFC 6191 decides by timestamps instead; we keep none.) If True, the
-        new incarnation gets an ISS from new_incarnation_iss(); otherwise on_segment()
-        answers the SYN with a challenge ACK (RFC 5961 4).
+        records); with timestamps, RFC 6191 decides by the SYN's TSval instead. If True,
+        the new incarnation gets an ISS from new_incarnation_iss(); otherwise on_segment()
+        answers the SYN with a challenge ACK (RFC 5961 4), or PAWS's ACK.
         """
-        return self.state is State.TIME_WAIT and is_new_incarnation_syn(seg, self.tcb.rcv_nxt)
+        recent = None if self._ts is None else self._ts.ts_recent
+        return self.state is State.TIME_WAIT and is_new_incarnation_syn(
+            seg, self.tcb.rcv_nxt, recent)
 
     def new_incarnation_iss(self, isn: SeqNum) -> SeqNum:
         """RFC 1122 4.2.2.13 (a): the new incarnation's ISS must be larger than any
         sequence number this one used; `isn` is the generator's choice (RFC 6528)."""
         return iss_above(isn, self.tcb.snd_nxt)
+
+    @property
+    def timestamps(self) -> Timestamps | None:
+        """The RFC 7323 state (clock offset, TS.Recent) once both SYNs agreed, or None:
+        the stack's TIME-WAIT record keeps it."""
+        return self._ts if self.tcb.irs is not None else None
 
     @property
     def explainer(self) -> Explainer | None:

@@ -422,6 +422,11 @@ class Rule(Enum):
         "time_wait.new_syn", "RFC 1122", "4.2.2.13",
         "a SYN beyond RCV.NXT for a four-tuple in TIME-WAIT starts a new connection",
     )
+    NEW_INCARNATION_TIMESTAMP = (
+        "time_wait.new_syn_timestamp", "RFC 6191", "2",
+        "a SYN for a four-tuple in TIME-WAIT with a TSval newer than TS.Recent starts a new"
+        " connection, whatever its sequence number (PAWS keeps old duplicates out)",
+    )
     # ---- user calls (RFC 9293 3.10.1-3.10.5)
     OPEN_ACTIVE = (
         "user.open_active", "RFC 9293", "3.10.1",

@@ -55,6 +55,26 @@ def ts_before(a: int, b: int) -> bool:
     return a != b and (a - b) % MODULUS >= HALF
 
 
+def clock_at(offset: int, now: float) -> int:
+    """TSval at `now` for a clock that starts from `offset` (RFC 7323 5.4, 7.1)."""
+    return (offset + int(now * TICKS_PER_SECOND)) % MODULUS
+
+
+def screen(
+    tsopt: tuple[int, int] | None, ts_recent: int, *, rst: bool, valid: bool
+) -> Rule | None:
+    """Before the first step of SEGMENT ARRIVES, with timestamps agreed: the rule that
+    drops a segment with this TSopt (None: go on). RFC 7323 3.2: a non-RST segment
+    without one SHOULD be dropped silently; 5.3 R1: TSval older than TS.Recent is not
+    acceptable (the caller sends the ACK); 5.2: a RST is never checked; 5.5: a TS.Recent
+    no longer `valid` (24 days idle) proves nothing. Shared with the TIME-WAIT record."""
+    if tsopt is None:
+        return None if rst else Rule.TS_MISSING
+    if rst or not ts_before(tsopt[0], ts_recent):
+        return None
+    return Rule.PAWS_REJECT if valid else Rule.PAWS_IDLE
+
+
 def agreed(
     ours: Timestamps | None, theirs: tuple[int, int] | None, now: float
 ) -> Timestamps | None:
@@ -88,7 +108,7 @@ class Timestamps:
 
     def clock(self, now: float) -> int:
         """TSval at `now`."""
-        return (self.offset + int(now * TICKS_PER_SECOND)) % MODULUS
+        return clock_at(self.offset, now)
 
     def option(self, now: float, ack: SeqNum | None) -> tuple[int, int]:
         """(TSval, TSecr) for a segment being sent; `ack` is its ACK field, None without ACK
@@ -108,15 +128,8 @@ class Timestamps:
                           options.sack_blocks, pair, options.unknown)
 
     def screen(self, tsopt: tuple[int, int] | None, *, rst: bool, now: float) -> Rule | None:
-        """Before the first step of SEGMENT ARRIVES: the rule that drops a segment with
-        this TSopt (None: go on). RFC 7323 3.2: a non-RST segment without one SHOULD be
-        dropped silently; 5.3 R1: TSval older than a valid TS.Recent is not acceptable
-        (the caller sends the ACK); 5.5: past 24 days idle TS.Recent proves nothing."""
-        if tsopt is None:
-            return None if rst else Rule.TS_MISSING
-        if rst or not ts_before(tsopt[0], self.ts_recent):
-            return None
-        return Rule.PAWS_REJECT if self.recent_valid(now) else Rule.PAWS_IDLE
+        """`screen` against this connection's TS.Recent, valid unless 24 days old."""
+        return screen(tsopt, self.ts_recent, rst=rst, valid=self.recent_valid(now))
 
     def recent_valid(self, now: float) -> bool:
         """RFC 7323 5.5: TS.Recent older than 24 days is no longer valid."""

@@ -15,7 +15,10 @@ The subset of packetdrill's grammar understood here (see tests/pkt/README.md):
               for an argument the runner fills in (addresses, buffers)
     packet    `<` or `>`, flags (S F R P and `.` for ACK), `start:end(len)` relative to
               the sender's initial sequence number, `ack N`, `win N`, options in
-              `<mss N,sackOK,nop,wscale N>` (`<...>` in an outbound packet: any)
+              `<mss N,sackOK,TS val N ecr N,nop,wscale N>` (`<...>` in an outbound
+              packet: any). As packetdrill does, an outbound `TS val N` names the
+              stack's TSval, whatever it is, and an inbound `ecr N` echoes the TSval so
+              named; an outbound `ecr` must be exactly the script's inbound `val`.
 
 Differences from packetdrill, each on purpose: sockets are always non-blocking (a
 blocking call would need packetdrill's `...` timing syntax); outbound packets must
@@ -31,7 +34,7 @@ import socket
 import struct
 from collections.abc import Iterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from ipaddress import IPv4Address
 from pathlib import Path
 from typing import Any
@@ -124,11 +127,18 @@ def _int(text: str | None) -> int | None:
     return None if text is None else int(text)
 
 
+_TS = re.compile(r"TS val (\d+) ecr (\d+)")
+
+
 def _options(text: str) -> TcpOptions:
     mss = scale = None
     sack = False
+    timestamps = None
     for item in (part.strip() for part in text.split(",")):
-        if item.startswith("mss "):
+        ts = _TS.fullmatch(item)
+        if ts is not None:
+            timestamps = (int(ts[1]), int(ts[2]))
+        elif item.startswith("mss "):
             mss = int(item[4:])
         elif item.startswith("wscale "):
             scale = int(item[7:])
@@ -136,7 +146,7 @@ def _options(text: str) -> TcpOptions:
             sack = True
         elif item not in ("nop", "eol"):
             raise ValueError(f"option not in the subset: {item!r}")
-    return TcpOptions(mss=mss, window_scale=scale, sack_permitted=sack)
+    return TcpOptions(mss=mss, window_scale=scale, sack_permitted=sack, timestamps=timestamps)
 
 
 class Runner:
@@ -151,6 +161,7 @@ class Runner:
         self.iss: int | None = None  # the stack's ISS, learned from its SYN
         self.local_port = LOCAL_PORT  # the stack's port in the connection under test
         self.outbound: list[tuple[float, TcpSegment]] = []
+        self.tsvals: dict[int, int] = {}  # the script's name for each TSval of the stack's
         self.arrived = trio.Event()
         self.start = 0.0
 
@@ -193,9 +204,13 @@ class Runner:
         seq = SeqNum(REMOTE_ISN + packet.start)
         ack = SeqNum(0) if packet.ack is None else SeqNum((self.iss or 0) + packet.ack)
         flags = packet.flags
+        options = packet.options or TcpOptions()
+        if options.timestamps is not None:  # `ecr N`: the stack's TSval the script named N
+            val, ecr = options.timestamps
+            options = replace(options, timestamps=(val, self.tsvals.get(ecr, ecr)))
         seg = TcpSegment(REMOTE_PORT, self.local_port, seq, ack, flags,
                          65535 if packet.win is None else packet.win,
-                         packet.options or TcpOptions(), bytes(packet.end - packet.start))
+                         options, bytes(packet.end - packet.start))
         await self.link.send(build_tcp_packet(int(REMOTE), int(LOCAL), seg))
 
     async def expect(self, line: Line, packet: Packet) -> None:
@@ -216,6 +231,9 @@ class Runner:
         got = self.describe(seg, checked=packet)
         if want != got:
             raise self.fail(line, f"expected {want}, the stack sent {got}")
+        named = None if packet.options is None else packet.options.timestamps
+        if named is not None and seg.options.timestamps is not None:
+            self.tsvals[named[0]] = seg.options.timestamps[0]
 
     def relative(self, seg: TcpSegment) -> tuple[int, int]:
         start = (int(seg.seq) - (self.iss or 0)) % 2**32
@@ -230,7 +248,10 @@ class Runner:
         if checked is None or checked.win is not None:
             text += f" win {seg.window}"
         if checked is not None and checked.options is not None:
-            text += f" {_show_options(seg.options)}"
+            options, named = seg.options, checked.options.timestamps
+            if named is not None and options.timestamps is not None:
+                options = replace(options, timestamps=(named[0], options.timestamps[1]))
+            text += f" {_show_options(options)}"
         return text
 
     def describe_expected(self, packet: Packet) -> str:
@@ -337,6 +358,8 @@ def _show_options(options: TcpOptions) -> str:
         parts.append(f"mss {options.mss}")
     if options.sack_permitted:
         parts.append("sackOK")
+    if options.timestamps is not None:
+        parts.append("TS val {} ecr {}".format(*options.timestamps))
     if options.window_scale is not None:
         parts.append(f"wscale {options.window_scale}")
     return "<" + ",".join(parts) + ">"

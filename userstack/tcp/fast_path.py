@@ -14,14 +14,14 @@ only what the steps would have done:
 
 The prediction, all of which must hold (else the general path runs, nothing changed):
 
-- the state is one of those and explanations are off (below), and the connection does
-  not use timestamps (RFC 7323: PAWS and TS.Recent are the general path's, before and
-  after the first step; BSD predicts them too, this path does not yet);
+- the state is one of those and explanations are off (below);
 - the flags are ACK, perhaps PSH: no SYN, FIN, RST or URG, so the second, fourth, sixth
   and eighth steps have nothing to do;
 - SEG.SEQ = RCV.NXT, so the first step finds the segment acceptable with nothing to trim;
-- no TCP options at all: no SACK blocks for the scoreboard, and any option a later rule
-  reads (timestamps, for PAWS) sends the segment the general way;
+- no TCP options at all, or with timestamps agreed (RFC 7323) the timestamps alone and a
+  TSval not older than TS.Recent (PAWS would pass it, as BSD predicts it too); TS.Recent
+  then takes it as the general path does after the first step (4.3 (2)), and the Sender
+  reads the TSecr for its RTT sample. No SACK blocks for the scoreboard;
 - no loss recovery under way (RFC 6582 fast recovery, RFC 6675 recovery, or resending
   after a timeout), as BSD also asks of its ACK prediction.
 
@@ -63,9 +63,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..wire.tcp import NO_OPTIONS, TcpFlags, TcpSegment
+from ..wire.tcp import NO_OPTIONS, TcpFlags, TcpOptions, TcpSegment
 from .events import SendSpace
 from .state import State
+from .timestamps import ts_before
 
 # The fast path is the state machine's own shortcut: it reads and moves the Connection's
 # private parts (_why, _events, its steps' helpers) as its steps do.
@@ -93,9 +94,9 @@ class HeaderPrediction:
         """Process `seg` the short way if it is one of the two predicted kinds. False:
         it is not, nothing was changed, and the eight steps must run."""
         state = conn.state
-        if state not in _PREDICTED or conn._why is not None or conn._ts is not None:
-            return False  # with timestamps agreed, PAWS and TS.Recent: the general path
-        if int(seg.flags) & ~PSH != ACK or seg.options is not NO_OPTIONS:
+        if state not in _PREDICTED or conn._why is not None:
+            return False
+        if int(seg.flags) & ~PSH != ACK or not _options_predicted(conn, seg.options):
             return False
         tcb = conn.tcb
         if seg.seq.value != tcb.rcv_nxt.value:
@@ -109,6 +110,7 @@ class HeaderPrediction:
         if state not in _ACK_STATES or not tcb.snd_una < ack <= tcb.snd_nxt:
             return False
         # (a) a pure ACK of new data: the fifth step, as _check_ack hands it to the Sender
+        _take_tsval(conn, seg, now)
         conn._heard_from_peer(now)
         if sender.on_ack(seg, seg.window << tcb.snd_wscale, now) > 0:
             conn._events.append(SendSpace())
@@ -129,11 +131,38 @@ class HeaderPrediction:
             or buffer.fin_at is not None
         ):
             return False
+        _take_tsval(conn, seg, now)
         conn._heard_from_peer(now)
         _take_window(conn, seg)
         conn._process_segment_text(seg, now)  # the seventh step itself (and ECN's echo)
         self.data += 1
         return True
+
+
+def _options_predicted(conn: Connection, options: TcpOptions) -> bool:
+    """No options without timestamps; with them agreed, timestamps alone, and a TSval not
+    older than TS.Recent (else PAWS, RFC 7323 5.3, or 3.2's drop: the general path)."""
+    ts = conn._ts
+    if ts is None:
+        return options is NO_OPTIONS
+    tsopt = options.timestamps
+    return (
+        tsopt is not None
+        and not ts_before(tsopt[0], ts.ts_recent)
+        and not options.sack_blocks
+        and options.mss is None
+        and options.window_scale is None
+        and not options.sack_permitted
+        and not options.unknown
+    )
+
+
+def _take_tsval(conn: Connection, seg: TcpSegment, now: float) -> None:
+    """RFC 7323 4.3 (2), as the general path does after the first step (the segment is at
+    RCV.NXT and not older: TS.Recent takes its TSval unless ACKs were delayed)."""
+    ts, tsopt = conn._ts, seg.options.timestamps
+    if ts is not None and tsopt is not None:
+        ts.update_recent(tsopt[0], seg.seq, now)
 
 
 def _take_window(conn: Connection, seg: TcpSegment) -> None:

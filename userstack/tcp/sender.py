@@ -155,7 +155,7 @@ class Sender:
         self.probes_unanswered = 0  # zero-window or keep-alive probes without any reply
         self.syn_retransmitted = False
         self.timestamps: Timestamps | None = None  # RFC 7323, once both SYNs agreed (RTTM)
-        self.tsecr: int | None = None  # the TSecr of the ACK being processed, not yet sampled
+        self.tsecr: int | None = None  # the TSecr of the ACK being processed (RTTM), or None
 
     # ---- the handshake -----------------------------------------------------------------
 
@@ -180,6 +180,7 @@ class Sender:
         tcb.snd_una = ack
         self.tsecr = None if tsopt is None else tsopt[1]
         self.take_rtt_sample(ack, now)
+        self.tsecr = None
         self.retries = 0
         self.timers.cancel(Timer.RETRANSMIT)
         self.tx_nxt = tcb.snd_nxt
@@ -398,10 +399,13 @@ class Sender:
         (scaled), before the window update: the recovery strategy reads it (and ECN's
         rules, RFC 3168 6.1.2, when on). Returns how many bytes left the send buffer."""
         tsopt = seg.options.timestamps
-        self.tsecr = None if tsopt is None else tsopt[1]
+        self.tsecr = None if tsopt is None else tsopt[1]  # for this ACK's RTTM sample
         if self.ecn is not None:
-            return self.ecn.on_ack(self, seg, wnd, now)
-        return self.recovery.on_ack(self, seg, wnd, now)
+            freed = self.ecn.on_ack(self, seg, wnd, now)
+        else:
+            freed = self.recovery.on_ack(self, seg, wnd, now)
+        self.tsecr = None
+        return freed
 
     def flight_size(self) -> int:
         """FlightSize for a reduction (RFC 5681 (4)): SND.NXT - SND.UNA, but never more

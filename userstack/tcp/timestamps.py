@@ -90,7 +90,9 @@ def agreed(
 class Timestamps:
     """One connection's timestamp state, once both SYNs carried TSopt (RFC 7323 3.2)."""
 
-    __slots__ = ("first_tsval", "last_ack_sent", "offset", "ts_recent", "ts_recent_age")
+    __slots__ = (
+        "_stamped", "first_tsval", "last_ack_sent", "offset", "ts_recent", "ts_recent_age"
+    )
 
     def __init__(self, offset: int, ts_recent: int, now: float) -> None:
         """`ts_recent` is the TSval of the peer's SYN (or SYN-ACK): TS.Recent's first value
@@ -100,6 +102,7 @@ class Timestamps:
         self.ts_recent_age = now  # when TS.Recent was recorded (for the 24-day rule)
         self.last_ack_sent: SeqNum | None = None  # Last.ACK.sent (RFC 7323 4.3)
         self.first_tsval = self.clock(now)  # no echo of ours can be older than this
+        self._stamped = TcpOptions(timestamps=(self.first_tsval, 0))  # the last bare TSopt
 
     def peer_syn(self, tsval: int, now: float) -> None:
         """The peer's SYN (or SYN,ACK) carried TSval: TS.Recent's first value (RFC 7323 4.3)."""
@@ -123,7 +126,11 @@ class Timestamps:
         option()). RFC 7323 3.2: on every segment once agreed."""
         pair = self.option(now, ack)
         if options is NO_OPTIONS:
-            return TcpOptions(timestamps=pair)
+            # a bulk transfer sends many segments a millisecond, all with the same pair:
+            # the frozen TcpOptions of the last one serves again
+            if self._stamped.timestamps != pair:
+                self._stamped = TcpOptions(timestamps=pair)
+            return self._stamped
         return TcpOptions(options.mss, options.window_scale, options.sack_permitted,
                           options.sack_blocks, pair, options.unknown)
 

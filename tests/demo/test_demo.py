@@ -63,7 +63,9 @@ def test_shows_time_wait_with_its_timer_then_without(demo: DemoRun) -> None:
 
 def _closes(pcap: Path) -> dict[int, list[tuple[str, TcpSegment]]]:
     """Per kernel-side port: from the first FIN on, (sender, segment); of a run of
-    segments without FIN from one side, only the last is kept."""
+    segments without FIN from one side, only the last is kept. A FIN sent again (the
+    kernel's tail loss probe, when our ACK is late on a busy machine) and the duplicate
+    ACK it draws are left out: the close is the same close."""
     conns: dict[int, list[tuple[str, TcpSegment]]] = {}
     with pcap.open("rb") as f:
         for _, packet in PcapReader(f):
@@ -75,8 +77,17 @@ def _closes(pcap: Path) -> dict[int, list[tuple[str, TcpSegment]]]:
     for port, segs in conns.items():
         first = next(i for i, (_, s) in enumerate(segs) if s.flags & TcpFlags.FIN)
         tail: list[tuple[str, TcpSegment]] = []
+        fins: set[tuple[str, int]] = set()
+        acked: dict[str, int] = {}
         for who, seg in segs[first:]:
             fin = bool(seg.flags & TcpFlags.FIN)
+            if fin and (who, int(seg.seq)) in fins:
+                continue  # the same FIN again
+            if not fin and acked.get(who) == int(seg.ack):
+                continue  # a duplicate ACK: the answer to a FIN sent again
+            if fin:
+                fins.add((who, int(seg.seq)))
+            acked[who] = int(seg.ack)
             if not fin and tail and tail[-1][0] == who and not tail[-1][1].flags & TcpFlags.FIN:
                 tail[-1] = (who, seg)  # a run of one side's ACKs: the last one counts
             else:

@@ -16,6 +16,10 @@ from collections import deque
 # A hostile peer could send a window's worth of one-byte fragments; beyond this many
 # held fragments we drop new out-of-order data (the peer retransmits it later).
 MAX_OUT_OF_ORDER_PIECES = 1024
+# What a receive buffer holds out of order while it holds nothing: one shared empty
+# tuple, so an idle connection pays for no list and no dict (issue 13); the real ones
+# are made by the first out-of-order segment and let go when the gaps are filled.
+_NOTHING_HELD: tuple[()] = ()
 
 
 class SendBuffer:
@@ -25,7 +29,8 @@ class SendBuffer:
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
-        self._buf = bytearray()
+        # the shared b"" while empty: an idle connection keeps no bytearray (issue 13)
+        self._buf: bytearray | bytes = b""
 
     def __len__(self) -> int:
         return len(self._buf)
@@ -36,9 +41,13 @@ class SendBuffer:
 
     def write(self, data: bytes | bytearray | memoryview) -> int:
         """Queue as much of `data` as fits; return how much that was."""
-        n = min(len(data), self.capacity - len(self._buf))
+        buf = self._buf
+        n = min(len(data), self.capacity - len(buf))
         if n > 0:
-            self._buf += memoryview(data)[:n]
+            if buf:
+                buf += memoryview(data)[:n]  # a bytearray: grows in place
+            else:
+                self._buf = bytearray(memoryview(data)[:n])
         return n
 
     def peek(self, offset: int, n: int) -> bytes:
@@ -48,7 +57,11 @@ class SendBuffer:
 
     def consume(self, n: int) -> None:
         """The first n bytes were acknowledged."""
-        del self._buf[:n]
+        buf = self._buf
+        if n >= len(buf):  # all of it: back to the shared b""
+            self._buf = b""
+        else:
+            del buf[:n]
 
 
 class ReceiveBuffer:
@@ -70,12 +83,13 @@ class ReceiveBuffer:
         self._ready: deque[bytes | memoryview] | None = None
         self._ready_len = 0
         self.next = 0  # stream offset of RCV.NXT: bytes delivered in order so far
-        self._starts: list[int] = []  # sorted starts of held out-of-order pieces
-        self._pieces: dict[int, bytes] = {}  # start -> bytes; pieces never overlap
+        # sorted starts of held out-of-order pieces; start -> bytes (pieces never overlap)
+        self._starts: list[int] | tuple[()] = _NOTHING_HELD
+        self._pieces: dict[int, bytes] | tuple[()] = _NOTHING_HELD
         self.fin_at: int | None = None  # stream offset of a FIN seen ahead of RCV.NXT
         # left edges of the SACK blocks to report first: the block of the latest
         # out-of-order segment, then those reported most recently (RFC 2018 4)
-        self._recent: list[int] = []
+        self._recent: list[int] | tuple[()] = _NOTHING_HELD
         # [left, right) of the latest duplicate segment, for the first block of the next
         # SACK option (D-SACK, RFC 2883 4), reported once
         self.dsack: tuple[int, int] | None = None
@@ -160,8 +174,7 @@ class ReceiveBuffer:
             if self._holds(start, end):
                 self.dsack = (start, end)  # RFC 2883 4.1.3: a duplicate of held data
             self._hold(start, end, view)
-            self._recent.insert(0, start)
-            del self._recent[8:]
+            self._recent = [start, *self._recent[:7]]
             return 0
         before = self.next
         ready = self._ready
@@ -170,8 +183,15 @@ class ReceiveBuffer:
         ready.append(view)
         self._ready_len += end - start
         self.next = end
-        starts = self._starts
-        pieces = self._pieces
+        if self._starts and self._starts[0] <= end:
+            self._deliver_held(ready)
+        return self.next - before
+
+    def _deliver_held(self, ready: deque[bytes | memoryview]) -> None:
+        """RCV.NXT reached held pieces: they become in-order text; once none is held,
+        the lists go (an idle connection holds none)."""
+        starts, pieces = self._starts, self._pieces
+        assert isinstance(starts, list) and isinstance(pieces, dict)
         while starts and starts[0] <= self.next:
             s = starts.pop(0)
             piece = pieces.pop(s)
@@ -180,7 +200,8 @@ class ReceiveBuffer:
                 ready.append(piece if s == self.next else memoryview(piece)[self.next - s :])
                 self._ready_len += e - self.next
                 self.next = e
-        return self.next - before
+        if not starts:
+            self._starts = self._pieces = self._recent = _NOTHING_HELD
 
     def note_duplicate(self, rel: int, n: int) -> None:
         """A segment of n bytes, `rel` (< 0) bytes from RCV.NXT, was all old: report it."""
@@ -209,7 +230,7 @@ class ReceiveBuffer:
                     blocks.append(block)
                     if len(blocks) == limit:
                         break
-        self._recent = [left for left, _ in blocks]
+        self._recent = [left for left, _ in blocks] if blocks else _NOTHING_HELD
         return blocks if dsack is None else [dsack, *blocks]
 
     def _block_around(self, off: int) -> tuple[int, int] | None:
@@ -253,8 +274,10 @@ class ReceiveBuffer:
 
     def _hold(self, start: int, end: int, view: memoryview) -> None:
         """Keep the parts of [start, end) that no held piece already covers."""
-        starts = self._starts
-        pieces = self._pieces
+        if not self._starts:  # the first gap: the lists are made now
+            self._starts, self._pieces = [], {}
+        starts, pieces = self._starts, self._pieces
+        assert isinstance(starts, list) and isinstance(pieces, dict)
         i = bisect_right(starts, start) - 1
         if i >= 0:
             prev_end = starts[i] + len(pieces[starts[i]])
@@ -281,9 +304,14 @@ class ReceiveBuffer:
     def _drop_beyond(self, limit: int) -> None:
         """Forget held bytes at or past `limit` (the FIN's offset)."""
         starts = self._starts
+        if not starts:
+            return
+        assert isinstance(starts, list) and isinstance(self._pieces, dict)
         while starts and starts[-1] >= limit:
             del self._pieces[starts.pop()]
-        if starts:
+        if not starts:
+            self._starts = self._pieces = self._recent = _NOTHING_HELD
+        else:
             last = starts[-1]
             piece = self._pieces[last]
             if last + len(piece) > limit:

@@ -175,7 +175,9 @@ class Connection:
         self.tcb = Tcb(iss=iss, snd_una=iss, snd_nxt=iss, snd_up=iss)
         self._passive = passive  # opened by a LISTEN: an RST in SYN-RECEIVED returns there
         self._timers = Timers()
-        # what the SYNs offer and agree (3.7.1)
+        # what the SYNs offer and agree (3.7.1); let go in ESTABLISHED, where the Sender
+        # and the Receiver keep what was agreed
+        self._syn_options: SynOptions | None
         self._syn_options = syn = SynOptions(config, ipv6=local.ip.version == 6)
         self.sender = Sender(
             self.tcb, config, self._timers, self._emit, mss=min(config.mss, syn.default_mss),
@@ -192,8 +194,10 @@ class Connection:
         self._challenge_acks = 0  # sent in the current one-second window (RFC 5961 7)
         self._challenge_acks_until = now
         self.challenge_acks_suppressed = 0  # challenge ACKs the limit left out
-        self._outgoing: list[TcpSegment] = []
-        self._events: list[Event] = []
+        # what take_outgoing() and take_events() hand over; None while there is nothing,
+        # so an idle connection keeps no empty lists (issue 13)
+        self._outgoing: list[TcpSegment] | None = None
+        self._events: list[Event] | None = None
         # header prediction (fast_path.py), or None: every segment takes the eight steps
         self.prediction = HeaderPrediction() if config.header_prediction else None
 
@@ -247,7 +251,7 @@ class Connection:
                    ts_offset=ts_offset)
         tcb = conn.tcb
         tcb.irs, tcb.rcv_nxt = irs, irs + 1
-        tcb.snd_una = tcb.snd_nxt = conn.sender.tx_nxt = iss + 1
+        tcb.snd_una = tcb.snd_nxt = conn.sender.tx_nxt = conn.sender.buf_seq  # ISS + 1
         tcb.snd_wl1 = irs  # the ACK (SEG.SEQ = IRS + 1) sets SND.WND (3.10.7.4 fifth)
         conn._take_syn_options(syn_options, now)
         conn.receiver.window_field(tcb, syn=True, mss=conn.sender.mss)  # RCV.WND, as offered
@@ -336,12 +340,16 @@ class Connection:
 
     def take_outgoing(self) -> list[TcpSegment]:
         out = self._outgoing
-        self._outgoing = []
+        if out is None:
+            return []
+        self._outgoing = None
         return out
 
     def take_events(self) -> list[Event]:
         events = self._events
-        self._events = []
+        if events is None:
+            return []
+        self._events = None
         return events
 
     # ------------------------------------------------------------------ SEND (3.10.2)
@@ -655,7 +663,8 @@ class Connection:
 
     def _segment_arrives_closed(self, seg: TcpSegment) -> None:
         """RFC 9293 3.10.7.1: CLOSED. Answer anything but a RST with a RST."""
-        self._outgoing.extend(reset_for(seg, self._why))
+        for rst in reset_for(seg, self._why):
+            self._queue(rst)
 
     def _segment_arrives_listen(self, seg: TcpSegment, now: float) -> None:
         """RFC 9293 3.10.7.2: LISTEN."""
@@ -868,7 +877,7 @@ class Connection:
             self.sender.syn_retransmitted = True
             self._send_syn(now)
             return
-        if self._syn_options.sack and seg.payload and seg.seq + len(seg.payload) <= tcb.rcv_nxt:
+        if receiver.sack and seg.payload and seg.seq + len(seg.payload) <= tcb.rcv_nxt:
             # all old: a duplicate, reported in the ACK's first SACK block (RFC 2883 4.1.1)
             receiver.buffer.note_duplicate(seg.seq - tcb.rcv_nxt, len(seg.payload))
         receiver.ack_now = True  # "<SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>", then drop
@@ -992,7 +1001,7 @@ class Connection:
         if self._why is not None:
             self._explain_ack(seg, wnd)
         if ack >= tcb.snd_una and self.sender.on_ack(seg, wnd, now) > 0:
-            self._events.append(SendSpace())
+            self._event(SendSpace())
         # "If SND.UNA =< SEG.ACK =< SND.NXT, the send window should be updated. If
         # (SND.WL1 < SEG.SEQ or (SND.WL1 = SEG.SEQ and SND.WL2 =< SEG.ACK)), set
         # SND.WND <- SEG.WND, set SND.WL1 <- SEG.SEQ, and set SND.WL2 <- SEG.ACK."
@@ -1062,7 +1071,7 @@ class Connection:
         elif up > tcb.rcv_nxt - len(receiver.buffer):  # beyond what the user has read
             tcb.rcv_up = up
             receiver.urgent = True
-            self._events.append(Urgent())
+            self._event(Urgent())
             if self._why is not None:
                 self._why.decide(Rule.URGENT, rcv_up=up)
 
@@ -1080,7 +1089,7 @@ class Connection:
         if self.sender.ecn is not None:
             self.sender.ecn.data_arrives(seg, self.receiver, self._why)  # RFC 3168 6.1.3
         if self.receiver.take_text(self.tcb, data_seq, payload, now):
-            self._events.append(DataReadable())
+            self._event(DataReadable())
 
     def _check_fin(self, seg: TcpSegment, now: float) -> None:
         """Eighth step: check the FIN bit (RFC 9293 3.10.7.4).
@@ -1110,7 +1119,7 @@ class Connection:
         received.fin_at = None
         tcb.rcv_nxt = tcb.rcv_nxt + 1
         receiver.eof = True
-        self._events.append(Eof())
+        self._event(Eof())
         if state is State.ESTABLISHED:
             # -> CLOSE-WAIT. The ACK is delayed: if the application closes soon, our FIN
             # carries it (FIN+ACK, the "three-way close" seen with real peers).
@@ -1173,14 +1182,17 @@ class Connection:
         """The peer's SYN: MSS (RFC 9293 3.7.1), window scale (RFC 7323 2.2),
         SACK-permitted (RFC 2018 2) and timestamps (RFC 7323 3.2), as syn_options.py
         negotiates them."""
-        self.sender.mss = self._syn_options.take(options, self.tcb)
-        self.receiver.sack = self._syn_options.sack
+        syn = self._syn_options
+        assert syn is not None  # a SYN state: not yet let go (_enter_established)
+        self.sender.mss = syn.take(options, self.tcb)
+        self.receiver.sack = syn.sack
         self._ts = self.sender.timestamps = agreed(self._ts, options.timestamps, now)
         self.receiver.timestamps = self._ts is not None
 
     def _send_syn(self, now: float) -> None:
         """<SEQ=ISS><CTL=SYN> (or SYN,ACK once the peer's SYN is known); arms the timer."""
         syn, reply = self._syn_options, self.tcb.irs is not None
+        assert syn is not None  # a SYN state: not yet let go (_enter_established)
         options = syn.offer(reply=reply)
         ecn = syn.ecn_flags(reply=reply, again=self.sender.syn_retransmitted, why=self._why)
         self._emit(self.tcb.iss, SYN | ecn, b"", now, options)
@@ -1190,7 +1202,11 @@ class Connection:
 
     def _enter_established(self, now: float) -> None:
         """Both SYNs acknowledged: the sender starts for the agreed MSS and recovery."""
-        self.sender.start(sack=self._syn_options.sack, ecn=self._syn_options.ecn)
+        syn = self._syn_options
+        assert syn is not None  # a SYN state: not yet let go
+        self.tcb.share_equal_numbers()
+        self.sender.start(sack=syn.sack, ecn=syn.ecn)
+        self._syn_options = None  # negotiated: nothing reads it again (memory, issue 13)
         if self._keepalive:
             self._timers.arm(Timer.KEEPALIVE, now + self.config.keepalive_idle)
         self._set_state(State.ESTABLISHED, now)
@@ -1216,16 +1232,16 @@ class Connection:
     def _set_state(self, new: State, now: float) -> None:
         old = self.state
         self.state = new
-        self._events.append(StateChanged(old, new))
+        self._event(StateChanged(old, new))
         if new is State.ESTABLISHED:
-            self._events.append(Connected())
+            self._event(Connected())
         elif new is State.FIN_WAIT_2:
             if self._fully_closed:
                 self._arm_fin_wait_2(now)
         elif new is State.CLOSED:
             self._timers.cancel_all()
             self.receiver.ack_now = False
-            self._events.append(Closed())
+            self._event(Closed())
 
     def _arm_fin_wait_2(self, now: float) -> None:
         """The application closed completely and our FIN is acknowledged: wait for the
@@ -1244,7 +1260,7 @@ class Connection:
         if send_rst:
             self._emit_rst(self.tcb.snd_nxt, now)
         self._failure = reason
-        self._events.append(Error(reason))
+        self._event(Error(reason))
         self._set_state(State.CLOSED, now)
 
     def _raise_if_failed(self) -> None:
@@ -1305,12 +1321,10 @@ class Connection:
         if ts is not None:  # only a SYN goes out before the peer's SYN said yes or no
             options = ts.stamp(options, now, ack if flags & ACK else None)
         window = receiver.window_field(tcb, syn=bool(flags & SYN), mss=self.sender.mss)
-        self._outgoing.append(
-            TcpSegment(
-                self.local.port, self.remote.port, seq, ack, _AS_FLAGS[flags], window, options,
-                payload, urgent, ecn,
-            )
-        )
+        self._queue(TcpSegment(
+            self.local.port, self.remote.port, seq, ack, _AS_FLAGS[flags], window, options,
+            payload, urgent, ecn,
+        ))
 
     def _emit_rst(self, seq: SeqNum, now: float) -> None:
         """<SEQ=seq><CTL=RST>. Never sent in reply to a RST (RFC 9293 3.5.2). With
@@ -1318,9 +1332,25 @@ class Connection:
         ts = self._ts
         options = NO_OPTIONS if ts is None or self.tcb.irs is None else ts.stamp(
             NO_OPTIONS, now, None)
-        self._outgoing.append(
+        self._queue(
             TcpSegment(self.local.port, self.remote.port, seq, _ZERO, _AS_FLAGS[RST], 0, options)
         )
+
+    def _queue(self, seg: TcpSegment) -> None:
+        """One segment for take_outgoing(); the list is made by the first one."""
+        out = self._outgoing
+        if out is None:
+            self._outgoing = [seg]
+        else:
+            out.append(seg)
+
+    def _event(self, event: Event) -> None:
+        """One event for take_events(); the list is made by the first one."""
+        events = self._events
+        if events is None:
+            self._events = [event]
+        else:
+            events.append(event)
 
 
 _TIMER_HANDLERS: dict[Timer, Callable[[Connection, float], None]] = {

@@ -113,7 +113,7 @@ class HeaderPrediction:
         _take_tsval(conn, seg, now)
         conn._heard_from_peer(now)
         if sender.on_ack(seg, seg.window << tcb.snd_wscale, now) > 0:
-            conn._events.append(SendSpace())
+            conn._event(SendSpace())
         _take_window(conn, seg)
         self.acks += 1
         return True

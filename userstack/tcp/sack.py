@@ -26,6 +26,10 @@ from bisect import bisect_right
 
 from ..wire.seq import SeqNum
 
+# The segments of an empty scoreboard: one shared empty tuple, so a connection with
+# nothing in flight (an idle one) keeps no list (issue 13).
+_NOTHING_SENT: tuple[()] = ()
+
 
 class SentSegment:
     """One transmitted segment: [start, end) in sequence space (a FIN counts one)."""
@@ -57,7 +61,7 @@ class Scoreboard:
     __slots__ = ("lost", "sacked", "sacked_segments", "segments")
 
     def __init__(self) -> None:
-        self.segments: list[SentSegment] = []
+        self.segments: list[SentSegment] | tuple[()] = _NOTHING_SENT
         self.sacked = 0  # octets SACKed above SND.UNA
         self.sacked_segments = 0  # how many segments those are (RACK.segs_sacked)
         self.lost = 0  # octets deemed lost and not yet retransmitted
@@ -68,7 +72,11 @@ class Scoreboard:
 
     def sent(self, start: SeqNum, end: SeqNum, now: float) -> None:
         """New data [start, end) went out (start is the old SND.NXT)."""
-        self.segments.append(SentSegment(start, end, now))
+        segments = self.segments
+        if segments:
+            segments.append(SentSegment(start, end, now))
+        else:
+            self.segments = [SentSegment(start, end, now)]
 
     def resent(self, start: SeqNum, end: SeqNum, now: float) -> None:
         """[start, end) was sent again: every segment it overlaps is in flight again."""
@@ -101,8 +109,11 @@ class Scoreboard:
                 if s.lost:
                     self.lost -= s.length
                 delivered.append(s)
-        del segments[:k]
-        if segments and segments[0].start < una:
+        if k == len(segments):  # all of it: nothing in flight
+            self.segments = _NOTHING_SENT
+            return delivered
+        del segments[:k]  # k < len: a list
+        if segments[0].start < una:
             # a segment only partly acknowledged (the peer trimmed it): keep the rest
             first = segments[0]
             cut = una - first.start
@@ -175,7 +186,7 @@ class Scoreboard:
                 piece.lost = True
                 out.append(piece)
                 start = piece.end
-        self.segments = out
+        self.segments = out or _NOTHING_SENT
 
     def split(self, s: SentSegment, at: SeqNum) -> None:
         """Cut segment `s` in two at `at` (start < at < end), both keeping its marks: a
@@ -222,7 +233,7 @@ class Scoreboard:
         return end
 
     def clear(self) -> None:
-        self.segments.clear()
+        self.segments = _NOTHING_SENT
         self.sacked = 0
         self.sacked_segments = 0
         self.lost = 0

@@ -164,10 +164,10 @@ class Sender:
         retransmission (Karn), and (re)arm the retransmission timer (RFC 6298 (5.1))."""
         tcb = self.tcb
         if tcb.snd_nxt == tcb.iss:
-            tcb.snd_nxt = tcb.iss + 1
+            tcb.snd_nxt = self.buf_seq  # ISS + 1, as one object with the buffer's start
             self.tx_nxt = tcb.snd_nxt
         if self.rtt_seq is None and not self.syn_retransmitted:
-            self.rtt_seq = tcb.iss + 1
+            self.rtt_seq = tcb.snd_nxt
             self.rtt_sent_at = now
         self.timers.arm(Timer.RETRANSMIT, now + self.rtt.rto)
 
@@ -420,10 +420,12 @@ class Sender:
         tcb = self.tcb
         acked = ack - tcb.snd_una
         flight = tcb.snd_nxt - tcb.snd_una
-        freed = min(ack - self.buf_seq, len(self.buffer))
+        beyond = ack - self.buf_seq
+        freed = min(beyond, len(self.buffer))
         if freed > 0:
             self.buffer.consume(freed)
-            self.buf_seq = self.buf_seq + freed
+            # the ACK's own number when it is the new start (one object, no addition)
+            self.buf_seq = ack if freed == beyond else self.buf_seq + freed
         tcb.snd_una = ack
         if self.urgent and ack >= tcb.snd_up:
             self.urgent = False  # the urgent data is delivered (RFC 9293 3.8.5)

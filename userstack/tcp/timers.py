@@ -54,56 +54,57 @@ _SS_NAMES = {
 _ALL = tuple(Timer)
 
 
-class Timers:
-    """One deadline per Timer, None when off; see the module docstring."""
+class Timers(list[float | None]):
+    """One deadline per Timer, None when off; see the module docstring.
 
-    __slots__ = ("_at",)
+    The list of deadlines itself, indexed by Timer (not an object holding one): a
+    connection pays for one object, not two (issue 13). Use the methods below."""
+
+    __slots__ = ()
 
     def __init__(self) -> None:
-        self._at: list[float | None] = [None] * len(_ALL)
+        super().__init__([None] * len(_ALL))
 
     def arm(self, kind: Timer, at: float) -> None:
         """Set (or move) `kind` to fire at `at`."""
-        self._at[kind] = at
+        self[kind] = at
 
     def arm_if_off(self, kind: Timer, at: float) -> None:
         """Set `kind` to fire at `at` unless it is already running."""
-        if self._at[kind] is None:
-            self._at[kind] = at
+        if self[kind] is None:
+            self[kind] = at
 
     def cancel(self, kind: Timer) -> None:
-        self._at[kind] = None
+        self[kind] = None
 
     def cancel_all(self) -> None:
-        at = self._at  # in place: a `due()` loop under way sees it
-        for kind in _ALL:
-            at[kind] = None
+        for kind in _ALL:  # in place: a `due()` loop under way sees it
+            self[kind] = None
 
     def at(self, kind: Timer) -> float | None:
         """When `kind` fires, or None when it is off."""
-        return self._at[kind]
+        return self[kind]
 
     def is_armed(self, kind: Timer) -> bool:
-        return self._at[kind] is not None
+        return self[kind] is not None
 
     def earliest(self) -> tuple[Timer, float] | None:
         """The next timer to fire and when; the first in Timer order on a tie."""
         best: tuple[Timer, float] | None = None
-        for kind, at in zip(_ALL, self._at, strict=True):
+        for kind, at in zip(_ALL, self, strict=True):
             if at is not None and (best is None or at < best[1]):
                 best = (kind, at)
         return best
 
     def due(self, now: float) -> Iterator[Timer]:
         """The timers due at `now`, in Timer order, each checked when it is reached."""
-        at = self._at
         for kind in _ALL:
-            deadline = at[kind]
+            deadline = self[kind]
             if deadline is not None and deadline <= now:
                 yield kind
 
     def __repr__(self) -> str:
         armed = ", ".join(
-            f"{k.name}={a:g}" for k, a in zip(_ALL, self._at, strict=True) if a is not None
+            f"{k.name}={a:g}" for k, a in zip(_ALL, self, strict=True) if a is not None
         )
         return f"<Timers {armed or 'off'}>"

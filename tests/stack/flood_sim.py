@@ -61,9 +61,13 @@ class FloodResult:
 
 def run_flood(
     *, flood_seconds: float, after_seconds: float, rate: int = 10_000, seed: int = 1,
-    backlog: int = 128, syn_cookies: bool = True,
+    backlog: int = 128, syn_cookies: bool = True, delay: float = 0.0,
 ) -> FloodResult:
+    """`delay`: each packet between the legitimate client and the server arrives this
+    long after it left (one way; 0: in the same tick). The last connects leave time for
+    three trips (SYN, SYN,ACK, ACK and greeting) before the end."""
     rnd = random.Random(seed)
+    path = Path(delay)
     server = Stack(US, key=KEY, syn_cookies=syn_cookies)
     server.listen(80, backlog)
     client = Stack(PEER, key=b"the client's own secret", config=TcpConfig(msl=1.0))
@@ -74,6 +78,7 @@ def run_flood(
     per_tick = round(rate * TICK)
     flood_ticks = round(flood_seconds / TICK)
     total_ticks = flood_ticks + round(after_seconds / TICK)
+    last_connect = total_ticks * TICK - 4 * delay
     for tick in range(total_ticks):
         now = tick * TICK
         if tick < flood_ticks:
@@ -81,7 +86,7 @@ def run_flood(
                 [spoofed_syn(rnd) for _ in range(per_tick)], now
             )
             result.syns_sent += per_tick
-        if tick % CONNECT_EVERY == 0:
+        if tick % CONNECT_EVERY == 0 and now < last_connect:
             conn = client.connect(Endpoint(US, 80), now)
             attempt = Attempt(now, conn)
             by_port[conn.local.port] = attempt
@@ -89,7 +94,7 @@ def run_flood(
             (result.during if tick < flood_ticks else result.after).append(attempt)
         server.on_timer(now)
         client.on_timer(now)
-        exchange(server, client, now)
+        path.exchange(server, client, now)
         serve(server, served, by_port, now)
         for attempt in [a for a in connecting if a.conn.state is not State.SYN_SENT]:
             connecting.remove(attempt)
@@ -98,7 +103,7 @@ def run_flood(
                 attempt.established_at = now
                 conn.send(GREETING, now)
                 conn.close(now, half=True)
-        exchange(server, client, now)
+        path.exchange(server, client, now)
         client.take_events()
         client.take_changed()
         client.take_accept_ready()
@@ -119,15 +124,36 @@ def spoofed_syn(rnd: random.Random) -> bytes:
     return build_tcp_packet(src, US, syn)
 
 
-def exchange(server: Stack, client: Stack, now: float) -> None:
-    """Move packets until both are quiet; the server's replies to spoofed hosts are lost."""
-    while True:
-        to_client = [p for p in server.take_packets() if p[16:20] == PEER_INT.to_bytes(4, "big")]
-        to_server = client.take_packets()
-        if not to_client and not to_server:
-            return
-        client.receive_packets(to_client, now)
-        server.receive_packets(to_server, now)
+@dataclass
+class Path:
+    """The legitimate client's path to the server: every packet arrives `delay` seconds
+    after it left; the server's replies to spoofed hosts are lost."""
+
+    delay: float
+    to_client: list[tuple[float, bytes]] = field(default_factory=list)  # (arrival, packet)
+    to_server: list[tuple[float, bytes]] = field(default_factory=list)
+
+    def exchange(self, server: Stack, client: Stack, now: float) -> None:
+        """Send what both have to send and deliver what has arrived by `now`, until quiet."""
+        mine = PEER_INT.to_bytes(4, "big")
+        while True:
+            arrive = now + self.delay
+            self.to_client += [(arrive, p) for p in server.take_packets() if p[16:20] == mine]
+            self.to_server += [(arrive, p) for p in client.take_packets()]
+            for_client, self.to_client = _arrived(self.to_client, now)
+            for_server, self.to_server = _arrived(self.to_server, now)
+            if not for_client and not for_server:
+                return
+            client.receive_packets(for_client, now)
+            server.receive_packets(for_server, now)
+
+
+def _arrived(queue: list[tuple[float, bytes]], now: float
+             ) -> tuple[list[bytes], list[tuple[float, bytes]]]:
+    """(the packets that arrived by `now`, those still on the way)."""
+    eps = 1e-9  # `now` is tick * TICK: a packet due at that time has arrived
+    return ([p for at, p in queue if at <= now + eps],
+            [(at, p) for at, p in queue if at > now + eps])
 
 
 def serve(

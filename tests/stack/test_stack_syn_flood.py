@@ -176,11 +176,49 @@ def test_syn_flood_30_seconds() -> None:
           f"max rows {result.max_rows}")
 
 
-def test_without_cookies_the_flood_denies_service() -> None:
-    """The baseline the cookies fix: a full SYN queue drops the legitimate SYNs."""
-    result = run_flood(flood_seconds=1.0, after_seconds=0.0, syn_cookies=False)
-    assert FloodResult.rate(result.during) < 0.2
-    assert result.counters["syn_queue_drops"] > 9000
+def test_without_cookies_the_oldest_half_open_tcb_makes_room() -> None:
+    """RFC 4987 3.4: with the SYN queue full and cookies off, a new SYN takes the place
+    of the oldest half-open TCB, which is reset as a half-open TCB that gives up is."""
+    stack = Stack(US, key=KEY, syn_cookies=False)
+    stack.listen(80, 8, syn_backlog=2)
+    syn_acks = {}
+    for sport, at in ((1, 0.0), (2, 0.5), (3, 1.0), (4, 1.5)):
+        stack.receive_packet(packet(seg(sport, 80, SYN, seq=100 * sport)), at)
+        *resets, syn_ack = replies(stack)
+        syn_acks[sport] = syn_ack
+        assert syn_ack.flags == SYN | ACK and syn_ack.dst_port == sport
+        # the third and the fourth SYN each reset the oldest: port 1, then port 2
+        assert [(r.flags, r.dst_port, r.seq) for r in resets] == (
+            [] if sport < 3 else [(RST, sport - 2, syn_acks[sport - 2].seq + 1)])
+    assert stack.counters.syn_queue_recycled == 2
+    assert sorted(r.remote.port for r in stack.connections(1.5)) == [0, 3, 4]
+    # the recycled peer's ACK finds no TCB (LISTEN answers it); a kept one's completes
+    for sport in (1, 3):
+        stack.receive_packet(packet(seg(sport, 80, ACK, seq=100 * sport + 1,
+                                        ack=syn_acks[sport].seq.value + 1)), 1.6)
+    assert [(r.flags, r.dst_port) for r in replies(stack)] == [(RST, 1)]
+    conn = stack.accept(80)
+    assert conn is not None and conn.remote.port == 3 and conn.state is State.ESTABLISHED
+    assert stack.counters.half_open_dropped == 0  # recycled ones are counted apart
+
+
+@pytest.mark.parametrize(("rate", "during", "recycled"), [(2_000, 1.0, 1746), (10_000, 0.0, 9756)])
+def test_without_cookies_recycling_admits_whom_the_flood_leaves_a_round_trip(
+    rate: int, during: float, recycled: int
+) -> None:
+    """RFC 4987 3.4's limit: a legitimate half-open TCB survives until `syn_backlog`
+    (256) more SYNs arrive. With 100 ms between its SYN and its ACK, that is enough at
+    2,000 spoofed SYN/s (128 ms) and not at 10,000 (25.6 ms), where only cookies help
+    (test_syn_flood_3_seconds). Once the flood stops, every connect gets through.
+    Nearly every SYN beyond the first 256 recycles one TCB: all but those that found the
+    slot of a connect just completed."""
+    result = run_flood(flood_seconds=1.0, after_seconds=1.0, rate=rate, syn_cookies=False,
+                       delay=0.05)
+    assert FloodResult.rate(result.during) == during and len(result.during) == 10
+    assert FloodResult.rate(result.after) == 1.0 and len(result.after) == 8
+    c = result.counters
+    assert c["syn_queue_recycled"] == recycled
+    assert result.max_half_open == 256 and c["syn_cookies_sent"] == 0
 
 
 @pytest.mark.parametrize(("us", "peer"), [(US, PEER), (US6, PEER6)], ids=["ipv4", "ipv6"])

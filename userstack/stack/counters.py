@@ -48,13 +48,14 @@ class StackCounters:
     other_queue_drops: int = 0  # no TCB, but another queue's stack owns the port: no RST
     rst_ignored: int = 0  # RSTs that arrived for no connection: dropped, never answered
     # A listener's two queues (RFC 4987; stack/listener.py): SYNs dropped while the accept
-    # queue was full, or the SYN queue with cookies off; SYNs answered with a SYN cookie
-    # while the SYN queue was full; ACKs that brought a valid cookie back and became
+    # queue was full; half-open TCBs recycled (reset, oldest first) to admit a SYN while
+    # the SYN queue was full with cookies off (RFC 4987 3.4); SYNs answered with a SYN
+    # cookie while the SYN queue was full; ACKs that brought a valid cookie back and became
     # connections, and ACKs to a listener that were not (answered as LISTEN does: RST);
     # cookie ACKs dropped because the accept queue was full; half-open TCBs that never
     # completed (SYN,ACK retries exhausted, RST)
     accept_queue_drops: int = 0
-    syn_queue_drops: int = 0
+    syn_queue_recycled: int = 0
     syn_cookies_sent: int = 0
     syn_cookies_accepted: int = 0
     syn_cookies_invalid: int = 0

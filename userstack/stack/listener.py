@@ -11,7 +11,11 @@ Linux we keep two bounded queues per listener, each with its own limit (RFC 4987
 
 While the accept queue is full a new SYN is dropped (and counted): the peer retransmits
 it and gets in once the application catches up. While only the SYN queue is full, the
-stack answers with a SYN cookie (stack/syncookies.py) and keeps no state at all.
+stack answers with a SYN cookie (stack/syncookies.py) and keeps no state at all; with
+cookies off, it recycles the oldest half-open TCB to make room (RFC 4987 3.4). Linux
+drops the new SYN instead; but then a trickle of spoofed SYNs, one per
+backlog / 63 s, keeps the queue full and every client out, where recycling lets in
+each client whose handshake completes before `syn_backlog` more SYNs arrive.
 """
 
 from __future__ import annotations
@@ -49,7 +53,7 @@ class Listener:
         self.backlog = backlog
         self.syn_backlog = syn_backlog
         self.config = config
-        self.half_open: set[DemuxKey] = set()
+        self.half_open: dict[DemuxKey, None] = {}  # a set in arrival order: oldest first
         self.accept_queue: deque[Connection] = deque()
         self.cookie_sent_at: float | None = None  # the last SYN cookie this listener sent
 

@@ -459,15 +459,15 @@ class Stack:
         `previous` is the TIME-WAIT incarnation this SYN replaces, if any.
 
         The listener's queues come first (RFC 4987): a SYN finds the accept queue full
-        (dropped), or the SYN queue full (a SYN cookie, or dropped without cookies); a
-        bare ACK may bring a cookie back (`_cookie_ack_arrives`)."""
+        (dropped), or the SYN queue full (a SYN cookie; without cookies the oldest
+        half-open TCB makes room); a bare ACK may bring a cookie back
+        (`_cookie_ack_arrives`)."""
         control = seg.flags & (_SYN | _ACK | _RST)
         if control == _SYN:
             if listener.accept_queue_full:
                 self.counters.accept_queue_drops += 1
                 return
-            if listener.syn_queue_full:
-                self._syn_queue_full(listener, key, seg, now)
+            if listener.syn_queue_full and self._syn_queue_full(listener, key, seg, now):
                 return
         elif control == _ACK and self._cookie_ack_arrives(listener, key, seg, now):
             return
@@ -484,17 +484,18 @@ class Stack:
         self._conns[key] = conn
         if control == _SYN:  # it will be in SYN-RECEIVED: a half-open TCB
             self._half_open[key] = listener
-            listener.half_open.add(key)
+            listener.half_open[key] = None
         self._drive_segment(key, conn, seg, now)
 
     def _syn_queue_full(
         self, listener: Listener, key: DemuxKey, seg: TcpSegment, now: float
-    ) -> None:
-        """RFC 4987 3.6: no room for another half-open TCB: answer with a SYN cookie and
-        remember nothing (or, with cookies off, drop the SYN)."""
+    ) -> bool:
+        """No room for another half-open TCB. RFC 4987 3.6: answer with a SYN cookie and
+        remember nothing (True: the SYN is done). With cookies off, RFC 4987 3.4: the
+        oldest half-open TCB makes room (False: the SYN takes its place)."""
         if self._cookies is None:
-            self.counters.syn_queue_drops += 1
-            return
+            self._recycle_oldest_half_open(listener, now)
+            return False
         iss = self._cookies.make(*self._packed_addresses(key[0]), seg, now)
         listener.cookie_sent_at = now
         self.counters.syn_cookies_sent += 1
@@ -502,6 +503,24 @@ class Stack:
         offset = self._isn.ts_offset(listener.local, Endpoint(address_of(key[0]), key[1]))
         reply = cookie_syn_ack(seg, iss, cfg, clock_at(offset, now))  # RFC 7323 7.1's clock
         self._packets.append(self._tcp_packet(key[0], reply, cfg))
+        return True
+
+    def _recycle_oldest_half_open(self, listener: Listener, now: float) -> None:
+        """RFC 4987 3.4, "recycling the oldest half-open TCB": the one waiting longest is
+        the likeliest spoofed, since a real peer answers within a round trip. It is
+        aborted as any half-open TCB that gives up is (a RST: RFC 9293 3.10.5), and
+        counted. One already ESTABLISHED by this batch, not yet collected, is skipped."""
+        for key in listener.half_open:
+            conn = self._conns[key]
+            if conn.state is State.SYN_RECEIVED:
+                break
+        else:
+            return
+        del listener.half_open[key]
+        del self._half_open[key]
+        self.counters.syn_queue_recycled += 1
+        conn.abort(now)
+        self._collect(key, conn, now)
 
     def _packed_addresses(self, remote: int) -> tuple[bytes, bytes]:
         """(ours, theirs) as bytes, for the keyed hashes of a four-tuple, in either family."""
@@ -685,7 +704,7 @@ class Stack:
     def _established(self, key: DemuxKey, conn: Connection) -> None:
         listener = self._half_open.pop(key, None)
         if listener is not None:
-            listener.half_open.discard(key)
+            listener.half_open.pop(key, None)
             if self._listeners_for(listener.local.ip).get(listener.local.port) is listener:
                 listener.accept_queue.append(conn)
                 self._accept_ready.add(listener.local.port)
@@ -739,7 +758,7 @@ class Stack:
         self._orphans.discard(key)
         listener = self._half_open.pop(key, None)
         if listener is not None:
-            listener.half_open.discard(key)
+            listener.half_open.pop(key, None)
             self.counters.half_open_dropped += 1
         else:
             listener = (self._listeners6 if is_ipv6(key[0]) else self._listeners).get(key[2])

@@ -42,7 +42,7 @@ def make_sender(*, sack: bool, window: int = 60000) -> tuple[Sender, Wire, Timer
     """A Sender whose SYN was sent at 0.0 and acknowledged at 0.1 (SRTT 0.1 s), started."""
     tcb = Tcb(iss=ISS, snd_una=ISS, snd_nxt=ISS, snd_up=ISS)
     wire, timers = Wire(), Timers()
-    sender = Sender(tcb, TcpConfig(mss=MSS, nagle=False), timers, wire.emit, mss=MSS, now=0.0)
+    sender = Sender(tcb, TcpConfig(mss=MSS, nagle=False), timers, wire, mss=MSS, now=0.0)
     sender.syn_sent(0.0)
     sender.syn_acked(ISS + 1, 0.1)
     tcb.snd_wnd = tcb.max_snd_wnd = window

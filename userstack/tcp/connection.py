@@ -180,7 +180,7 @@ class Connection:
         self._syn_options: SynOptions | None
         self._syn_options = syn = SynOptions(config, ipv6=local.ip.version == 6)
         self.sender = Sender(
-            self.tcb, config, self._timers, self._emit, mss=min(config.mss, syn.default_mss),
+            self.tcb, config, self._timers, self, mss=min(config.mss, syn.default_mss),
             now=now, why=explain,
         )
         self.receiver = Receiver(config, self._timers, self.sender.rtt, why=explain)
@@ -1351,6 +1351,8 @@ class Connection:
             self._events = [event]
         else:
             events.append(event)
+
+    emit = _emit  # the Sender's way out (sender.Output): it holds the connection itself
 
 
 _TIMER_HANDLERS: dict[Timer, Callable[[Connection, float], None]] = {

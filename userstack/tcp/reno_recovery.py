@@ -37,8 +37,10 @@ class RenoRecovery(Recovery):
 
     __slots__ = ("dupacks", "partial_acks")
 
-    def __init__(self, iss: SeqNum) -> None:
-        super().__init__(iss + 1)  # RFC 6582 3.2 (1): recover starts at the ISS
+    def __init__(self, after_syn: SeqNum) -> None:
+        # RFC 6582 3.2 (1): recover starts at the ISS (here ISS + 1, the first data byte:
+        # the Sender's own object for it, none made)
+        super().__init__(after_syn)
         self.dupacks = 0
         self.partial_acks = 0  # partial ACKs in this recovery (RFC 6582 3.2 (5) "Impatient")
 

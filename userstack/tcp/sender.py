@@ -6,7 +6,8 @@ The `Sender` owns the send buffer and the cursors into it, the scoreboard of wha
 flight, RTT sampling with Karn's rule, the congestion controller and the loss-recovery
 strategy. The state machine (connection.py) tells it what the RFC steps found, with `now`,
 and it answers by transmitting through the connection's `emit` (which adds the ACK
-number and window that belong to the receiving side).
+number and window that belong to the receiving side): the Sender holds the connection
+as its `Output`.
 
     RFC                                   here
     RFC 9293 3.3.1 SND.UNA, SND.NXT       the shared Tcb (tcb.py); only the Sender moves them
@@ -67,12 +68,13 @@ CONTROLLERS: dict[Congestion, type[CongestionControl]] = {
     Congestion.CUBIC: Cubic,
 }
 
-class Emit(Protocol):
-    """The connection's emit(seq, flags, payload, now): one segment out, with ACK, window
-    and timestamps; `ecn` is the segment's ECN codepoint (ECT(0) for new data when ECN
-    is on)."""
+class Output(Protocol):
+    """Where the Sender's segments go: the connection, whose emit(seq, flags, payload,
+    now) sends one segment with its ACK, window and timestamps; `ecn` is the segment's
+    ECN codepoint (ECT(0) for new data when ECN is on). The object itself, not a bound
+    method: one object fewer per connection (issue 13)."""
 
-    def __call__(
+    def emit(
         self, seq: SeqNum, flags: int, payload: bytes, now: float,
         options: TcpOptions = NO_OPTIONS, *, ecn: Ecn = Ecn.NOT_ECT,
     ) -> None: ...
@@ -100,12 +102,12 @@ class Sender:
         "cc",
         "config",
         "ecn",
-        "emit",
         "fin_queued",
         "last_sent_at",
         "max_packet",
         "mss",
         "nodelay",
+        "out",
         "persist_backoff",
         "probes_unanswered",
         "recovery",
@@ -125,14 +127,14 @@ class Sender:
     )
 
     def __init__(
-        self, tcb: Tcb, config: TcpConfig, timers: Timers, emit: Emit, *, mss: int, now: float,
-        why: Explainer | None = None,
+        self, tcb: Tcb, config: TcpConfig, timers: Timers, out: Output, *, mss: int,
+        now: float, why: Explainer | None = None,
     ) -> None:
         self.why = why  # who is told each rule applied (rules.py), or None: off
         self.tcb = tcb
         self.config = config
         self.timers = timers
-        self.emit = emit
+        self.out = out
         self.buffer = SendBuffer(config.send_buffer)
         self.buf_seq = tcb.iss + 1  # sequence number of the send buffer's first byte
         self.tx_nxt = tcb.iss  # where the next transmission starts (module docstring)
@@ -147,7 +149,7 @@ class Sender:
         self.rtt_sent_at = 0.0
         self.last_sent_at = now  # when data (or a FIN) last went out (RFC 5681 4.1)
         self.cc: CongestionControl = Reno(mss)
-        self.recovery: Recovery = RenoRecovery(tcb.iss)  # until the handshake decides
+        self.recovery: Recovery = RenoRecovery(self.buf_seq)  # until the handshake decides
         self.ecn: EcnState | None = None  # both SYNs agreed on ECN (RFC 3168; ecn.py)
         self.retries = 0  # consecutive retransmission timeouts (RFC 1122 4.2.3.5 R2)
         self.stalled_since = now  # when the unacknowledged head went out (TCP_USER_TIMEOUT)
@@ -195,7 +197,7 @@ class Sender:
             self.rtt.at_least(SYN_RTO_AFTER_LOSS)
         self.cc = CONTROLLERS[self.config.congestion](self.mss, iw=iw)
         una = self.tcb.snd_una
-        self.recovery = SackRecovery(una) if sack else RenoRecovery(self.tcb.iss)
+        self.recovery = SackRecovery(una) if sack else RenoRecovery(self.buf_seq)
         self.retries = 0
         if ecn:
             self.ecn = EcnState(self.tcb.snd_nxt)
@@ -365,9 +367,9 @@ class Sender:
             cwr = ecn.take_cwr()
             if cwr and self.why is not None:
                 self.why.decide(Rule.ECN_CWR_SENT, snd_nxt=seq)
-            self.emit(seq, flags | cwr, payload, now, ecn=Ecn.ECT_0)
+            self.out.emit(seq, flags | cwr, payload, now, ecn=Ecn.ECT_0)
         else:
-            self.emit(seq, flags, payload, now)
+            self.out.emit(seq, flags, payload, now)
         self.recovery.sent(n + fin)
         self.last_sent_at = now
         end = seq + (n + fin)

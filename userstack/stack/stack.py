@@ -557,8 +557,8 @@ class Stack:
             return True
         remote = Endpoint(address_of(key[0]), key[1])
         conn = Connection.from_syn_cookie(
-            listener.local, remote, iss=seg.ack - 1, irs=seg.seq - 1, syn_options=syn_options,
-            now=now, config=listener.config,
+            listener.local, remote, ack=seg, syn_options=syn_options, now=now,
+            config=listener.config,
             ts_offset=self._isn.ts_offset(listener.local, remote),  # the cookie's clock
         )
         self.counters.syn_cookies_accepted += 1

@@ -76,6 +76,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from typing import TypeVar
 
 from ..wire.addr import Endpoint
 from ..wire.ipv4 import Ecn
@@ -118,6 +119,7 @@ PSH = int(TcpFlags.PSH)
 URG = int(TcpFlags.URG)
 _AS_FLAGS = tuple(TcpFlags(i) for i in range(256))
 _ZERO = SeqNum(0)
+_T = TypeVar("_T")
 
 # States in which we may (re)transmit data or our FIN.
 _SENDING = frozenset(
@@ -237,22 +239,23 @@ class Connection:
 
     @classmethod
     def from_syn_cookie(
-        cls, local: Endpoint, remote: Endpoint, *, iss: SeqNum, irs: SeqNum,
+        cls, local: Endpoint, remote: Endpoint, *, ack: TcpSegment,
         syn_options: TcpOptions, now: float, config: TcpConfig | None = None,
         ts_offset: int = 0,
     ) -> Connection:
         """A passive OPEN completed by a valid SYN cookie (RFC 4987 3.6): the stack kept
-        no TCB for the SYN; the ACK echoing ISS + 1 proves the peer got our SYN,ACK. The
-        TCB starts in ESTABLISHED from what the cookie kept (stack/syncookies.py): ISS,
-        IRS and the options of the peer's SYN (with timestamps, TS.Recent from the ACK's
-        TSval, on the clock `ts_offset` the cookie's TSval came from). The stack then hands
-        it that ACK."""
-        conn = cls(local, remote, iss=iss, now=now, config=config or TcpConfig(), passive=True,
-                   ts_offset=ts_offset)
-        tcb = conn.tcb
-        tcb.irs, tcb.rcv_nxt = irs, irs + 1
-        tcb.snd_una = tcb.snd_nxt = conn.sender.tx_nxt = conn.sender.buf_seq  # ISS + 1
-        tcb.snd_wl1 = irs  # the ACK (SEG.SEQ = IRS + 1) sets SND.WND (3.10.7.4 fifth)
+        no TCB for the SYN; the `ack` echoing ISS + 1 proves the peer got our SYN,ACK.
+        The TCB starts in ESTABLISHED from what the cookie kept (stack/syncookies.py):
+        ISS = SEG.ACK - 1, IRS = SEG.SEQ - 1 and the options of the peer's SYN (with
+        timestamps, TS.Recent from the ACK's TSval, on the clock `ts_offset` the cookie's
+        TSval came from). RCV.NXT and SND.NXT are the ACK's own numbers (no copies). The
+        stack then hands it `ack`."""
+        conn = cls(local, remote, iss=ack.ack - 1, now=now, config=config or TcpConfig(),
+                   passive=True, ts_offset=ts_offset)
+        tcb, sender = conn.tcb, conn.sender
+        tcb.irs, tcb.rcv_nxt = ack.seq - 1, ack.seq
+        tcb.snd_una = tcb.snd_nxt = sender.tx_nxt = sender.buf_seq = ack.ack  # ISS + 1
+        tcb.snd_wl1 = tcb.irs  # the ACK (SEG.SEQ = IRS + 1) sets SND.WND (3.10.7.4 fifth)
         conn._take_syn_options(syn_options, now)
         conn.receiver.window_field(tcb, syn=True, mss=conn.sender.mss)  # RCV.WND, as offered
         conn._enter_established(now)
@@ -1337,22 +1340,23 @@ class Connection:
         )
 
     def _queue(self, seg: TcpSegment) -> None:
-        """One segment for take_outgoing(); the list is made by the first one."""
-        out = self._outgoing
-        if out is None:
-            self._outgoing = [seg]
-        else:
-            out.append(seg)
+        """One segment for take_outgoing()."""
+        self._outgoing = _appended(self._outgoing, seg)
 
     def _event(self, event: Event) -> None:
-        """One event for take_events(); the list is made by the first one."""
-        events = self._events
-        if events is None:
-            self._events = [event]
-        else:
-            events.append(event)
+        """One event for take_events()."""
+        self._events = _appended(self._events, event)
 
     emit = _emit  # the Sender's way out (sender.Output): it holds the connection itself
+
+
+def _appended(items: list[_T] | None, item: _T) -> list[_T]:
+    """`items` with `item` at its end; the list is made by the first item (an idle
+    connection keeps none, issue 13)."""
+    if items is None:
+        return [item]
+    items.append(item)
+    return items
 
 
 _TIMER_HANDLERS: dict[Timer, Callable[[Connection, float], None]] = {

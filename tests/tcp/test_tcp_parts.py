@@ -63,7 +63,14 @@ def test_receive_buffer_reassembly_and_limits() -> None:
     assert not buf.has_gaps
     for i in range(MAX_OUT_OF_ORDER_PIECES + 50):
         buf.insert(2 + 2 * i, b"z", 1 << 20)
-    assert len(buf._starts) == MAX_OUT_OF_ORDER_PIECES  # a fragment flood stays bounded
+    held = buf._held
+    assert held is not None
+    assert len(held.starts) == MAX_OUT_OF_ORDER_PIECES  # a fragment flood stays bounded
+    one_gap = ReceiveBuffer(100)
+    one_gap.insert(3, b"DEF", 100)
+    assert one_gap.has_gaps and one_gap._held is not None
+    assert one_gap.insert(0, b"ABC", 100) == 6
+    assert not one_gap.has_gaps and one_gap._held is None  # the filled gap's store let go
 
 
 def test_receive_buffer_held_fin_trims_data_beyond() -> None:

@@ -16,10 +16,6 @@ from collections import deque
 # A hostile peer could send a window's worth of one-byte fragments; beyond this many
 # held fragments we drop new out-of-order data (the peer retransmits it later).
 MAX_OUT_OF_ORDER_PIECES = 1024
-# What a receive buffer holds out of order while it holds nothing: one shared empty
-# tuple, so an idle connection pays for no list and no dict (issue 13); the real ones
-# are made by the first out-of-order segment and let go when the gaps are filled.
-_NOTHING_HELD: tuple[()] = ()
 
 
 class SendBuffer:
@@ -64,6 +60,99 @@ class SendBuffer:
             del buf[:n]
 
 
+class HeldPieces:
+    """Out-of-order text a receive buffer holds for later (RFC 9293 3.10.7.4, seventh
+    step): pieces that never overlap, by stream offset. A receive buffer makes one for
+    its first gap and lets it go once the gaps are filled, so an idle connection keeps
+    none (issue 13)."""
+
+    __slots__ = ("pieces", "recent", "starts")
+
+    def __init__(self) -> None:
+        self.starts: list[int] = []  # sorted starts of the pieces
+        self.pieces: dict[int, bytes] = {}  # start -> bytes
+        # left edges of the SACK blocks to report first: the block of the latest
+        # out-of-order segment, then those reported most recently (RFC 2018 4)
+        self.recent: list[int] = []
+
+    def block_around(self, off: int) -> tuple[int, int] | None:
+        """The contiguous run of held pieces that contains stream offset `off`."""
+        starts = self.starts
+        pieces = self.pieces
+        i = bisect_right(starts, off) - 1
+        if i < 0 or starts[i] + len(pieces[starts[i]]) <= off:
+            return None
+        j = i
+        while i > 0 and starts[i - 1] + len(pieces[starts[i - 1]]) == starts[i]:
+            i -= 1
+        right = starts[j] + len(pieces[starts[j]])
+        while j + 1 < len(starts) and starts[j + 1] == right:
+            j += 1
+            right = starts[j] + len(pieces[starts[j]])
+        return starts[i], right
+
+    def holds(self, start: int, end: int) -> bool:
+        """[start, end) lies wholly within held pieces."""
+        starts = self.starts
+        pieces = self.pieces
+        i = bisect_right(starts, start) - 1
+        if i < 0:
+            return False
+        right = starts[i] + len(pieces[starts[i]])
+        while right < end and i + 1 < len(starts) and starts[i + 1] == right:
+            i += 1
+            right += len(pieces[right])
+        return right >= end
+
+    def all_blocks(self) -> list[tuple[int, int]]:
+        blocks: list[tuple[int, int]] = []
+        for start in self.starts:
+            end = start + len(self.pieces[start])
+            if blocks and blocks[-1][1] == start:
+                blocks[-1] = (blocks[-1][0], end)
+            else:
+                blocks.append((start, end))
+        return blocks
+
+    def hold(self, start: int, end: int, view: memoryview) -> None:
+        """Keep the parts of [start, end) that no held piece already covers."""
+        starts = self.starts
+        pieces = self.pieces
+        i = bisect_right(starts, start) - 1
+        if i >= 0:
+            prev_end = starts[i] + len(pieces[starts[i]])
+            if prev_end > start:
+                start = prev_end
+        j = i + 1
+        base = end - len(view)  # stream offset of view[0]
+        while start < end:
+            if len(starts) >= MAX_OUT_OF_ORDER_PIECES:
+                return
+            if j < len(starts) and starts[j] < end:
+                nxt = starts[j]
+                if nxt > start:
+                    pieces[start] = bytes(view[start - base : nxt - base])
+                    insort(starts, start)
+                    j += 1
+                start = max(start, nxt + len(pieces[nxt]))
+                j += 1
+            else:
+                pieces[start] = bytes(view[start - base : end - base])
+                insort(starts, start)
+                return
+
+    def drop_beyond(self, limit: int) -> None:
+        """Forget held bytes at or past `limit` (the FIN's offset)."""
+        starts = self.starts
+        while starts and starts[-1] >= limit:
+            del self.pieces[starts.pop()]
+        if starts:
+            last = starts[-1]
+            piece = self.pieces[last]
+            if last + len(piece) > limit:
+                self.pieces[last] = piece[: limit - last]
+
+
 class ReceiveBuffer:
     """In-order bytes waiting for the reader, plus out-of-order pieces held for later.
 
@@ -71,10 +160,7 @@ class ReceiveBuffer:
     of RCV.NXT. The connection converts sequence numbers to offsets relative to RCV.NXT.
     """
 
-    __slots__ = (
-        "_pieces", "_ready", "_ready_len", "_recent", "_starts", "capacity", "dsack", "fin_at",
-        "next",
-    )
+    __slots__ = ("_held", "_ready", "_ready_len", "capacity", "dsack", "fin_at", "next")
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
@@ -83,13 +169,8 @@ class ReceiveBuffer:
         self._ready: deque[bytes | memoryview] | None = None
         self._ready_len = 0
         self.next = 0  # stream offset of RCV.NXT: bytes delivered in order so far
-        # sorted starts of held out-of-order pieces; start -> bytes (pieces never overlap)
-        self._starts: list[int] | tuple[()] = _NOTHING_HELD
-        self._pieces: dict[int, bytes] | tuple[()] = _NOTHING_HELD
+        self._held: HeldPieces | None = None  # out-of-order text, while there is some
         self.fin_at: int | None = None  # stream offset of a FIN seen ahead of RCV.NXT
-        # left edges of the SACK blocks to report first: the block of the latest
-        # out-of-order segment, then those reported most recently (RFC 2018 4)
-        self._recent: list[int] | tuple[()] = _NOTHING_HELD
         # [left, right) of the latest duplicate segment, for the first block of the next
         # SACK option (D-SACK, RFC 2883 4), reported once
         self.dsack: tuple[int, int] | None = None
@@ -104,7 +185,7 @@ class ReceiveBuffer:
 
     @property
     def has_gaps(self) -> bool:
-        return bool(self._starts)
+        return self._held is not None
 
     @property
     def fin_reached(self) -> bool:
@@ -145,7 +226,11 @@ class ReceiveBuffer:
         """Remember a FIN `rel` bytes ahead of RCV.NXT; the first one seen wins."""
         if self.fin_at is None:
             self.fin_at = self.next + rel
-            self._drop_beyond(self.fin_at)
+            held = self._held
+            if held is not None:
+                held.drop_beyond(self.fin_at)
+                if not held.starts:
+                    self._held = None
 
     def insert(self, rel: int, data: bytes | memoryview, window: int) -> int:
         """Take a segment's text starting `rel` bytes after RCV.NXT.
@@ -171,10 +256,13 @@ class ReceiveBuffer:
         if len(view) != end - start:
             view = memoryview(view)[: end - start]
         if start != self.next:
-            if self._holds(start, end):
+            held = self._held
+            if held is None:
+                held = self._held = HeldPieces()  # the first gap
+            elif held.holds(start, end):
                 self.dsack = (start, end)  # RFC 2883 4.1.3: a duplicate of held data
-            self._hold(start, end, view)
-            self._recent = [start, *self._recent[:7]]
+            held.hold(start, end, view)
+            held.recent = [start, *held.recent[:7]]
             return 0
         before = self.next
         ready = self._ready
@@ -183,15 +271,15 @@ class ReceiveBuffer:
         ready.append(view)
         self._ready_len += end - start
         self.next = end
-        if self._starts and self._starts[0] <= end:
-            self._deliver_held(ready)
+        held = self._held
+        if held is not None and held.starts[0] <= end:
+            self._deliver_held(held, ready)
         return self.next - before
 
-    def _deliver_held(self, ready: deque[bytes | memoryview]) -> None:
-        """RCV.NXT reached held pieces: they become in-order text; once none is held,
-        the lists go (an idle connection holds none)."""
-        starts, pieces = self._starts, self._pieces
-        assert isinstance(starts, list) and isinstance(pieces, dict)
+    def _deliver_held(self, held: HeldPieces, ready: deque[bytes | memoryview]) -> None:
+        """RCV.NXT reached held pieces: they become in-order text; once none is left,
+        the held pieces' store goes."""
+        starts, pieces = held.starts, held.pieces
         while starts and starts[0] <= self.next:
             s = starts.pop(0)
             piece = pieces.pop(s)
@@ -201,7 +289,7 @@ class ReceiveBuffer:
                 self._ready_len += e - self.next
                 self.next = e
         if not starts:
-            self._starts = self._pieces = self._recent = _NOTHING_HELD
+            self._held = None
 
     def note_duplicate(self, rel: int, n: int) -> None:
         """A segment of n bytes, `rel` (< 0) bytes from RCV.NXT, was all old: report it."""
@@ -218,101 +306,19 @@ class ReceiveBuffer:
             self.dsack = None
             limit -= 1
         blocks: list[tuple[int, int]] = []
-        for off in self._recent:
-            block = self._block_around(off)
-            if block is not None and block not in blocks:
-                blocks.append(block)
-                if len(blocks) == limit:
-                    break
-        if len(blocks) < limit:
-            for block in self._all_blocks():
-                if block not in blocks:
+        held = self._held
+        if held is not None:
+            for off in held.recent:
+                block = held.block_around(off)
+                if block is not None and block not in blocks:
                     blocks.append(block)
                     if len(blocks) == limit:
                         break
-        self._recent = [left for left, _ in blocks] if blocks else _NOTHING_HELD
+            if len(blocks) < limit:
+                for block in held.all_blocks():
+                    if block not in blocks:
+                        blocks.append(block)
+                        if len(blocks) == limit:
+                            break
+            held.recent = [left for left, _ in blocks]
         return blocks if dsack is None else [dsack, *blocks]
-
-    def _block_around(self, off: int) -> tuple[int, int] | None:
-        """The contiguous run of held pieces that contains stream offset `off`."""
-        starts = self._starts
-        pieces = self._pieces
-        i = bisect_right(starts, off) - 1
-        if i < 0 or starts[i] + len(pieces[starts[i]]) <= off:
-            return None
-        j = i
-        while i > 0 and starts[i - 1] + len(pieces[starts[i - 1]]) == starts[i]:
-            i -= 1
-        right = starts[j] + len(pieces[starts[j]])
-        while j + 1 < len(starts) and starts[j + 1] == right:
-            j += 1
-            right = starts[j] + len(pieces[starts[j]])
-        return starts[i], right
-
-    def _holds(self, start: int, end: int) -> bool:
-        """[start, end) lies wholly within held pieces."""
-        starts = self._starts
-        pieces = self._pieces
-        i = bisect_right(starts, start) - 1
-        if i < 0:
-            return False
-        right = starts[i] + len(pieces[starts[i]])
-        while right < end and i + 1 < len(starts) and starts[i + 1] == right:
-            i += 1
-            right += len(pieces[right])
-        return right >= end
-
-    def _all_blocks(self) -> list[tuple[int, int]]:
-        blocks: list[tuple[int, int]] = []
-        for start in self._starts:
-            end = start + len(self._pieces[start])
-            if blocks and blocks[-1][1] == start:
-                blocks[-1] = (blocks[-1][0], end)
-            else:
-                blocks.append((start, end))
-        return blocks
-
-    def _hold(self, start: int, end: int, view: memoryview) -> None:
-        """Keep the parts of [start, end) that no held piece already covers."""
-        if not self._starts:  # the first gap: the lists are made now
-            self._starts, self._pieces = [], {}
-        starts, pieces = self._starts, self._pieces
-        assert isinstance(starts, list) and isinstance(pieces, dict)
-        i = bisect_right(starts, start) - 1
-        if i >= 0:
-            prev_end = starts[i] + len(pieces[starts[i]])
-            if prev_end > start:
-                start = prev_end
-        j = i + 1
-        base = end - len(view)  # stream offset of view[0]
-        while start < end:
-            if len(starts) >= MAX_OUT_OF_ORDER_PIECES:
-                return
-            if j < len(starts) and starts[j] < end:
-                nxt = starts[j]
-                if nxt > start:
-                    pieces[start] = bytes(view[start - base : nxt - base])
-                    insort(starts, start)
-                    j += 1
-                start = max(start, nxt + len(pieces[nxt]))
-                j += 1
-            else:
-                pieces[start] = bytes(view[start - base : end - base])
-                insort(starts, start)
-                return
-
-    def _drop_beyond(self, limit: int) -> None:
-        """Forget held bytes at or past `limit` (the FIN's offset)."""
-        starts = self._starts
-        if not starts:
-            return
-        assert isinstance(starts, list) and isinstance(self._pieces, dict)
-        while starts and starts[-1] >= limit:
-            del self._pieces[starts.pop()]
-        if not starts:
-            self._starts = self._pieces = self._recent = _NOTHING_HELD
-        else:
-            last = starts[-1]
-            piece = self._pieces[last]
-            if last + len(piece) > limit:
-                self._pieces[last] = piece[: limit - last]

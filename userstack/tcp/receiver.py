@@ -40,8 +40,8 @@ class Receiver:
     """The receive side of one TCB; see the module docstring."""
 
     __slots__ = (
-        "ack_now", "buffer", "delay", "eof", "last_data_at", "mss", "quick", "quickack", "rtt",
-        "sack", "timers", "timestamps", "unacked", "urgent", "why",
+        "ack_now", "buffer", "config", "eof", "last_data_at", "quick", "rtt", "sack", "timers",
+        "timestamps", "unacked", "urgent", "why",
     )
 
     def __init__(
@@ -50,12 +50,13 @@ class Receiver:
     ) -> None:
         self.why = why  # who is told each rule applied (rules.py), or None: off
         self.buffer = ReceiveBuffer(config.recv_buffer)
-        self.delay = config.delayed_ack
+        # read, not copied (an idle connection's memory, issue 13): delayed_ack; mss, what we
+        # advertised (a full-sized segment to us); quickack, segments to quick-ACK on
+        # entering the mode (0: off). None of them changes on an open connection.
+        self.config = config
         self.rtt = rtt  # the connection's RTO tells an idle gap (quick-ACK mode)
-        self.quickack = config.quickack  # segments to quick-ACK on entering the mode; 0: off
         self.quick = 0  # quick-ACKs left (Linux's icsk_ack.quick)
         self.last_data_at: float | None = None  # when in-order data last came (lrcvtime)
-        self.mss = config.mss  # what we advertised: the size of a full-sized segment to us
         self.timers = timers
         self.sack = False  # both SYNs carried SACK-permitted: report SACK blocks
         self.timestamps = False  # both SYNs carried TSopt: room for one SACK block less
@@ -85,10 +86,11 @@ class Receiver:
         else:  # a segment longer than the MSS is a coalesced train (TSO/GRO): its count
             if self.why is not None:
                 self.why.decide(Rule.TEXT_IN_ORDER, seg_seq=data_seq, seg_len=len(payload))
-            if self.quickack and self._quick_ack(window, now):
+            config = self.config
+            if config.quickack and self._quick_ack(window, now):
                 self.ack_now = True
             else:
-                self.ack_delayed(now, segments=len(payload) // self.mss or 1)
+                self.ack_delayed(now, segments=len(payload) // config.mss or 1)
         return delivered
 
     def _quick_ack(self, window: int, now: float) -> bool:
@@ -100,7 +102,8 @@ class Receiver:
         slow start, which grows by ACKs."""
         last, self.last_data_at = self.last_data_at, now
         if last is None or now - last > self.rtt.rto:
-            self.quick = max(self.quick, min(self.quickack, max(2, window // (2 * self.mss))))
+            config = self.config
+            self.quick = max(self.quick, min(config.quickack, max(2, window // (2 * config.mss))))
         if not self.quick:
             return False
         self.quick -= 1
@@ -114,7 +117,7 @@ class Receiver:
         quick-ACKs on (Linux's profile), a FIN before any data is ACKed at once: Linux's
         delayed-ACK timeout (icsk_ack.ato) is 0 until the first data segment sets it, and
         its tcp_fin() leaves quick-ACK mode ("pingpong"), so a FIN after data waits."""
-        if self.quickack and self.last_data_at is None:
+        if self.config.quickack and self.last_data_at is None:
             if self.why is not None:
                 self.why.decide(Rule.ACK_QUICK, quick_acks_left=self.quick)
             self.ack_now = True
@@ -125,7 +128,7 @@ class Receiver:
         """RFC 1122 4.2.3.2 / RFC 5681 4.2: delay the ACK, but ACK at least every second
         full-sized segment, and never wait longer than config.delayed_ack. `segments`:
         how many full-sized segments the data was (a coalesced train counts in MSS units)."""
-        delay = self.delay
+        delay = self.config.delayed_ack
         if delay <= 0:
             self.ack_now = True
             return

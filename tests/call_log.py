@@ -32,8 +32,9 @@ INPUTS = (
     "set_keepalive", "set_tos", "allow_super_segments", "on_icmp_error",
 )
 # not state: the explainer, the configuration (an input, changed on purpose by replay()),
-# the fast path's own counters, and the connection itself inside the Sender (its output)
-NOT_STATE = frozenset({"_why", "why", "config", "prediction", "out"})
+# the fast path's own counters, the connection itself inside the Sender (its output), and
+# the stack's handle the connection carries for it
+NOT_STATE = frozenset({"_why", "why", "config", "prediction", "out", "owner"})
 
 Call = tuple[str, tuple[Any, ...], dict[str, Any]]
 

@@ -174,7 +174,6 @@ class Stack:
         self._looped: list[bytes] = []  # packets to our own address (`localhost`)
         self._events: list[ConnectionEvents] = []
         self._accept_ready: set[int] = set()
-        self._handles: dict[Connection, ConnectionHandle] = {}  # connections the user holds
         self._changed: dict[ConnectionHandle, None] = {}  # handles with new events, in order
         # Timers: a heap of (deadline, tiebreak, key) with lazy deletion; `_deadlines`
         # holds each connection's current deadline, and heap entries that disagree are stale.
@@ -651,9 +650,9 @@ class Stack:
                 heapq.heappush(self._timers, (deadline, next(self._tiebreak), key))
 
     def _note_changed(self, conn: Connection) -> None:
-        handle = self._handles.get(conn)
+        handle = conn.owner  # the ConnectionHandle, if the application holds one
         if handle is not None:
-            self._changed[handle] = None
+            self._changed[handle] = None  # type: ignore[index]
 
     def _offer_segmentation(self, conn: Connection) -> None:
         """A link that cuts super-segments: the connection may send them (and only then),
@@ -721,7 +720,7 @@ class Stack:
         rest of its 2*MSL, which the connection's own timer measures."""
         expiry = conn.next_deadline()
         assert expiry is not None  # in TIME-WAIT only the 2*MSL timer runs
-        if conn in self._handles:  # the application holds it: tell it at the end (weakly)
+        if conn.owner is not None:  # the application holds it: tell it at the end (weakly)
             self._time_wait_held[key] = conn
         self._remove(key, conn)
         self._time_wait.add(key, TimeWait.from_tcb(conn.tcb, expiry, conn.timestamps),
@@ -752,7 +751,7 @@ class Stack:
         if self._conns.get(key) is not conn:
             return
         del self._conns[key]
-        self._handles.pop(conn, None)
+        conn.owner = None
         self._touched.pop(key, None)
         self._deadlines.pop(key, None)
         self._orphans.discard(key)
@@ -891,7 +890,7 @@ class Stack:
         self._offer_segmentation(conn)
         key = (rip, rport, port)
         conns[key] = conn
-        handle = self._handles[conn] = ConnectionHandle(self, conn)
+        handle = conn.owner = ConnectionHandle(self, conn)
         sent = len(self._packets)
         self._collect(key, conn, now)
         if self._queue is not None and self._queue.count > 1:
@@ -985,7 +984,7 @@ class Stack:
         if not queue:
             return None
         conn = queue.popleft()
-        handle = self._handles[conn] = ConnectionHandle(self, conn)
+        handle = conn.owner = ConnectionHandle(self, conn)
         return handle
 
     def unlisten(self, port: int, now: float, *, version: int | None = None) -> None:
@@ -1009,7 +1008,7 @@ class Stack:
 
     def _release(self, conn: Connection) -> None:
         """The application closed `conn` and will never read it again (handle.release)."""
-        self._handles.pop(conn, None)  # nobody to wake any more
+        conn.owner = None  # nobody to wake any more
         key = self._key(conn)
         if self._conns.get(key) is conn:
             self._orphans.add(key)

@@ -157,6 +157,7 @@ class Connection:
         "challenge_acks_suppressed",
         "config",
         "local",
+        "owner",
         "prediction",
         "receiver",
         "remote",
@@ -170,6 +171,9 @@ class Connection:
         passive: bool, explain: Explainer | None = None, ts_offset: int = 0,
     ) -> None:
         self._why = explain  # who is told each rule applied (rules.py), or None: off
+        # whoever holds this connection for an application (the stack: its handle), or
+        # None; the core never reads it (a slot, not an entry in a table of the stack's)
+        self.owner: object | None = None
         self.local = local
         self.remote = remote
         self.config = config

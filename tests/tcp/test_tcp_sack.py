@@ -19,9 +19,11 @@ from tcp_harness import (
 )
 from tcp_harness import NODELAY as CFG
 
+from userstack.tcp.config import TcpConfig
 from userstack.tcp.connection import Connection
 from userstack.tcp.rack import Rack
 from userstack.tcp.sack import Scoreboard
+from userstack.tcp.state import State
 from userstack.wire.seq import SeqNum
 from userstack.wire.tcp import TcpOptions
 
@@ -202,3 +204,30 @@ def test_no_dsack_without_sack() -> None:
     send(conn, seg(IRS + 1, ISS + 1, payload=D))
     send(conn, seg(IRS + 1, ISS + 1, payload=D))
     expect(conn, [out(ISS + 1, IRS + 1001), out(ISS + 1, IRS + 1001, options=TcpOptions())])
+
+
+def test_a_window_reopened_too_little_for_any_repair_keeps_a_timer() -> None:
+    """Found by a fuzz run: a zero window stops the retransmission timer; the window
+    then opens to 1 with a SACK that sends RACK into recovery, no lost piece fits and
+    nothing new is left (the FIN went out). Some timer must still watch the data and the
+    FIN (RFC 6298 5.1), or the connection waits forever; its RTO resends from SND.UNA."""
+    cfg = TcpConfig(mss=MSS, delayed_ack=0.0, nagle=False)
+    conn = established(cfg, peer_window=500, peer_options=TcpOptions(mss=MSS, sack_permitted=True))
+    conn.send(b"w" * 1000, 0.0)
+    conn.close(0.0)
+    send(conn, seg(IRS + 1, ISS + 759, window=0), at=0.1)  # acks what was never sent
+    conn.on_timer(0.2)  # the tail loss probe
+    send(conn, seg(IRS + 1, ISS + 544, window=4000), at=0.3)
+    send(conn, seg(IRS + 1, ISS + 19, window=4000), at=0.301)  # the rest and the FIN go
+    send(conn, seg(IRS + 1, ISS + 379, window=0,
+                   options=TcpOptions(sack_blocks=((ISS + 241, ISS + 357),))), at=0.302)
+    conn.take_outgoing()
+    send(conn, seg(IRS + 1, ISS + 379, window=1,
+                   options=TcpOptions(sack_blocks=((ISS + 205, ISS + 826),))), at=0.303)
+    assert conn.take_outgoing() == []
+    assert conn.state is State.FIN_WAIT_1
+    assert (conn.tcb.snd_una, conn.tcb.snd_nxt) == (ISS + 379, ISS + 1002)
+    deadline = conn.next_deadline()
+    assert deadline == pytest.approx(0.303 + conn.sender.rtt.rto)
+    conn.on_timer(deadline)
+    assert [s.seq for s in conn.take_outgoing()][:1] == [ISS + 379]

@@ -251,6 +251,18 @@ class Sender:
             return
         self.recovery.repair(self, now)
         self.send_queued(now)
+        tcb = self.tcb
+        if tcb.snd_nxt != tcb.snd_una:
+            self._keep_watch(now)
+
+    def _keep_watch(self, now: float) -> None:
+        """RFC 6298 5.1: while data or a FIN is outstanding a timer watches it. A zero
+        window stops the retransmission timer (zero_window()); a window that then opens
+        too little for any repair to fit, with nothing new to send, would otherwise leave
+        no timer at all, and the connection would wait forever (found by the fuzzer)."""
+        timers = self.timers
+        if not (timers.is_armed(Timer.RETRANSMIT) or timers.is_armed(Timer.PERSIST)):
+            timers.arm(Timer.RETRANSMIT, now + self.rtt.rto)
 
     def send_queued(self, now: float) -> None:
         """Segment the queued data by MSS within the window the recovery strategy allows,

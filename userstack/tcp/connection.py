@@ -1012,9 +1012,7 @@ class Connection:
         # "If SND.UNA =< SEG.ACK =< SND.NXT, the send window should be updated. If
         # (SND.WL1 < SEG.SEQ or (SND.WL1 = SEG.SEQ and SND.WL2 =< SEG.ACK)), set
         # SND.WND <- SEG.WND, set SND.WL1 <- SEG.SEQ, and set SND.WL2 <- SEG.ACK."
-        if ack >= tcb.snd_una and (
-            tcb.snd_wl1 < seg.seq or (tcb.snd_wl1 == seg.seq and tcb.snd_wl2 <= ack)
-        ):
+        if ack >= tcb.snd_una and tcb.window_is_newer(seg.seq, ack):
             if self._why is not None and wnd != tcb.snd_wnd:
                 self._why.decide(Rule.WINDOW_UPDATE, changed={"snd_wnd": (tcb.snd_wnd, wnd)},
                                  snd_wl1=tcb.snd_wl1, snd_wl2=tcb.snd_wl2)

@@ -166,10 +166,6 @@ def _take_tsval(conn: Connection, seg: TcpSegment, now: float) -> None:
 
 
 def _take_window(conn: Connection, seg: TcpSegment) -> None:
-    """The fifth step's window update (RFC 9293 3.10.7.4), SEG.ACK being acceptable: "If
-    (SND.WL1 < SEG.SEQ or (SND.WL1 = SEG.SEQ and SND.WL2 =< SEG.ACK)), set SND.WND <-
-    SEG.WND, set SND.WL1 <- SEG.SEQ, and set SND.WL2 <- SEG.ACK"."""
-    tcb = conn.tcb
-    seq = seg.seq
-    if tcb.snd_wl1 < seq or (tcb.snd_wl1.value == seq.value and tcb.snd_wl2 <= seg.ack):
+    """The fifth step's window update (RFC 9293 3.10.7.4), SEG.ACK being acceptable."""
+    if conn.tcb.window_is_newer(seg.seq, seg.ack):
         conn._take_send_window(seg, seg.ack, scaled=True)

@@ -41,6 +41,13 @@ class Tcb:
     rcv_wscale: int = 0  # Rcv.Wind.Shift (RFC 7323 2.2): applied to the window field we send
     max_snd_wnd: int = 0  # MAX.SND.WND (RFC 5961 5.2): the largest window the peer offered
 
+    def window_is_newer(self, seq: SeqNum, ack: SeqNum) -> bool:
+        """RFC 9293 3.10.7.4 fifth step: a segment may set the send window only if it is
+        newer than the one that set it last, "(SND.WL1 < SEG.SEQ or (SND.WL1 = SEG.SEQ and
+        SND.WL2 =< SEG.ACK))". The general path and header prediction both ask here."""
+        wl1 = self.snd_wl1
+        return wl1 < seq or (wl1 == seq and self.snd_wl2 <= ack)
+
     def share_equal_numbers(self) -> None:
         """Let equal sequence numbers be one object: SND.UNA and SND.WL2 that of SND.NXT,
         SND.WL1 that of RCV.NXT. Once, on entering ESTABLISHED: a SeqNum and its int cost

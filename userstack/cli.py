@@ -200,7 +200,7 @@ async def running_stack(args: argparse.Namespace, trace_out: TextIO) -> AsyncIte
             except OSError as exc:
                 raise SystemExit(f"{PROG}: cannot write --pcap {args.pcap}: {exc}") from exc
             if faulty:
-                capture = FaultCapture(PcapngWriter(pcap_file, [f"{args.tun} (fault link)"]))
+                capture = FaultCapture(PcapngWriter(pcap_file, f"{args.tun} (fault link)"))
             else:
                 link = PcapTap(link, PcapWriter(pcap_file))
         if faulty:

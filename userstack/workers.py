@@ -31,8 +31,8 @@ end and stops the same way.
 
 What the host looks like from outside stays one host: `userstack ss` merges the workers'
 tables (userstack.control), `--trace` merges their trace lines in time order, each tagged
-with its queue (`TraceMerge`), and `--pcap FILE` is one pcapng file with an interface per
-queue, in time order (`merge_captures`).
+with its queue (`TraceMerge`), and `--pcap FILE` is one pcapng file, in time order, each
+packet naming its queue (`merge_captures`).
 """
 
 from __future__ import annotations
@@ -315,8 +315,7 @@ class Supervisor:
                 await _wait(process)
         if self.pcap is not None:
             parts = [(w.index, p) for w in self._workers for p in w.captures if p.exists()]
-            names = [f"{w.queue.name} queue {w.index}" for w in self._workers]
-            merge_captures(parts, names, self.pcap)
+            merge_captures(parts, self._workers[0].queue.name, len(self._workers), self.pcap)
 
 
 async def _wait(process: subprocess.Popen[bytes]) -> int:
@@ -430,17 +429,17 @@ def _tagged(queue: int, reader: PcapReader) -> Iterator[tuple[float, int, bytes]
         yield t, queue, packet
 
 
-def merge_captures(parts: list[tuple[int, Path]], interfaces: list[str], out: Path) -> None:
-    """The workers' pcap parts (queue, path) as one pcapng at `out`, in time order; the parts
-    are removed."""
+def merge_captures(parts: list[tuple[int, Path]], interface: str, queues: int, out: Path) -> None:
+    """The workers' pcap parts (queue, path) as one pcapng at `out`, in time order: one
+    interface of `queues` queues, each packet naming its queue; the parts are removed."""
     with ExitStack() as files:
         streams: list[Iterator[tuple[float, int, bytes]]] = []
         for queue, path in parts:
             streams.append(_tagged(queue, PcapReader(files.enter_context(path.open("rb")))))
         with out.open("wb") as f:
-            writer = PcapngWriter(f, interfaces)
+            writer = PcapngWriter(f, interface, queues)
             for t, queue, packet in heapq.merge(*streams, key=lambda r: r[0]):
-                writer.write(queue, packet, t)
+                writer.write(packet, t, queue=queue)
     for _, path in parts:
         path.unlink(missing_ok=True)
 

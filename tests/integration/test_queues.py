@@ -140,10 +140,10 @@ def test_trace_and_pcap_name_the_queue_of_every_packet_in_time_order(
     assert stamps == sorted(stamps)  # HH:MM:SS.ffffff: text order is time order
     with served.pcap.open("rb") as f:
         capture = PcapngReader(f)
-        records = list(capture)
-    assert capture.interfaces == ["us0 queue 0", "us0 queue 1"]
-    assert {queue for queue, _, _ in records} == {0, 1}
-    times = [t for _, t, _ in records]
+        records = list(capture.packets())
+    assert capture.interfaces == ["us0"]
+    assert {r.queue for r in records} == {0, 1}
+    times = [r.timestamp for r in records]
     assert times == sorted(times) and len(records) == len(lines)  # the trace saw them all
     dump = subprocess.run(["tcpdump", "-nn", "-r", str(served.pcap)], capture_output=True,
                           text=True, timeout=30)

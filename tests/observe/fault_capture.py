@@ -50,7 +50,7 @@ def record_lossy_connection(
             def clock() -> float:
                 return EPOCH + trio.current_time()
 
-            capture = FaultCapture(PcapngWriter(f, ["memory (fault link)"]), clock=clock)
+            capture = FaultCapture(PcapngWriter(f, "memory (fault link)"), clock=clock)
             tracer = Tracer(_Lines(lines), relative=True)  # type: ignore[arg-type]
 
             def on_packet(direction: str, packet: bytes, fault: Fault | None, now: float) -> None:

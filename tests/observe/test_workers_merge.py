@@ -53,19 +53,19 @@ def test_pcapng_round_trips_and_dpkt_reads_the_same_packets() -> None:
     packets = [(0, 1_700_000_000.000001, echo(1)), (1, 1_700_000_000.5, echo(2, b"abc")),
                (0, 1_700_000_001.25, echo(3, b"odd length!"))]
     buf = io.BytesIO()
-    writer = PcapngWriter(buf, ["us0 queue 0", "us0 queue 1"])
+    writer = PcapngWriter(buf, "us0", queues=2)
     for queue, t, packet in packets:
-        writer.write(queue, packet, t)
+        writer.write(packet, t, queue=queue)
     buf.seek(0)
     reader = PcapngReader(buf)
-    assert [(q, round(t, 6), p) for q, t, p in reader] == packets
-    assert reader.interfaces == ["us0 queue 0", "us0 queue 1"]
+    assert [(r.queue, round(r.timestamp, 6), r.data) for r in reader.packets()] == packets
+    assert reader.interfaces == ["us0"]
     buf.seek(0)
     assert [(round(t, 6), bytes(p)) for t, p in dpkt.pcapng.Reader(buf)] == [
         (t, p) for _, t, p in packets]
 
 
-def test_captures_merge_in_time_order_with_one_interface_per_queue(tmp_path: Path) -> None:
+def test_captures_merge_in_time_order_each_packet_naming_its_queue(tmp_path: Path) -> None:
     parts = []
     for queue, times in ((0, [1.0, 3.0, 4.0]), (1, [2.0, 5.0])):
         path = tmp_path / f"part{queue}"
@@ -75,12 +75,12 @@ def test_captures_merge_in_time_order_with_one_interface_per_queue(tmp_path: Pat
                 writer.write(echo(int(t)), 1_700_000_000 + t)
         parts.append((queue, path))
     out = tmp_path / "all.pcapng"
-    merge_captures(parts, ["us0 queue 0", "us0 queue 1"], out)
+    merge_captures(parts, "us0", 2, out)
     with out.open("rb") as f:
-        records = list(PcapngReader(f))
-    assert [(q, t - 1_700_000_000) for q, t, _ in records] == [
-        (0, 1.0), (1, 2.0), (0, 3.0), (0, 4.0), (1, 5.0)]
-    assert [p for _, _, p in records] == [echo(s) for s in (1, 2, 3, 4, 5)]
+        records = list(PcapngReader(f).packets())
+    assert [(r.interface, r.queue, r.timestamp - 1_700_000_000) for r in records] == [
+        (0, 0, 1.0), (0, 1, 2.0), (0, 0, 3.0), (0, 0, 4.0), (0, 1, 5.0)]
+    assert [r.data for r in records] == [echo(s) for s in (1, 2, 3, 4, 5)]
     assert not any(path.exists() for _, path in parts)  # the parts are gone
 
 

@@ -1,5 +1,7 @@
-"""pcapng packet comments (the fault link's record, wire/pcapng.py) are read back by our
-reader, dpkt, tcpdump and tshark; `open_capture` reads pcap and pcapng alike."""
+"""pcapng files (wire/pcapng.py): packet comments (the fault link's record), IPv4 and IPv6
+on one LINKTYPE_RAW interface and the queues of a multi-queue one are read back by our
+reader, dpkt, tcpdump and tshark; `open_capture` reads pcap and pcapng alike, and
+userstack's older files (LINKTYPE_IPV4, an interface per queue) too."""
 
 from __future__ import annotations
 
@@ -7,12 +9,15 @@ import io
 import shutil
 import struct
 import subprocess
+from ipaddress import IPv4Address, IPv6Address
 from pathlib import Path
 
 import dpkt
 import pytest
 from test_wire_pcap import PACKETS, TIMES, write_pcap
 
+from userstack.observe.replay import read_capture
+from userstack.wire import LINKTYPE_RAW, SeqNum, TcpFlags, TcpSegment, build_tcp6_packet, parse_ip
 from userstack.wire.errors import WireError
 from userstack.wire.pcapng import (
     LINKTYPE_IPV4,
@@ -28,9 +33,9 @@ COMMENTS = [None, fault_comment(Fault.DROPPED, "send"), "ünïcode, odd length"]
 
 
 def write_commented(file: io.BytesIO | io.BufferedWriter) -> None:
-    writer = PcapngWriter(file, ["us0 (fault link)"])
+    writer = PcapngWriter(file, "us0 (fault link)")
     for packet, t, comment in zip(PACKETS, TIMES, COMMENTS, strict=True):
-        writer.write(0, packet, t, comment)
+        writer.write(packet, t, comment)
 
 
 def test_comments_round_trip() -> None:
@@ -38,7 +43,7 @@ def test_comments_round_trip() -> None:
     write_commented(buf)
     buf.seek(0)
     reader = open_capture(buf)
-    assert isinstance(reader, PcapngReader) and reader.linktype == LINKTYPE_IPV4
+    assert isinstance(reader, PcapngReader) and reader.linktype == LINKTYPE_RAW
     records = list(reader.records())
     assert [r[1] for r in records] == PACKETS
     assert [r[2] for r in records] == COMMENTS
@@ -94,10 +99,14 @@ def _idb(linktype: int, tsresol: int | None = None) -> bytes:
     return _block(1, struct.pack("<HHI", linktype, 0, 0xFFFF) + options + bytes(4))
 
 
-def _epb(interface: int, ticks: int, frame: bytes) -> bytes:
+def _epb(interface: int, ticks: int, frame: bytes, comment: str | None = None) -> bytes:
     head = struct.pack("<IIIII", interface, ticks >> 32, ticks & 0xFFFFFFFF, len(frame),
                        len(frame))
-    return _block(6, head + frame + bytes(-len(frame) % 4))
+    options = b""
+    if comment is not None:
+        raw = comment.encode()
+        options = struct.pack("<HH", 1, len(raw)) + raw + bytes(-len(raw) % 4) + bytes(4)
+    return _block(6, head + frame + bytes(-len(frame) % 4) + options)
 
 
 SHB = _block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1))
@@ -125,3 +134,121 @@ def test_what_the_reader_cannot_take_is_said(capture: bytes, complaint: str) -> 
         reader = open_capture(io.BytesIO(capture))
         reader.linktype  # noqa: B018 (the property is what raises)
         list(reader.records())
+
+
+C6, S6 = IPv6Address("fd00::1"), IPv6Address("fd00::2")
+SYN6 = build_tcp6_packet(C6, S6, TcpSegment(50000, 80, SeqNum(100), SeqNum(0), TcpFlags.SYN,
+                                            64800))
+SYN_ACK6 = build_tcp6_packet(S6, C6, TcpSegment(80, 50000, SeqNum(900), SeqNum(101),
+                                                TcpFlags.SYN | TcpFlags.ACK, 64800))
+DUAL = [  # (packet, comment): both families on one interface, a fault on each
+    (PACKETS[0], None),
+    (SYN6, None),
+    (SYN_ACK6, fault_comment(Fault.DROPPED, "send")),
+    (PACKETS[1], fault_comment(Fault.DUPLICATED, "receive")),
+]
+
+
+def write_dual(path: Path) -> None:
+    with path.open("wb") as f:
+        writer = PcapngWriter(f, "us0 (fault link)")
+        for i, (packet, comment) in enumerate(DUAL):
+            writer.write(packet, 1_700_000_000 + i, comment)
+
+
+def test_ipv4_and_ipv6_are_read_back_with_their_families_and_comments(tmp_path: Path) -> None:
+    path = tmp_path / "dual.pcapng"
+    write_dual(path)
+    with path.open("rb") as f:
+        reader = open_capture(f)
+        records = list(reader.records())
+    assert reader.linktype == LINKTYPE_RAW  # the version nibble says which family
+    assert [p for _, p, _ in records] == [p for p, _ in DUAL]
+    assert [type(parse_ip(p).src) for _, p, _ in records] == [
+        IPv4Address, IPv6Address, IPv6Address, IPv4Address]
+    assert [c for _, _, c in records] == [c for _, c in DUAL]
+    capture = read_capture(path)  # what ladder, view, plot and explain read
+    assert [(s.src.ip, s.fault) for s in capture.segments] == [
+        (IPv4Address("10.0.0.1"), None), (C6, None), (S6, Fault.DROPPED),
+        (IPv4Address("10.0.0.2"), Fault.DUPLICATED)]
+
+
+@pytest.mark.skipif(shutil.which("tcpdump") is None,
+                    reason="tcpdump not installed (scripts/test installs it from Debian)")
+def test_tcpdump_decodes_ipv6_as_ip6_and_ipv4_as_ip(tmp_path: Path) -> None:
+    """tcpdump only reads the file; -nn looks no name up either, so nothing leaves."""
+    path = tmp_path / "dual.pcapng"
+    write_dual(path)
+    dump = subprocess.run(["tcpdump", "-r", str(path), "-nn"], capture_output=True, text=True,
+                          timeout=30, check=True)
+    assert "link-type RAW (Raw IP)" in dump.stderr  # not IPV4 (Raw IPv4), as before
+    lines = dump.stdout.splitlines()
+    assert [line.split()[1] for line in lines] == ["IP", "IP6", "IP6", "IP"]
+    assert "IP 10.0.0.1.40000 > 10.0.0.2.80: Flags [S]," in lines[0]
+    assert "IP6 fd00::1.50000 > fd00::2.80: Flags [S]," in lines[1]
+    assert "IP6 fd00::2.80 > fd00::1.50000: Flags [S.]," in lines[2]
+    assert "IP 10.0.0.2.80 > 10.0.0.1.40000: Flags [P.]," in lines[3]
+
+
+@pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark not installed")
+def test_tshark_decodes_each_family_under_raw_ip_with_its_comment(tmp_path: Path) -> None:
+    """Under LINKTYPE_IPV4 tshark decoded an IPv6 packet as ip:ipv6:tcp (its filter `ip`
+    matched it); under LINKTYPE_RAW each is what it is."""
+    path = tmp_path / "dual.pcapng"
+    write_dual(path)
+    out = subprocess.run(["tshark", "-n", "-r", str(path), "-T", "fields", "-E", "separator=|",
+                          "-e", "frame.protocols", "-e", "ipv6.src", "-e", "frame.comment"],
+                         capture_output=True, text=True, timeout=60, check=True).stdout
+    assert [line.split("|") for line in out.splitlines()] == [
+        ["raw:ip:tcp", "", ""], ["raw:ipv6:tcp", "fd00::1", ""],
+        ["raw:ipv6:tcp", "fd00::2", DUAL[2][1]], ["raw:ip:tcp", "", DUAL[3][1]]]
+
+
+def write_queues(file: io.BytesIO | io.BufferedWriter) -> None:
+    writer = PcapngWriter(file, "us0", queues=2)
+    writer.write(PACKETS[0], TIMES[0], queue=1)
+    writer.write(SYN6, TIMES[1], COMMENTS[1], queue=0)
+    writer.write(PACKETS[1], TIMES[2], queue=1)
+
+
+def test_a_multi_queue_interface_names_each_packets_queue() -> None:
+    buf = io.BytesIO()
+    write_queues(buf)
+    buf.seek(0)
+    reader = PcapngReader(buf)
+    assert [(p.interface, p.queue, p.comment) for p in reader.packets()] == [
+        (0, 1, None), (0, 0, COMMENTS[1]), (0, 1, None)]
+    assert reader.interfaces == ["us0"] and reader.linktype == LINKTYPE_RAW
+    with pytest.raises(ValueError, match="no queue 2"):
+        PcapngWriter(io.BytesIO(), "us0", queues=2).write(PACKETS[0], 0.0, queue=2)
+
+
+@pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark not installed")
+def test_tshark_shows_the_queue_and_tcpdump_reads_every_packet(tmp_path: Path) -> None:
+    """One interface with queues, not an interface per queue: libpcap 1.10 refuses a second
+    LINKTYPE_RAW interface, and any second interface of another link type."""
+    path = tmp_path / "queues.pcapng"
+    with path.open("wb") as f:
+        write_queues(f)
+    out = subprocess.run(["tshark", "-n", "-r", str(path), "-T", "fields", "-E", "separator=|",
+                          "-e", "frame.interface_name", "-e", "frame.interface_queue"],
+                         capture_output=True, text=True, timeout=60, check=True).stdout
+    assert out.splitlines() == ["us0|1", "us0|0", "us0|1"]
+    if shutil.which("tcpdump") is None:
+        pytest.skip("tcpdump not installed: the queues were read by tshark only")
+    dump = subprocess.run(["tcpdump", "-r", str(path), "-nn"], capture_output=True, text=True,
+                          timeout=30, check=True).stdout
+    assert [line.split()[1] for line in dump.splitlines()] == ["IP", "IP6", "IP"]
+
+
+def test_older_userstack_files_still_read(tmp_path: Path) -> None:
+    """LINKTYPE_IPV4, an interface per queue, a fault comment: what userstack wrote before."""
+    path = tmp_path / "old.pcapng"
+    path.write_bytes(SHB + _idb(LINKTYPE_IPV4) + _idb(LINKTYPE_IPV4)
+                     + _epb(0, 1_000_000, PACKETS[0]) + _epb(1, 2_000_000, PACKETS[0], COMMENTS[1]))
+    with path.open("rb") as f:
+        reader = open_capture(f)
+        assert isinstance(reader, PcapngReader) and reader.linktype == LINKTYPE_IPV4
+        assert [(p.interface, p.queue, p.timestamp, p.comment) for p in reader.packets()] == [
+            (0, None, 1.0, None), (1, None, 2.0, COMMENTS[1])]
+    assert [s.fault for s in read_capture(path).segments] == [None, Fault.DROPPED]

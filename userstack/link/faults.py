@@ -383,7 +383,7 @@ class FaultCapture:
     capture point is the fault link's entrance: a delay or a reordering does not show."""
 
     def __init__(self, writer: PcapngWriter, clock: Callable[[], float] = time.time) -> None:
-        """`writer` has the one interface the fault link's packets are on."""
+        """`writer`'s one interface is the fault link's."""
         self._writer = writer
         self._clock = clock  # wall clock by default, as for PcapTap
 
@@ -391,7 +391,7 @@ class FaultCapture:
         self, direction: str, packet: LinkPacket, fault: Fault | None, now: float
     ) -> None:
         comment = None if fault is None else fault_comment(fault, direction)
-        self._writer.write(0, link_packet_bytes(packet), self._clock(), comment)
+        self._writer.write(link_packet_bytes(packet), self._clock(), comment)
 
 
 @asynccontextmanager

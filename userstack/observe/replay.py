@@ -232,8 +232,8 @@ def _linux_sll2(frame: bytes) -> bytes | None:  # 20-byte header, protocol first
 
 
 _UNFRAME: dict[int, Callable[[bytes], bytes | None]] = {
-    LINKTYPE_RAW: bytes,
-    LINKTYPE_IPV4: bytes,  # what userstack's pcapng files hold
+    LINKTYPE_RAW: bytes,  # what userstack writes, pcap and pcapng
+    LINKTYPE_IPV4: bytes,  # userstack's older pcapng files
     229: bytes,  # LINKTYPE_IPV6
     1: _ethernet,  # LINKTYPE_ETHERNET
     113: _linux_sll,  # LINKTYPE_LINUX_SLL

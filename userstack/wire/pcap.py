@@ -1,9 +1,9 @@
-"""Classic pcap files (LINKTYPE_RAW: each record is a bare IPv4 packet).
+"""Classic pcap files (LINKTYPE_RAW: each record is a bare IP packet, IPv4 or IPv6).
 
 tcpdump -r and Wireshark read what PcapWriter writes. The format is four fixed
 headers, so plain ``struct`` is enough; construct would add nothing here.
 The writer takes any binary file object and never flushes: the caller decides.
-pcapng, with interfaces and comments, is in pcapng.py (`open_capture` reads either).
+pcapng, with queues and comments, is in pcapng.py (`open_capture` reads either).
 """
 
 from __future__ import annotations

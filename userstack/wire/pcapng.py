@@ -1,13 +1,24 @@
-"""pcapng files with one interface per TUN queue (raw IPv4), for multi-queue runs.
+"""pcapng files: one interface of raw IP (IPv4 and IPv6), a queue and a comment per packet.
 
-A classic pcap (userstack.wire.pcap) has no room to say where a packet was seen; pcapng
-gives every packet an interface id, and each interface a name. `userstack serve --queues N
---pcap FILE` writes one interface per queue ("us0 queue 1"): one capture in time order that
-says which queue each packet crossed (Wireshark's frame.interface_name; tcpdump -r reads the
-packets but does not print the name; `PcapngReader` yields it). Layout: the pcapng draft
-(draft-ietf-opsawg-pcapng):
-a Section Header Block, an Interface Description Block per interface, then Enhanced
-Packet Blocks, all little-endian, every block padded to 32 bits.
+A classic pcap (userstack.wire.pcap) has no room to say where a packet was seen or what
+happened to it; pcapng gives every packet options. Layout: the pcapng draft
+(draft-ietf-opsawg-pcapng): a Section Header Block, one Interface Description Block, then
+Enhanced Packet Blocks, all little-endian, every block padded to 32 bits.
+
+The one interface is LINKTYPE_RAW (101): each packet is a bare IP packet whose first
+nibble says its version, so IPv4 and IPv6 share it and tcpdump and tshark decode each as
+what it is. The alternatives were worse: LINKTYPE_IPV4 (228, what files before this
+said) claims an IPv6 packet is IPv4 (tshark files one under ip:ipv6, so its filter `ip`
+matches it; a stricter reader misdecodes it); one interface per family (228 and 229) is a
+file libpcap refuses outright ("an interface has a type 229 different from the type of
+the first interface": its API has one link type per file); and a second LINKTYPE_RAW
+interface trips libpcap 1.10, which compares its LINKTYPE (101) with the DLT the first
+one was mapped to (DLT_RAW, 12).
+
+So a multi-queue TUN (`userstack serve --queues N --pcap FILE`) is what it is, one
+interface ("us0") with N queues: each packet names its queue in the EPB's epb_queue option
+(Wireshark's frame.interface_queue; tcpdump -r reads the packets but does not print it;
+`PcapngReader.packets` yields it), one capture in time order.
 
 A packet may carry a comment (opt_comment): userstack's fault link records there what it
 did to the packet (`Fault`, `fault_comment`: "userstack fault link: dropped (send)"), so a
@@ -16,27 +27,31 @@ capture shows a loss where it happened, not only the retransmission that repaire
 `open_capture` reads a classic pcap or a pcapng file alike.
 
 The reader also takes the pcapng files other tools write (dumpcap, Wireshark, `editcap -F
-pcapng`): each interface's link type (Ethernet for a Linux `lo`, say) and timestamp
-resolution (if_tsresol: dumpcap writes nanoseconds), as long as all of a file's
-interfaces have one link type, and the file is little-endian.
+pcapng`) and userstack's older ones (LINKTYPE_IPV4, an interface per queue): each
+interface's link type (Ethernet for a Linux `lo`, say) and timestamp resolution
+(if_tsresol: dumpcap writes nanoseconds), as long as all of a file's interfaces have one
+link type, and the file is little-endian.
 """
 
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
+from dataclasses import dataclass
 from enum import Enum
 from typing import BinaryIO
 
 from .errors import WireError
-from .pcap import PcapReader
+from .pcap import LINKTYPE_RAW, PcapReader
 
-LINKTYPE_IPV4 = 228  # raw IPv4; not RAW (101): libpcap 1.10 then refuses a second interface
+LINKTYPE_IPV4 = 228  # raw IPv4 only: what userstack's pcapng files said before LINKTYPE_RAW
 
 _SHB, _IDB, _EPB = 0x0A0D0D0A, 0x00000001, 0x00000006
 _BYTE_ORDER_MAGIC = 0x1A2B3C4D
 _SNAPLEN = 0xFFFF
-_OPT_IF_NAME, _OPT_END, _OPT_COMMENT, _OPT_IF_TSRESOL = 2, 0, 1, 9
+_OPT_END, _OPT_COMMENT = 0, 1  # in every block
+_OPT_IF_NAME, _OPT_IF_TSRESOL = 2, 9  # in an Interface Description Block
+_OPT_EPB_QUEUE = 6  # in an Enhanced Packet Block: a u32, the queue the packet crossed
 
 
 class Fault(Enum):
@@ -72,43 +87,65 @@ def _block(kind: int, body: bytes) -> bytes:
     return struct.pack("<II", kind, length) + body + struct.pack("<I", length)
 
 
-class PcapngWriter:
-    """Writes the section and interface headers at once, then one block per ``write``."""
+def _options(*options: tuple[int, bytes]) -> bytes:
+    """A block's options, each (code, value), and the end-of-options mark; b"" if none."""
+    if not options:
+        return b""
+    encoded = b"".join(struct.pack("<HH", code, len(value)) + _pad(value)
+                       for code, value in options)
+    return encoded + struct.pack("<HH", _OPT_END, 0)
 
-    def __init__(self, file: BinaryIO, interfaces: Sequence[str]) -> None:
+
+class PcapngWriter:
+    """Writes the section header and the one interface (LINKTYPE_RAW, named `interface`,
+    with `queues` queues) at once, then one block per ``write``."""
+
+    def __init__(self, file: BinaryIO, interface: str, queues: int = 1) -> None:
+        if queues < 1:
+            raise ValueError(f"an interface has at least one queue, not {queues}")
         self._file = file
-        self._count = len(interfaces)
+        self._queues = queues
         file.write(_block(_SHB, struct.pack("<IHHq", _BYTE_ORDER_MAGIC, 1, 0, -1)))
-        for name in interfaces:
-            raw = name.encode()
-            options = struct.pack("<HH", _OPT_IF_NAME, len(raw)) + _pad(raw)
-            options += struct.pack("<HH", _OPT_END, 0)
-            file.write(_block(_IDB, struct.pack("<HHI", LINKTYPE_IPV4, 0, _SNAPLEN) + options))
+        file.write(_block(_IDB, struct.pack("<HHI", LINKTYPE_RAW, 0, _SNAPLEN)
+                          + _options((_OPT_IF_NAME, interface.encode()))))
 
     def write(
-        self, interface: int, packet: bytes, timestamp: float, comment: str | None = None
+        self, packet: bytes, timestamp: float, comment: str | None = None, *, queue: int = 0
     ) -> None:
-        """One packet seen on `interface` (its index), at `timestamp` seconds since the epoch
-        (microseconds, pcapng's default resolution), with an optional comment."""
-        if not 0 <= interface < self._count:
-            raise ValueError(f"no interface {interface} in this file")
+        """One IP packet (either version) at `timestamp` seconds since the epoch
+        (microseconds, pcapng's default resolution), with an optional comment; on a
+        multi-queue interface, the queue it crossed (epb_queue)."""
+        if not 0 <= queue < self._queues:
+            raise ValueError(f"no queue {queue} on an interface of {self._queues}")
         usec = round(timestamp * 1_000_000)
         captured = packet[:_SNAPLEN]
-        head = struct.pack("<IIIII", interface, usec >> 32, usec & 0xFFFFFFFF,
+        head = struct.pack("<IIIII", 0, usec >> 32, usec & 0xFFFFFFFF,
                            len(captured), len(packet))
-        options = b""
+        options: list[tuple[int, bytes]] = []
         if comment is not None:
-            raw = comment.encode()
-            options = struct.pack("<HH", _OPT_COMMENT, len(raw)) + _pad(raw)
-            options += struct.pack("<HH", _OPT_END, 0)
-        self._file.write(_block(_EPB, head + _pad(captured) + options))
+            options.append((_OPT_COMMENT, comment.encode()))
+        if self._queues > 1:
+            options.append((_OPT_EPB_QUEUE, struct.pack("<I", queue)))
+        self._file.write(_block(_EPB, head + _pad(captured) + _options(*options)))
+
+
+@dataclass(frozen=True, slots=True)
+class PcapngPacket:
+    """One Enhanced Packet Block as read: which interface, which queue, when, what."""
+
+    interface: int  # the index of its Interface Description Block
+    queue: int | None  # epb_queue, None if the block names none (older userstack files:
+    #                    there the interface index is the queue)
+    timestamp: float  # seconds since the epoch
+    data: bytes  # a frame of the interface's link type
+    comment: str | None
 
 
 class PcapngReader:
-    """Iterates (interface, timestamp, packet) over a little-endian pcapng file (one this
-    module wrote, or another tool's; see the module docstring); `interfaces` are the
-    names, by index, as the Interface Description Blocks arrive: those before the first
-    packet at once. Other block types are skipped."""
+    """Reads a little-endian pcapng file (one this module wrote, or another tool's; see the
+    module docstring): `packets()` or `records()`; `interfaces` are the names, by index,
+    as the Interface Description Blocks arrive: those before the first packet at once.
+    Other block types are skipped."""
 
     def __init__(self, file: BinaryIO) -> None:
         self._file = file
@@ -153,23 +190,21 @@ class PcapngReader:
 
     @property
     def linktype(self) -> int:
-        """What the packets are: the link type every interface has (raw IPv4 in the
-        files this module writes). Raises WireError if the interfaces differ."""
+        """What the packets are: the link type every interface has (LINKTYPE_RAW in the
+        files this module writes, LINKTYPE_IPV4 in older ones). Raises WireError if the
+        interfaces differ."""
         kinds = set(self._linktypes)
         if len(kinds) > 1:
             raise WireError(f"pcapng interfaces of different link types: {sorted(kinds)}")
-        return kinds.pop() if kinds else LINKTYPE_IPV4
+        return kinds.pop() if kinds else LINKTYPE_RAW
 
     def records(self) -> Iterator[tuple[float, bytes, str | None]]:
         """(timestamp, packet, comment), as `open_capture`'s readers all yield them."""
-        for _, timestamp, packet, comment in self._blocks():
-            yield timestamp, packet, comment
+        for packet in self.packets():
+            yield packet.timestamp, packet.data, packet.comment
 
-    def __iter__(self) -> Iterator[tuple[int, float, bytes]]:
-        for interface, timestamp, packet, _ in self._blocks():
-            yield interface, timestamp, packet
-
-    def _blocks(self) -> Iterator[tuple[int, float, bytes, str | None]]:
+    def packets(self) -> Iterator[PcapngPacket]:
+        """Every Enhanced Packet Block, in file order."""
         block, self._pending = self._pending, None
         while block is not None:
             kind, body = block
@@ -179,10 +214,12 @@ class PcapngReader:
                 interface, high, low, captured, _ = struct.unpack_from("<IIIII", body)
                 if interface >= len(self._ticks):
                     raise WireError(f"pcapng packet on interface {interface}, never described")
-                comment = _option(body[20 + captured + (-captured % 4):], _OPT_COMMENT)
-                yield (interface, ((high << 32) | low) / self._ticks[interface],
-                       body[20:20 + captured],
-                       None if comment is None else comment.decode(errors="replace"))
+                options = body[20 + captured + (-captured % 4):]
+                comment, queue = _option(options, _OPT_COMMENT), _option(options, _OPT_EPB_QUEUE)
+                yield PcapngPacket(
+                    interface, struct.unpack("<I", queue)[0] if queue and len(queue) == 4 else None,
+                    ((high << 32) | low) / self._ticks[interface], body[20:20 + captured],
+                    None if comment is None else comment.decode(errors="replace"))
             block = self._next_block()
 
 

@@ -3,18 +3,22 @@
 Everything runs in private network namespaces the bench makes and removes:
 
 - userstack: this process moves into a new namespace (userstack.netns), creates a TUN
-  (kernel 10.0.0.1/24, stack 10.0.0.2, MTU 1500, offload on where the kernel accepts it)
-  and runs the stack here, under trio, with the bench server on it; then the bulk
-  transfers again without offload, at MTU 1500 and at MTU 9000 (the `variants`);
+  (kernel 10.0.0.1/24 and fd00::1/64, stack 10.0.0.2 and fd00::2, MTU 1500, offload on
+  where the kernel accepts it: TSO4 and TSO6) and runs the stack here, under trio, with
+  the bench server on it; then the bulk transfers again without offload, at MTU 1500 and
+  at MTU 9000 (the `variants`);
 - kernel: the same bench server, on trio's kernel sockets, in a second namespace
-  (`unshare -n`), reached over a veth pair (MTU 1500): kernel TCP at both ends.
+  (`unshare -n`), reached over a veth pair (MTU 1500, 10.1.0.0/24 and fd01::/64): kernel
+  TCP at both ends.
 
 The client is always a separate process on kernel sockets (so the stack under test has
 this process to itself), and it is the same program in both runs. It measures:
 
 - bulk in / bulk out: SIZE bytes to the server / from the server, MB/s (10^6 bytes/s)
   from connect to the last byte; both ends hash what they sent and received (sha256)
-  and the run fails if the digests differ;
+  and the run fails if the digests differ; both again over IPv6 (the `6` rows), where
+  the TUN's super-segments each way are counted too, since with TSO6 refused the kernel
+  would cut its IPv6 segments before they came up and nothing else would say so;
 - connections/s: connect, a small request, the answer, close; repeated;
 - 1-byte round trip: one connection (TCP_NODELAY), 1 byte there and 1 byte back,
   repeated; median and p99 in microseconds.
@@ -50,7 +54,8 @@ import time
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import asdict, dataclass
-from ipaddress import IPv4Address, IPv4Interface
+from functools import partial
+from ipaddress import IPv4Address, IPv4Interface, IPv6Address, IPv6Interface
 from pathlib import Path
 from typing import Any
 
@@ -65,8 +70,12 @@ MTU = 1500
 CHUNK = 64 * 1024
 TUN_HOST = IPv4Interface("10.0.0.1/24")
 STACK_ADDR = IPv4Address("10.0.0.2")
+TUN_HOST6 = IPv6Interface("fd00::1/64")
+STACK_ADDR6 = IPv6Address("fd00::2")
 VETH_CLIENT = IPv4Interface("10.1.0.1/24")
 VETH_SERVER = IPv4Interface("10.1.0.2/24")
+VETH_CLIENT6 = IPv6Interface("fd01::1/64")
+VETH_SERVER6 = IPv6Interface("fd01::2/64")
 VETH_NAMES = ("usbench0", "usbench1")
 CLIENT_TIMEOUT = 30.0  # seconds a client socket waits for anything before giving up
 DIGEST_LINE = 65  # 64 hex digits and a newline
@@ -74,9 +83,13 @@ DIGEST_LINE = 65  # 64 hex digits and a newline
 # The bytes every sender sends: 1 MiB of fixed pseudo-random bytes, over and over.
 PATTERN = random.Random(0x05EB).randbytes(1 << 20)
 
+IPV6 = "6"  # the suffix of the IPv6 rows' keys: bulk_in6_MBps
+BULK = ("bulk_in", "bulk_out")  # the clients of the bulk rows, in the order they run
 METRICS = (  # key, row label, better when higher
     ("bulk_in_MBps", "bulk kernel -> server   MB/s", True),
     ("bulk_out_MBps", "bulk server -> kernel   MB/s", True),
+    (f"bulk_in{IPV6}_MBps", "IPv6 kernel -> server   MB/s", True),
+    (f"bulk_out{IPV6}_MBps", "IPv6 server -> kernel   MB/s", True),
     ("connections_per_s", "connections/s", True),
     ("rtt_median_us", "1-byte round trip median us", False),
     ("rtt_p99_us", "1-byte round trip p99    us", False),
@@ -278,14 +291,23 @@ async def run_client(mode: str, host: str, *args: object) -> dict[str, Any]:
     return answer
 
 
-async def measure(host: str, plan: Plan, *, bulk_only: bool = False) -> dict[str, float]:
-    """The four measurements against the server at `host` (the same client for both)."""
+Measure = Callable[[str, Plan], Awaitable[dict[str, float]]]  # against the server at a host
+
+
+async def measure_bulk(
+    host: str, plan: Plan, suffix: str = "", modes: tuple[str, ...] = BULK
+) -> dict[str, float]:
+    """The bulk rows against `host`, MB/s, keyed `bulk_in{suffix}_MBps` and so on."""
     results: dict[str, float] = {}
-    for key, mode in (("bulk_in_MBps", "bulk_in"), ("bulk_out_MBps", "bulk_out")):
+    for mode in modes:
         r = await run_client(mode, host, plan.size)
-        results[key] = r["bytes"] / r["seconds"] / 1e6
-    if bulk_only:
-        return results
+        results[f"{mode}{suffix}_MBps"] = r["bytes"] / r["seconds"] / 1e6
+    return results
+
+
+async def measure(host: str, plan: Plan) -> dict[str, float]:
+    """The four measurements against the server at `host` (the same client for both)."""
+    results = await measure_bulk(host, plan)
     r = await run_client("connections", host, plan.connections, plan.limit)
     results["connections_per_s"] = r["connections"] / r["seconds"]
     r = await run_client("round_trips", host, plan.round_trips, plan.limit)
@@ -310,19 +332,31 @@ VARIANTS = (
 )
 
 
+@dataclass(frozen=True)
+class UserstackRun:
+    results: dict[str, float]
+    offloaded: bool  # the TUN really had offload (the kernel may refuse it)
+    super_segments6: dict[str, int]  # over the TUN in the IPv6 rows: "up" (to us), "down"
+
+
 async def measure_userstack(
-    plan: Plan, profile: Path | None, variant: Variant = DEFAULT, *, bulk_only: bool = False
-) -> tuple[dict[str, float], bool]:
-    """The measurements, and whether the TUN really had offload."""
+    plan: Plan, profile: Path | None, variant: Variant = DEFAULT, how: Measure = measure,
+    *, ipv6: bool = False,
+) -> UserstackRun:
+    """`how` against the stack on a TUN made as `variant` says; with `ipv6`, then the bulk
+    rows over IPv6 too."""
     from .link.tun import TunLink
     from .streams import open_stack
     from .tcp.config import TcpConfig
 
-    tun = TunLink.create("usbench", host_addr=TUN_HOST, mtu=variant.mtu, offload=variant.offload)
+    tun = TunLink.create("usbench", host_addr=TUN_HOST, host_addr6=TUN_HOST6 if ipv6 else None,
+                         mtu=variant.mtu, offload=variant.offload)
     config = TcpConfig(mss=variant.mtu - 40)
+    super_segments6: dict[str, int] = {}
     try:
         async with (
-            open_stack(tun, STACK_ADDR, config=config) as stack,
+            open_stack(tun, STACK_ADDR, address6=STACK_ADDR6 if ipv6 else None,
+                       config=config) as stack,
             trio.open_nursery() as nursery,
         ):
             await nursery.start(stack.serve_tcp, serve_one, PORT)
@@ -333,7 +367,12 @@ async def measure_userstack(
                 profiler = cProfile.Profile()
                 profiler.enable()
             try:
-                results = await measure(str(STACK_ADDR), plan, bulk_only=bulk_only)
+                results = await how(str(STACK_ADDR), plan)
+                if ipv6:
+                    up, down = tun.stats.rx_super_segments, tun.stats.tx_super_segments
+                    results |= await measure_bulk(str(STACK_ADDR6), plan, IPV6)
+                    super_segments6 = {"up": tun.stats.rx_super_segments - up,
+                                       "down": tun.stats.tx_super_segments - down}
             finally:
                 if profiler is not None:
                     profiler.disable()
@@ -341,18 +380,17 @@ async def measure_userstack(
             nursery.cancel_scope.cancel()
     finally:
         await tun.aclose()
-    return results, tun.offload.segmentation
+    return UserstackRun(results, tun.offload.segmentation, super_segments6)
 
 
 async def _ip(*argv: str) -> None:
     await trio.run_process(["ip", *argv], capture_stdout=True, capture_stderr=True)
 
 
-async def measure_kernel(
-    plan: Plan, how: Callable[[str, Plan], Awaitable[dict[str, float]]] | None = None
-) -> dict[str, float]:
-    """The same server on kernel sockets in a second namespace, over a veth pair; `how`
-    measures it (default: `measure`)."""
+async def measure_kernel(plan: Plan, how: Measure = measure, *, ipv6: bool = False
+                         ) -> dict[str, float]:
+    """The same server on kernel sockets in a second namespace, over a veth pair: `how`
+    against it, then with `ipv6` the bulk rows over IPv6 too."""
     argv = ["unshare", "--net", sys.executable, "-m", "userstack.bench", "_server", str(PORT)]
     client_end, server_end = VETH_NAMES
     async with AsyncExitStack() as exits:
@@ -368,12 +406,16 @@ async def measure_kernel(
                   "peer", "name", server_end, "mtu", str(MTU), "netns", str(server.pid))
         exits.push_async_callback(_ip, "link", "del", client_end)
         await _ip("addr", "add", str(VETH_CLIENT), "dev", client_end)
+        await _ip("-6", "addr", "add", str(VETH_CLIENT6), "dev", client_end, "nodad")
         await _ip("link", "set", client_end, "up")
         for cmd in (["addr", "add", str(VETH_SERVER), "dev", server_end],
+                    ["-6", "addr", "add", str(VETH_SERVER6), "dev", server_end, "nodad"],
                     ["link", "set", server_end, "up"], ["link", "set", "lo", "up"]):
             await trio.run_process(["nsenter", f"--net={netns}", "ip", *cmd],
                                    capture_stdout=True, capture_stderr=True)
-        results = await (how or measure)(str(VETH_SERVER.ip), plan)
+        results = await how(str(VETH_SERVER.ip), plan)
+        if ipv6:
+            results |= await measure_bulk(str(VETH_SERVER6.ip), plan, IPV6)
     return results
 
 
@@ -387,15 +429,17 @@ async def _stop(process: trio.Process) -> None:
 
 
 async def bench(plan: Plan, profile: Path | None) -> dict[str, Any]:
-    userstack, offloaded = await measure_userstack(plan, profile)
+    run = await measure_userstack(plan, profile, ipv6=True)
+    userstack = run.results
     variants = {}
     for variant in VARIANTS:
-        variants[variant.label], _ = await measure_userstack(plan, None, variant, bulk_only=True)
-    kernel = await measure_kernel(plan)
+        variants[variant.label] = (await measure_userstack(plan, None, variant,
+                                                           measure_bulk)).results
+    kernel = await measure_kernel(plan, ipv6=True)
     return {
         "config": {"size_bytes": plan.size, "mtu": MTU, "connections": plan.connections,
                    "round_trips": plan.round_trips, "cpus": os.cpu_count(),
-                   "offload": offloaded},
+                   "offload": run.offloaded, "ipv6_super_segments": run.super_segments6},
         "userstack": userstack,
         "kernel": kernel,
         "ratio": {k: userstack[k] / kernel[k] if kernel[k] else None for k in userstack},
@@ -421,6 +465,11 @@ def format_report(report: dict[str, Any]) -> str:
         lines.append(f"{label:30} {u:12.1f} {k:12.1f} {ratio_text:>17}")
     if not config["offload"]:
         lines.append("(the kernel refused TUN offload: the first column is without it)")
+    else:
+        supers = config["ipv6_super_segments"]
+        lines.append(f"(IPv6 rows: {supers['up']} super-segments up the TUN, {supers['down']} "
+                     "down" + ("" if supers["up"] else "; none up: the kernel refused TSO6")
+                     + ")")
     variants = report.get("variants", {})
     if variants:
         lines.append(f"userstack without offload:     {''.join(f'{v:>24}' for v in variants)}")
@@ -671,6 +720,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="only the multi-queue table (serve --queues 1 and 2, the kernel)")
     p.add_argument("--profile", type=Path, metavar="FILE",
                    help="cProfile the stack's process during the userstack run into FILE")
+    p.add_argument("--transfer", choices=BULK,
+                   help="only this one transfer, to or from userstack with offload (IPv4): "
+                        "what to run under a sampling profiler such as py-spy")
     return p
 
 
@@ -717,6 +769,12 @@ def main(argv: list[str] | None = None) -> int:
     table_out = sys.stderr if args.json == "-" else sys.stdout
     print(f"bench: in private network namespaces ({how})", file=table_out, flush=True)
     try:
+        if args.transfer:
+            how = partial(measure_bulk, modes=(args.transfer,))
+            run = trio.run(measure_userstack, plan, args.profile, DEFAULT, how)
+            for key, value in run.results.items():
+                print(f"{key} {value:.1f}", file=table_out)
+            return 0
         if args.queues_only:
             report = {"queues": trio.run(bench_queues, plan)}
             table_out.write(format_queues(report["queues"]))

@@ -30,15 +30,30 @@ from .observe.ss import (
 PROG = "userstack"
 
 
+_TEXTS = {
+    "description": "Show the connections of a running `userstack serve` or `connect`, as "
+                   "ss -tan does. Combined flags work as in ss: -tano, -tulpen.",
+    "epilog": "STATE FILTER (as in ss): `state NAME` (repeatable) and `exclude NAME`, "
+              f"NAME one of {', '.join(STATE_FILTERS)}; e.g. `userstack ss -t state "
+              "time-wait`. It replaces the choice of -l / -a.",
+}
+
+
 def add_ss(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser(
-        "ss", help="show a running stack's connections, like ss -tan",
-        description="Show the connections of a running `userstack serve` or `connect`, as "
-                    "ss -tan does. Combined flags work as in ss: -tano, -tulpen.",
-        epilog="STATE FILTER (as in ss): `state NAME` (repeatable) and `exclude NAME`, "
-               f"NAME one of {', '.join(STATE_FILTERS)}; e.g. `userstack ss -t state "
-               "time-wait`. It replaces the choice of -l / -a.",
-    )
+    """`ss` as one subcommand of the whole command line (`userstack --help` lists it)."""
+    _add_arguments(subparsers.add_parser(
+        "ss", help="show a running stack's connections, like ss -tan", **_TEXTS))
+
+
+def main(argv: list[str]) -> int:
+    """`userstack ss ARGV` with nothing else of the command line loaded (the same parser,
+    the same messages): see userstack.__main__ for why."""
+    parser = argparse.ArgumentParser(prog=f"{PROG} ss", **_TEXTS)
+    _add_arguments(parser)
+    return ss(parser.parse_args(argv))
+
+
+def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-t", "--tcp", action="store_true",
                    help="TCP sockets: accepted, the only kind userstack has")
     p.add_argument("-u", "--udp", action="store_true",

@@ -23,7 +23,8 @@ STACK, HOST = "10.0.0.2", "10.0.0.1"
 
 
 def userstack_argv(*argv: str) -> list[str]:
-    return [sys.executable, "-m", "userstack.cli", *argv]
+    """The command as the installed `userstack` script runs it (userstack.__main__)."""
+    return [sys.executable, "-m", "userstack", *argv]
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float, what: str) -> Any:

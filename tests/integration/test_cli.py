@@ -67,7 +67,7 @@ def test_bad_arguments_exit_with_usage(argv: list[str]) -> None:
 
 
 def userstack(*argv: str) -> list[str]:
-    return [sys.executable, "-m", "userstack.cli", *argv]
+    return [sys.executable, "-m", "userstack", *argv]
 
 
 async def test_ss_prints_the_served_table(tmp_path: Path) -> None:
@@ -93,6 +93,39 @@ def test_ss_without_a_stack_fails_clearly(tmp_path: Path) -> None:
                             capture_output=True, text=True, timeout=30)
     assert result.returncode == 1
     assert "is `userstack serve` running?" in result.stderr
+
+
+# What `userstack ss` must not load (userstack.__main__): the rest of the command line and the
+# stack it runs. The import contract holds cli_ss to it; this holds the front door to it.
+_NOT_FOR_SS = ("userstack.cli", "userstack.demo", "userstack.apps", "userstack.streams",
+               "userstack.driver", "userstack.link", "userstack.stack", "userstack.observe.ladder")
+
+
+def test_ss_loads_only_what_it_needs(tmp_path: Path) -> None:
+    """`userstack ss` starts in a fraction of the whole command line's time (a user types it
+    while a timer counts down); `userstack serve` still gets everything."""
+    script = ("import sys\nfrom userstack.__main__ import main\n"
+              "try:\n    status = main(sys.argv[1:])\nexcept SystemExit as exit:\n"
+              "    status = exit.code\n"
+              "print(status, *sorted(m for m in sys.modules if m.startswith('userstack')))")
+    ss = subprocess.run([sys.executable, "-c", script, "ss", "--control", str(tmp_path / "none")],
+                        capture_output=True, text=True, timeout=30)
+    status, *loaded = ss.stdout.split()
+    assert status == "1" and "is `userstack serve` running?" in ss.stderr  # it did run
+    assert "userstack.cli_ss" in loaded
+    assert [m for m in loaded if m in _NOT_FOR_SS or m.startswith(tuple(
+        f"{package}." for package in _NOT_FOR_SS))] == []
+    whole = subprocess.run([sys.executable, "-c", script, "serve", "--port", "0"],
+                           capture_output=True, text=True, timeout=30)
+    assert whole.stdout.split()[0] == "2" and "userstack.cli" in whole.stdout.split()
+
+
+def test_ss_help_is_the_same_through_the_front_door() -> None:
+    """The front door's own `ss` parser is the whole command line's `ss` subcommand."""
+    fast, whole = (subprocess.run([sys.executable, "-m", module, "ss", "--help"],
+                                  capture_output=True, text=True, timeout=30, check=True).stdout
+                   for module in ("userstack", "userstack.cli"))
+    assert fast == whole and "STATE FILTER" in fast
 
 
 async def ss_lines(path: Path, *flags: str) -> list[str]:

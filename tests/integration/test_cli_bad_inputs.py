@@ -24,7 +24,7 @@ from userstack.cli import build_parser
 from .helpers import READY, Served, wait_until
 
 _SCRIPT = Path(sys.executable).with_name("userstack")  # the console script pip installed
-COMMAND = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "userstack.cli"]
+COMMAND = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "userstack"]
 
 
 def run(*argv: str, stdin: bytes = b"", timeout: float = 30) -> subprocess.CompletedProcess[str]:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from .helpers import READY, Served, userstack_argv, wait_until
+from .helpers import PATIENCE, READY, Served, userstack_argv, wait_until
 
 
 @pytest.fixture
@@ -41,7 +41,7 @@ def serve(netns: object, workdir: Path) -> Iterator[Callable[..., Served]]:
                 pytest.fail(f"userstack serve exited {served.proc.returncode}:\n{served.stderr}")
             return READY in served.stderr
 
-        wait_until(ready, 20, "the ready line")
+        wait_until(ready, PATIENCE, "the ready line")
         return served
 
     yield start

@@ -27,6 +27,12 @@ def userstack_argv(*argv: str) -> list[str]:
     return [sys.executable, "-m", "userstack", *argv]
 
 
+# How long to wait for what happens within milliseconds on an idle machine. On a loaded
+# 2-core one a single `userstack ss` poll can take seconds; a wait this long only costs its
+# whole length when the test fails anyway.
+PATIENCE = 30.0
+
+
 def wait_until(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
     """Poll `predicate` until it returns something truthy; fail after `timeout` seconds."""
     deadline = time.monotonic() + timeout

@@ -21,7 +21,7 @@ import pytest
 
 from userstack.cli import build_parser
 
-from .helpers import READY, Served, wait_until
+from .helpers import PATIENCE, READY, Served, wait_until
 
 _SCRIPT = Path(sys.executable).with_name("userstack")  # the console script pip installed
 COMMAND = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "userstack"]
@@ -206,4 +206,4 @@ def test_connect_to_another_stack_says_the_kernel_must_forward(
     subprocess.run(["sysctl", "-qw", "net.ipv4.ip_forward=1"], check=True, timeout=10)
     forwarded = run("connect", "10.0.0.2", "7", stdin=b"forwarded\n")
     assert (forwarded.returncode, forwarded.stdout) == (0, "forwarded\n"), forwarded.stderr
-    wait_until(lambda: "ESTAB" not in served.ss(), 5, "the echo connection to close")
+    wait_until(lambda: "ESTAB" not in served.ss(), PATIENCE, "the echo connection to close")

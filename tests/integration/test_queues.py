@@ -20,7 +20,7 @@ from pathlib import Path
 from userstack.control import queue_path
 from userstack.wire.pcapng import PcapngReader
 
-from .helpers import STACK, Served, userstack_argv, wait_until
+from .helpers import PATIENCE, STACK, Served, userstack_argv, wait_until
 from .test_real_clients import pattern_sha256
 
 CLIENTS = 24  # concurrent curls per round: with 2 queues, all on one has odds 2**-23
@@ -90,9 +90,9 @@ def test_a_worker_that_dies_is_reported_restarted_and_the_other_keeps_serving(
     served = serve("http", "--queues", "2")
     victim = worker_pids(served)[1]
     os.kill(victim, signal.SIGKILL)
-    wait_until(lambda: "died (signal 9); restarting it" in served.stderr, 20, "the report")
+    wait_until(lambda: "died (signal 9); restarting it" in served.stderr, PATIENCE, "the report")
     assert f"worker 1 (pid {victim}) died" in served.stderr
-    wait_until(lambda: served.stderr.count("userstack queue 1: serving") == 2, 20,
+    wait_until(lambda: served.stderr.count("userstack queue 1: serving") == 2, PATIENCE,
                "the restarted worker")
     fetch_all(workdir, "b")
     assert all(served_rows(served, queue_path(served.control, q)) for q in range(2))

@@ -12,13 +12,13 @@ import os
 import re
 import socket
 import subprocess
-import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from userstack.apps.simple import chargen_cycle
 
-from .helpers import HOST, STACK, Served, userstack_argv, wait_until
+from .helpers import HOST, PATIENCE, STACK, Served, userstack_argv, wait_until
 
 TEN_MB = 10_000_000
 
@@ -72,14 +72,19 @@ def test_http_upload_reports_sha256(serve: Callable[..., Served], workdir: Path)
     assert json.loads(result.stdout) == {"length": TEN_MB, "sha256": digest}
 
 
+def refused_at_once(url: str, *flags: str) -> None:
+    """curl gets our RST to its first SYN: it fails before its kernel would resend the SYN
+    (the initial RTO, 1 s), by curl's own clock (its start-up, slow on a loaded machine, is
+    not in it)."""
+    result = curl(*flags, "-w", "%{time_total}", url, timeout=10)
+    assert result.returncode == 7, result.stderr  # curl: "Failed to connect"
+    assert b"Connection refused" in result.stderr or b"Couldn't connect" in result.stderr
+    assert float(result.stdout) < 1.0
+
+
 def test_closed_port_is_refused_at_once(serve: Callable[..., Served]) -> None:
     serve("http", "--port", "8080")
-    start = time.monotonic()
-    result = curl(f"http://{STACK}:8081/", timeout=10)
-    elapsed = time.monotonic() - start
-    assert result.returncode == 7  # curl: "Failed to connect"
-    assert b"Connection refused" in result.stderr or b"Couldn't connect" in result.stderr
-    assert elapsed < 1.0
+    refused_at_once(f"http://{STACK}:8081/")
 
 
 def test_nc_uploads_ten_megabytes_to_discard(serve: Callable[..., Served], workdir: Path) -> None:
@@ -140,15 +145,46 @@ def test_connect_talks_to_a_kernel_listener(workdir: Path, netns: object) -> Non
     exchange_with_kernel_listener(workdir, HOST)
 
 
-def test_connect_refused_like_nc(workdir: Path, netns: object) -> None:
-    start = time.monotonic()
+@dataclass(frozen=True)
+class SynSent:
+    """A failed active open as `--trace` told it (on stderr for `connect`), timed by the
+    trace's stamps: the stack's own clock, which the CLI's start-up and exit are not on."""
+
+    failure: str  # what `connect` said (after "userstack: "), as nc says it
+    lasted: float  # seconds from CLOSED -> SYN-SENT to SYN-SENT -> CLOSED
+    syns: int  # SYN segments sent: the first and its retransmissions
+
+    @classmethod
+    def of(cls, trace: str, host: str, port: int) -> SynSent:
+        def stamp(line: str) -> float:
+            hours, minutes, secs = line.split()[0].split(":")
+            return 3600 * int(hours) + 60 * int(minutes) + float(secs)
+
+        lines = trace.splitlines()
+        opened = next(stamp(line) for line in lines if line.endswith(" CLOSED -> SYN-SENT"))
+        closed = next(stamp(line) for line in lines if line.endswith(" SYN-SENT -> CLOSED"))
+        syns = sum(f" > {host}.{port}: Flags [S]," in line for line in lines)
+        failure = next(line.removeprefix("userstack: ") for line in lines
+                       if line.startswith("userstack: connect to "))
+        return cls(failure, (closed - opened) % 86400, syns)  # the trace may pass midnight
+
+
+def connect_attempt(workdir: Path, host: str, port: int, *flags: str) -> SynSent:
+    """`userstack connect HOST PORT FLAGS --trace` that fails; its SYN-SENT, from the trace."""
     result = subprocess.run(
-        userstack_argv("connect", HOST, "5556", "--control", str(workdir / "ctl.sock")),
+        userstack_argv("connect", host, str(port), *flags, "--trace",
+                       "--control", str(workdir / "ctl.sock")),
         stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60,
     )
-    assert result.returncode == 1
-    assert f"connect to {HOST} port 5556 (tcp) failed: Connection refused" in result.stderr
-    assert time.monotonic() - start < 5
+    assert result.returncode == 1, result.stderr
+    return SynSent.of(result.stderr, host, port)
+
+
+def test_connect_refused_like_nc(workdir: Path, netns: object) -> None:
+    attempt = connect_attempt(workdir, HOST, 5556)
+    assert attempt.failure == f"connect to {HOST} port 5556 (tcp) failed: Connection refused"
+    # the kernel's RST ends it at once: before the SYN's retransmission (RTO 1 s) was due
+    assert attempt.syns == 1 and attempt.lasted < 1.0
 
 
 def test_ping_gets_three_replies(serve: Callable[..., Served]) -> None:
@@ -172,15 +208,13 @@ def test_kernel_socket_echo(serve: Callable[..., Served]) -> None:
 
 def test_connect_times_out_like_nc(workdir: Path, netns: object) -> None:
     # 10.0.0.3 is routed into the TUN but nobody answers there: the SYN goes unanswered.
-    start = time.monotonic()
-    result = subprocess.run(
-        userstack_argv("connect", "10.0.0.3", "80", "-w", "1",
-                       "--control", str(workdir / "ctl.sock")),
-        stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60,
-    )
-    assert result.returncode == 1
-    assert "connect to 10.0.0.3 port 80 (tcp) failed: Connection timed out" in result.stderr
-    assert 1 <= time.monotonic() - start < 5
+    attempt = connect_attempt(workdir, "10.0.0.3", 80, "-w", "2")
+    assert attempt.failure == "connect to 10.0.0.3 port 80 (tcp) failed: Connection timed out"
+    # -w 2 gives up 2 s after the connect began, as nc -w 2 does (the SYN retries alone would
+    # take minutes): after the SYN's first retransmission (RTO 1 s), before its second (3 s).
+    # The -w deadline starts a moment before the SYN is sent, hence 1.9.
+    assert attempt.syns == 2
+    assert 1.9 <= attempt.lasted < 3.0
 
 
 def test_sigterm_closes_connections_with_fin_and_removes_the_tun(
@@ -219,7 +253,7 @@ def test_connect_half_close_peer_first(workdir: Path, netns: object) -> None:
                                 capture_output=True, text=True, timeout=30)
             return "CLOSE-WAIT" in ss.stdout
 
-        wait_until(close_wait, 10, "userstack connect to see the kernel's FIN")
+        wait_until(close_wait, PATIENCE, "userstack connect to see the kernel's FIN")
         out, err = client.communicate(b"late words\n", timeout=30)
         assert client.returncode == 0, err
         assert out == b""

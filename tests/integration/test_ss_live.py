@@ -7,7 +7,7 @@ import re
 import socket
 from collections.abc import Callable
 
-from .helpers import STACK, Served, wait_until
+from .helpers import PATIENCE, STACK, Served, wait_until
 from .test_queues import worker_pids
 
 CLIENTS = 300  # ~15 times what broke the 4,096-byte reader
@@ -25,7 +25,7 @@ def test_ss_shows_every_connection_its_process_and_the_counters(
             rows = served.ss("-tanH", "state", "established").splitlines()
             return rows if len(rows) == CLIENTS else None
 
-        rows = wait_until(all_established, 20, f"{CLIENTS} ESTAB rows")
+        rows = wait_until(all_established, PATIENCE, f"{CLIENTS} ESTAB rows")
         assert {int(row.split()[4].rpartition(":")[2]) for row in rows} == ports
 
         listener = served.ss("-tlpn").splitlines()
@@ -55,7 +55,7 @@ def test_with_two_queues_each_row_names_its_own_worker(serve: Callable[..., Serv
             found = served.ss("-tnpH", "state", "established").splitlines()
             return found if len(found) == len(clients) else None
 
-        pids = {int(pid) for row in wait_until(rows, 20, "every ESTAB row")
+        pids = {int(pid) for row in wait_until(rows, PATIENCE, "every ESTAB row")
                 for pid in re.findall(r",pid=(\d+),", row)}
         assert pids == workers, (pids, workers)  # 40 clients: both queues, 2**-39 otherwise
         listeners = served.ss("-tlpnH").splitlines()

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from .helpers import STACK, Served, wait_until
+from .helpers import PATIENCE, STACK, Served, wait_until
 
 PACKET_LINE = re.compile(r"^(?:\d\d:\d\d:\d\d\.\d{6} )?(IP .*?length \d+)")
 
@@ -29,7 +29,8 @@ def test_trace_matches_tcpdump_on_the_tun(serve: Callable[..., Served], workdir:
         tcpdump = subprocess.Popen(["tcpdump", "-i", "us0", "-nn", "-t", "-l", "-U"],
                                    stdout=out, stderr=err)
     try:
-        wait_until(lambda: "listening on" in (workdir / "dump.err").read_text(), 10, "tcpdump")
+        wait_until(lambda: "listening on" in (workdir / "dump.err").read_text(), PATIENCE,
+                   "tcpdump")
         for target in ("/", "/bytes/20000"):
             url = f"http://{STACK}:8080{target}"
             result = subprocess.run(["curl", "-sS", "-o", "/dev/null", url],
@@ -38,7 +39,7 @@ def test_trace_matches_tcpdump_on_the_tun(serve: Callable[..., Served], workdir:
         subprocess.run(["ping", "-c", "1", STACK], capture_output=True, timeout=10, check=True)
         wait_until(
             lambda: packet_lines((workdir / "dump").read_text()) == packet_lines(served.stdout),
-            10, "tcpdump and the trace to show the same packets",
+            PATIENCE, "tcpdump and the trace to show the same packets",
         )
     finally:
         tcpdump.send_signal(signal.SIGINT)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 from collections.abc import Callable
 
-from .helpers import STACK, Served, wait_until
+from .helpers import PATIENCE, STACK, Served, wait_until
 
 
 def test_why_lines_follow_the_segments_they_explain(serve: Callable[..., Served]) -> None:
@@ -14,7 +14,7 @@ def test_why_lines_follow_the_segments_they_explain(serve: Callable[..., Served]
                             capture_output=True, timeout=30)
     assert result.returncode == 0, result.stderr
     assert result.stdout == b"why?\n"
-    wait_until(lambda: "user.close" in served.stdout, 10, "the echo server's CLOSE")
+    wait_until(lambda: "user.close" in served.stdout, PATIENCE, "the echo server's CLOSE")
     lines = served.stdout.splitlines()
     syn = next(i for i, line in enumerate(lines) if "Flags [S]," in line)
     # the passive OPEN, then the SYN by the LISTEN rule, right under the SYN's line

@@ -158,14 +158,17 @@ def test_the_record_keeps_ts_recent_stamps_its_acks_and_applies_paws() -> None:
 
 def test_a_syn_with_a_newer_timestamp_takes_the_four_tuple_over() -> None:
     """RFC 6191 2: with timestamps, a SYN whose TSval is newer than TS.Recent starts a new
-    incarnation whatever its sequence number; an older one is PAWS's old duplicate."""
+    incarnation whatever its sequence number; an older one may be an old duplicate: it is
+    dropped silently and TIME-WAIT goes on, record and deadline unchanged."""
     server, port, snd_nxt, rcv_nxt, _ = server_in_time_wait(timestamps=True)
     record, _config = server._time_wait.find((int(PEER), port, 80))  # type: ignore[misc]
     recent = record.ts_recent
     assert recent is not None
+    deadline = server.next_deadline()
     server.receive_packet(ts_packet(port, SYN, rcv_nxt - 1000, SeqNum(0), recent - 5), 1.0)
-    [ack] = replies(server)
-    assert ack.flags == ACK and server.counters.time_wait_reuses == 0
+    assert replies(server) == [] and server.counters.time_wait_reuses == 0
+    assert server._time_wait.find((int(PEER), port, 80)) == (record, _config)
+    assert record.ts_recent == recent and server.next_deadline() == deadline
     server.receive_packet(ts_packet(port, SYN, rcv_nxt - 1000, SeqNum(0), recent + 5), 1.0)
     [syn_ack] = replies(server)
     assert syn_ack.flags == SYN | ACK and syn_ack.ack == rcv_nxt - 999

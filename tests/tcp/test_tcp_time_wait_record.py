@@ -139,3 +139,89 @@ def test_rst_is_ignored_and_syns_get_rate_limited_challenge_acks() -> None:
     assert record.accepts_new_syn(seg(IRS + 1000, None, SYN))
     assert not record.accepts_new_syn(old_syn)
     assert record.new_incarnation_iss(SeqNum(1)) == ISS + 3  # RFC 1122 4.2.2.13 (a)
+
+
+# ---- RFC 6191 2: which SYN may take a TIME-WAIT four-tuple over, and what the others get
+
+TS_CONFIG, TS_OPTIONS = CONFIGS["timestamps"]
+RECENT = PEER_TS + 2  # TS.Recent in TIME-WAIT: the TSval of the peer's FIN
+RCV_NXT = IRS + 2  # after the peer's SYN and FIN
+TWO_MSL = 2 * TS_CONFIG.msl
+
+
+@pytest.mark.parametrize(("tsval", "seq_off"), [
+    (RECENT - 1, -1000), (RECENT - 1, 0), (RECENT - 1, 1000),  # older: whatever SEG.SEQ
+    (RECENT, -1000), (RECENT, 0),  # as old, and not beyond RCV.NXT
+    (None, -1000), (None, 0),  # none, and not beyond RCV.NXT
+])
+def test_a_syn_that_may_not_take_the_four_tuple_over_is_dropped_silently(
+    tsval: int | None, seq_off: int
+) -> None:
+    """RFC 6191 2, the old incarnation used timestamps: "Otherwise, silently drop the
+    incoming SYN segment, thus leaving the previous incarnation of the connection in the
+    TIME-WAIT state": no ACK (neither PAWS's nor RFC 5961's challenge), TS.Recent and
+    2*MSL untouched; the record and the Connection alike, one rule named."""
+    conn_why, record_why = Explainer(), Explainer()
+    conn = time_wait(TS_CONFIG, TS_OPTIONS, conn_why)
+    record = record_of(conn)
+    s = seg(RCV_NXT + seq_off, None, SYN, options=peer_ts(TS_OPTIONS, tsval))
+    assert record.new_incarnation_rule(s) is None and not conn.accepts_new_syn(s)
+    conn.on_segment(s, 5.0)
+    assert conn.take_outgoing() == []
+    assert conn.state is State.TIME_WAIT and conn.next_deadline() == TWO_MSL
+    assert conn.timestamps is not None and conn.timestamps.ts_recent == RECENT
+    assert answer(record, s, 5.0, TS_CONFIG, record_why) == []
+    assert record.expiry == TWO_MSL and record.ts_recent == RECENT
+    dropped = Decision(Rule.TIME_WAIT_OLD_SYN, (
+        ("seg_tsval", tsval), ("ts_recent", RECENT), ("seg_seq", s.seq), ("rcv_nxt", RCV_NXT)))
+    assert record_why.take() == [dropped] == conn_why.take()
+
+
+@pytest.mark.parametrize(("tsval", "seq_off", "timestamps", "rule"), [
+    (RECENT + 1, -1000, True, Rule.NEW_INCARNATION_TIMESTAMP),  # newer: whatever SEG.SEQ
+    (RECENT, 1, True, Rule.NEW_INCARNATION_TIMESTAMP),  # as old, beyond RCV.NXT
+    (None, 1, True, Rule.NEW_INCARNATION),  # no TSopt: by SEG.SEQ alone
+    (RECENT + 1, 1, False, Rule.NEW_INCARNATION),  # we would not use them: by SEG.SEQ
+    (RECENT + 1, 0, False, None),  # ... and not beyond RCV.NXT
+])
+def test_which_syn_may_take_a_four_tuple_with_timestamps_over(
+    tsval: int | None, seq_off: int, timestamps: bool, rule: Rule | None
+) -> None:
+    """RFC 6191 2's cases for an old incarnation with timestamps; `timestamps`: would the
+    new incarnation use them (the listener's TcpConfig.timestamps), if the SYN asks."""
+    record = record_of(time_wait(TS_CONFIG, TS_OPTIONS))
+    s = seg(RCV_NXT + seq_off, None, SYN, options=peer_ts(TS_OPTIONS, tsval))
+    assert record.new_incarnation_rule(s, timestamps=timestamps) is rule
+    if rule is None:  # refused: dropped silently
+        assert record.on_segment(s, 5.0, TWO_MSL, None, timestamps=timestamps) is None
+
+
+def test_without_timestamps_in_the_old_connection_a_syn_with_them_may_take_over() -> None:
+    """RFC 6191 2, an old incarnation without timestamps: a SYN with TSopt takes the
+    four-tuple over whatever its sequence number (the new incarnation drops the old one's
+    segments, which carry none: RFC 7323 3.2), if we would use them; one without takes it
+    only beyond RCV.NXT. Any other SYN gets RFC 9293 3.10.7.4's challenge ACK (RFC 5961
+    4), not RFC 6191's silent drop: RFC 9293 refers SYNs to RFC 6191 only when timestamps
+    are in use."""
+    record = record_of(time_wait(CFG, TcpOptions(mss=MSS)))
+    with_ts = seg(RCV_NXT - 1000, None, SYN, options=TcpOptions(timestamps=(5, 0)))
+    assert record.new_incarnation_rule(with_ts) is Rule.NEW_INCARNATION_TIMESTAMP
+    assert record.new_incarnation_rule(with_ts, timestamps=False) is None
+    assert record.new_incarnation_rule(seg(RCV_NXT + 1, None, SYN)) is Rule.NEW_INCARNATION
+    old = seg(RCV_NXT, None, SYN)
+    assert record.new_incarnation_rule(old) is None
+    [ack] = answer(record, old, 1.0, CFG)
+    assert (ack.seq, ack.ack, ack.flags, ack.options) == (ISS + 2, RCV_NXT, ACK, TcpOptions())
+
+
+def test_a_syn_ack_with_an_older_tsval_gets_paws_ack() -> None:
+    """Not a connection request (RFC 6191 is about bare SYNs): PAWS answers it (RFC 7323
+    5.3 R1), the record and the Connection alike: <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>
+    with TSval from our clock (offset 0: 5000 ms at 5 s) and TSecr = TS.Recent."""
+    conn = time_wait(TS_CONFIG, TS_OPTIONS)
+    record = record_of(conn)
+    s = seg(RCV_NXT, ISS + 2, SYN, options=TcpOptions(timestamps=(RECENT - 1, 0)))
+    expected = TcpSegment(LOCAL.port, REMOTE.port, ISS + 2, RCV_NXT, TcpFlags.ACK,
+                          conn.tcb.rcv_wnd, TcpOptions(timestamps=(5000, RECENT)))
+    conn.on_segment(s, 5.0)
+    assert conn.take_outgoing() == [expected] == answer(record, s, 5.0, TS_CONFIG)

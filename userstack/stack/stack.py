@@ -397,14 +397,18 @@ class Stack:
         """A segment for a four-tuple in TIME-WAIT: the record answers it (RFC 9293
         3.10.7.4, tcp/time_wait.py), unless it is a new SYN for a listening port."""
         why = None if self.explain is None else self._time_wait_explainer(key)
-        new_syn = None if listener is None else record.new_incarnation_rule(seg)
+        # RFC 6191 2: would the new incarnation use timestamps (if the SYN asks)?
+        timestamps = (config if listener is None else listener.config).timestamps
+        new_syn = None if listener is None else record.new_incarnation_rule(
+            seg, timestamps=timestamps)
         if new_syn is not None:  # RFC 1122 4.2.2.13, or RFC 6191 2 by timestamps
             if why is not None:
                 why.decide(new_syn, seg_seq=seg.seq, rcv_nxt=record.rcv_nxt)
             self._new_incarnation(listener, key, record, config, seg, now)
             return
         expiry = record.expiry
-        reply = record.on_segment(seg, now, 2 * config.msl, config.challenge_ack_limit, why)
+        reply = record.on_segment(seg, now, 2 * config.msl, config.challenge_ack_limit, why,
+                                  timestamps=timestamps)
         if record.expiry != expiry:  # the peer's FIN again: 2*MSL starts over
             self._time_wait.add(key, record, config)
         if reply is not None:

@@ -105,7 +105,7 @@ from .sender import Sender
 from .state import State
 from .syn_options import SynOptions
 from .tcb import Tcb, segment_acceptable
-from .time_wait import is_new_incarnation_syn, iss_above
+from .time_wait import drops_old_syn, is_new_incarnation_syn, iss_above
 from .timers import Timer, Timers
 from .timestamps import TSOPT_LEN, Timestamps, agreed
 
@@ -484,7 +484,8 @@ class Connection:
         connection (time_wait.py has the rule, shared with the stack's TIME-WAIT
         records); with timestamps, RFC 6191 decides by the SYN's TSval instead. If True,
         the new incarnation gets an ISS from new_incarnation_iss(); otherwise on_segment()
-        answers the SYN with a challenge ACK (RFC 5961 4), or PAWS's ACK.
+        answers the SYN with a challenge ACK (RFC 5961 4), or with timestamps drops it
+        silently (RFC 6191 2).
         """
         recent = None if self._ts is None else self._ts.ts_recent
         return self.state is State.TIME_WAIT and is_new_incarnation_syn(
@@ -796,6 +797,9 @@ class Connection:
         """Before the first step, with timestamps agreed (tcp/timestamps.py): RFC 7323 3.2
         drops a segment without them; PAWS (5.3 R1) treats one with a TSval older than
         TS.Recent as not acceptable: an ACK in reply, then dropped. True: go on."""
+        if self.state is State.TIME_WAIT and drops_old_syn(  # RFC 6191 2, first of all
+                seg, self.tcb.rcv_nxt, ts.ts_recent, self._why):
+            return False
         tsopt = seg.options.timestamps
         rule = ts.screen(tsopt, rst=bool(int(seg.flags) & RST), now=now)
         if rule is None:

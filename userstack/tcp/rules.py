@@ -424,8 +424,15 @@ class Rule(Enum):
     )
     NEW_INCARNATION_TIMESTAMP = (
         "time_wait.new_syn_timestamp", "RFC 6191", "2",
-        "a SYN for a four-tuple in TIME-WAIT with a TSval newer than TS.Recent starts a new"
-        " connection, whatever its sequence number (PAWS keeps old duplicates out)",
+        "a SYN for a four-tuple in TIME-WAIT with a TSval newer than TS.Recent (or equal, "
+        "beyond RCV.NXT; or any, if the old connection had no timestamps) starts a new "
+        "connection, whatever its sequence number (PAWS keeps old duplicates out)",
+    )
+    TIME_WAIT_OLD_SYN = (
+        "time_wait.old_syn", "RFC 6191", "2",
+        "TIME-WAIT with timestamps: a SYN that may not start a new connection (TSval older "
+        "than TS.Recent, or not newer and SEG.SEQ not beyond RCV.NXT) may be an old "
+        "duplicate: drop it silently, TIME-WAIT goes on unchanged",
     )
     # ---- user calls (RFC 9293 3.10.1-3.10.5)
     OPEN_ACTIVE = (

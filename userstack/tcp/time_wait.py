@@ -10,7 +10,9 @@ In TIME-WAIT a connection sends no data and receives none; for 2*MSL it only ans
 - a SYN: a challenge ACK (RFC 5961 4), rate-limited (RFC 5961 7), unless it may start a
   new incarnation of the four-tuple (RFC 1122 4.2.2.13, or with timestamps RFC 6191 2:
   `new_incarnation_rule`): then the stack drops the record and hands the SYN to its
-  listener, with an ISS above our old SND.NXT (`iss_above`);
+  listener, with an ISS above our old SND.NXT (`iss_above`). If the connection used
+  timestamps, a SYN that may not is dropped silently instead (RFC 6191 2,
+  `drops_old_syn`);
 - an ACK of something never sent: a challenge ACK; any other ACK: nothing;
 - with timestamps (RFC 7323), first of all: a segment without them is dropped, one with
   a TSval older than TS.Recent gets an ACK and nothing else (PAWS); every ACK carries
@@ -51,6 +53,7 @@ SYN = int(TcpFlags.SYN)
 ACK = int(TcpFlags.ACK)
 FIN = int(TcpFlags.FIN)
 RST = int(TcpFlags.RST)
+_CONTROL = SYN | ACK | RST | FIN  # a connection request has SYN alone of these
 _ACK_FLAGS = TcpFlags.ACK
 _MASK32 = 0xFFFFFFFF
 # The record's one int, from bit 0: RCV.NXT, SND.NXT (32 bits each), Rcv.Wind.Shift (4),
@@ -59,22 +62,49 @@ _WSCALE, _WND, _TS, _RECENT, _OFFSET = 64, 68, 100, 101, 133
 
 
 def new_incarnation_rule(
-    seg: TcpSegment, rcv_nxt: SeqNum, ts_recent: int | None = None
+    seg: TcpSegment, rcv_nxt: SeqNum, ts_recent: int | None = None, *, timestamps: bool = True
 ) -> Rule | None:
     """May this SYN, for a four-tuple in TIME-WAIT, start a new incarnation? The rule that
-    lets it, or None. Without timestamps in the old incarnation (`ts_recent` None): RFC
-    9293 3.6.1 (MAY-2) after RFC 1122 4.2.2.13, a bare SYN whose SEG.SEQ is beyond RCV.NXT
-    cannot be an old duplicate. With them, RFC 6191 2: its TSval newer than TS.Recent
-    (or equal, with SEG.SEQ beyond RCV.NXT), or no TSopt at all (the new incarnation will
-    not use them, so PAWS has nothing to guard)."""
-    if int(seg.flags) & (SYN | ACK | RST | FIN) != SYN:
+    lets it, or None. RFC 6191 2, case by case (`ts_recent`: TS.Recent if the old
+    incarnation used timestamps; `timestamps`: we would offer them to the new one):
+
+    - the new incarnation will use timestamps (the SYN carries TSopt, we offer them): if
+      the old one used them too, its TSval must be newer than TS.Recent, or equal with
+      SEG.SEQ beyond RCV.NXT; if not, any such SYN (the old incarnation's segments carry
+      no TSopt, so the new one drops them: RFC 7323 3.2);
+    - otherwise SEG.SEQ must be beyond RCV.NXT (RFC 9293 3.6.1 MAY-2, after RFC 1122
+      4.2.2.13): every segment of the old incarnation lies below it.
+
+    A SYN refused here is `drops_old_syn`'s when the old incarnation used timestamps."""
+    if int(seg.flags) & _CONTROL != SYN:
         return None
     tsopt = seg.options.timestamps
-    if ts_recent is None or tsopt is None:
-        return Rule.NEW_INCARNATION if ts_recent is not None or seg.seq > rcv_nxt else None
-    if ts_before(ts_recent, tsopt[0]) or (tsopt[0] == ts_recent and seg.seq > rcv_nxt):
-        return Rule.NEW_INCARNATION_TIMESTAMP
-    return None
+    if tsopt is not None and timestamps:
+        if ts_recent is None or ts_before(ts_recent, tsopt[0]) or (
+                tsopt[0] == ts_recent and seg.seq > rcv_nxt):
+            return Rule.NEW_INCARNATION_TIMESTAMP
+        return None
+    return Rule.NEW_INCARNATION if seg.seq > rcv_nxt else None
+
+
+def drops_old_syn(
+    seg: TcpSegment, rcv_nxt: SeqNum, ts_recent: int, why: Explainer | None, *,
+    timestamps: bool = True,
+) -> bool:
+    """RFC 6191 2, the last case, for an old incarnation that used timestamps: a SYN that
+    may not start a new incarnation (`new_incarnation_rule` None) may be an old duplicate,
+    so "silently drop the incoming SYN segment, thus leaving the previous incarnation of
+    the connection in the TIME-WAIT state": no ACK (not PAWS's, not RFC 5961's challenge),
+    TS.Recent and 2*MSL untouched. True: dropped. (Linux answers with a rate-limited ACK,
+    which lets the peer's SYN-SENT send a RST that ends Linux's TIME-WAIT; ours ignores
+    RSTs, RFC 1337, so the ACK could not help the peer.)"""
+    if int(seg.flags) & _CONTROL != SYN or new_incarnation_rule(
+            seg, rcv_nxt, ts_recent, timestamps=timestamps) is not None:
+        return False
+    if why is not None:
+        why.decide(Rule.TIME_WAIT_OLD_SYN, seg_tsval=(seg.options.timestamps or (None,))[0],
+                   ts_recent=ts_recent, seg_seq=seg.seq, rcv_nxt=rcv_nxt)
+    return True
 
 
 def is_new_incarnation_syn(seg: TcpSegment, rcv_nxt: SeqNum, ts_recent: int | None = None) -> bool:
@@ -139,22 +169,24 @@ class TimeWait:
     def accepts_new_syn(self, seg: TcpSegment) -> bool:
         return is_new_incarnation_syn(seg, self.rcv_nxt, self.ts_recent)
 
-    def new_incarnation_rule(self, seg: TcpSegment) -> Rule | None:
-        return new_incarnation_rule(seg, self.rcv_nxt, self.ts_recent)
+    def new_incarnation_rule(self, seg: TcpSegment, *, timestamps: bool = True) -> Rule | None:
+        """`timestamps`: the listener would offer them to the new incarnation."""
+        return new_incarnation_rule(seg, self.rcv_nxt, self.ts_recent, timestamps=timestamps)
 
     def new_incarnation_iss(self, isn: SeqNum) -> SeqNum:
         return iss_above(isn, self.snd_nxt)
 
     def on_segment(
         self, seg: TcpSegment, now: float, two_msl: float, challenge_ack_limit: int | None,
-        why: Explainer | None = None,
+        why: Explainer | None = None, *, timestamps: bool = True,
     ) -> TcpSegment | None:
         """SEGMENT ARRIVES in TIME-WAIT (RFC 9293 3.10.7.4): the ACK to send, or None.
-        A retransmitted FIN moves `expiry` to now + two_msl. `why` hears the rules."""
+        A retransmitted FIN moves `expiry` to now + two_msl. `why` hears the rules;
+        `timestamps`: a new incarnation would use them, if the SYN asks (RFC 6191 2)."""
         flags = int(seg.flags)
         recent = self.ts_recent
         if recent is not None:
-            dropped = self._check_paws(seg, recent, why)
+            dropped = self._check_paws(seg, recent, why, timestamps)
             if dropped is not None:
                 return self._ack(seg, now) if dropped is Rule.PAWS_REJECT else None
         rcv_nxt = self.rcv_nxt
@@ -226,11 +258,15 @@ class TimeWait:
             self._challenged_at = now
         return self._ack(seg, now)
 
-    def _check_paws(self, seg: TcpSegment, recent: int, why: Explainer | None) -> Rule | None:
+    def _check_paws(
+        self, seg: TcpSegment, recent: int, why: Explainer | None, timestamps: bool
+    ) -> Rule | None:
         """RFC 7323 before the first step, as the connection does it (timestamps.screen):
         the rule that drops the segment (no TSopt: silently; an older TSval, PAWS: with an
         ACK), or None. TS.Recent is taken as valid: it is younger than 2*MSL, far from
-        RFC 7323 5.5's 24 days."""
+        RFC 7323 5.5's 24 days. First of all, a SYN RFC 6191 2 refuses: silently."""
+        if drops_old_syn(seg, self.rcv_nxt, recent, why, timestamps=timestamps):
+            return Rule.TIME_WAIT_OLD_SYN
         tsopt = seg.options.timestamps
         rule = screen(tsopt, recent, rst=bool(int(seg.flags) & RST), valid=True)
         if rule is not None and why is not None:

@@ -1,10 +1,10 @@
 """`userstack ss`: a running stack's table, asked over its control socket, printed as ss.
 
 The flags are ss's, so the commands ss users type work: `userstack ss -tano`,
-`userstack ss -tulpen`, `userstack ss -t state time-wait`, `userstack ss -s`. `-t` is
-accepted (TCP is the only kind there is); `-u` asks for UDP, of which there is none;
-`-n` is accepted (addresses are always numeric). See userstack.observe.ss for the columns
-and userstack.control for the protocol.
+`userstack ss -tulpen`, `userstack ss -tnoi`, `userstack ss -t state time-wait`,
+`userstack ss -s`. `-t` is accepted (TCP is the only kind there is); `-u` asks for UDP,
+of which there is none; `-n` is accepted (addresses are always numeric). See
+userstack.observe.ss for the columns and userstack.control for the protocol.
 """
 
 from __future__ import annotations
@@ -66,6 +66,11 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
                         "SYN-RECV and TIME-WAIT)")
     p.add_argument("-o", "--options", action="store_true",
                    help="show timers: timer:(NAME,TIME LEFT,RETRANSMISSIONS)")
+    p.add_argument("-i", "--info", action="store_true",
+                   help="show TCP internals under each row, as ss -i: the congestion "
+                        "controller, wscale:SND,RCV, rto, rtt:SRTT/RTTVAR (ms), mss, cwnd and "
+                        "ssthresh (segments), snd_wnd; with -o also the options the SYNs "
+                        "agreed, as ss prints them: ts sack ecn ecnseen")
     p.add_argument("-n", "--numeric", action="store_true",
                    help="accepted: addresses and ports are always numeric")
     p.add_argument("-p", "--processes", action="store_true",
@@ -116,6 +121,7 @@ def ss(args: argparse.Namespace) -> int:
     sys.stdout.write(format_table(
         rows, show=states, timers=args.options, netid=args.tcp and args.udp,
         users=users if args.processes else "", extended=extended, header=not args.no_header,
+        info=args.info,
     ))
     return 0
 

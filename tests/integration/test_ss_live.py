@@ -5,9 +5,11 @@ from __future__ import annotations
 import os
 import re
 import socket
+import subprocess
 from collections.abc import Callable
 
 from .helpers import PATIENCE, STACK, Served, wait_until
+from .test_ecn_kernel import kernel_ecn_on
 from .test_queues import worker_pids
 
 CLIENTS = 300  # ~15 times what broke the 4,096-byte reader
@@ -65,3 +67,40 @@ def test_with_two_queues_each_row_names_its_own_worker(serve: Callable[..., Serv
     finally:
         for sock in clients:
             sock.close()
+
+
+def info_line(text: str) -> list[str]:
+    """The words of the one tab-indented line (ss -i's) in `text`."""
+    [line] = [line for line in text.splitlines() if line.startswith("\t")]
+    return line.split()
+
+
+def test_ss_io_shows_what_the_syns_agreed_as_the_kernels_own_ss_does(
+    serve: Callable[..., Served],
+) -> None:
+    """A kernel client with ECN on (this namespace's net.ipv4.tcp_ecn=1) and userstack's
+    defaults: both `userstack ss -tnoi` and the kernel's `ss -tnoi` for its own socket
+    say ts sack ecn ecnseen, and the same window shifts, each seen from its own end; with
+    `serve --no-timestamps` neither says ts."""
+    kernel_ecn_on()
+    for flags, ts in (((), True), (("--no-timestamps",), False)):
+        served = serve("echo", "--port", "7", *flags)
+        with socket.create_connection((STACK, 7), timeout=10) as sock:
+            sock.sendall(b"i" * 50_000)  # data both ways: ECT(0) each way, ecnseen
+            got = b""
+            while len(got) < 50_000:
+                got += sock.recv(65536)
+            ours = info_line(served.ss("-tnoiH", "state", "established"))
+            theirs = info_line(subprocess.run(
+                ["ss", "-tnoiH", "state", "established", "dst", STACK], capture_output=True,
+                text=True, timeout=10, check=True).stdout)
+        assert served.stop() == 0
+        agreed = ["ts"] * ts + ["sack", "ecn", "ecnseen"]
+        assert ours[:len(agreed)] == agreed and theirs[:len(agreed)] == agreed, (ours, theirs)
+        assert ours[len(agreed)] == "newreno"
+        [our_shifts] = [w for w in ours if w.startswith("wscale:")]
+        [kernel_shifts] = [w for w in theirs if w.startswith("wscale:")]
+        snd, rcv = our_shifts.removeprefix("wscale:").split(",")
+        assert kernel_shifts == f"wscale:{rcv},{snd}"  # its send shift is our receive shift
+        assert any(w.startswith("rtt:") for w in ours)
+        assert f"mss:{1460 - 12 * ts}" in ours  # 1500 - 40, less the TSopt when agreed

@@ -9,6 +9,7 @@ import pytest
 
 from userstack.observe.ss import (
     Show,
+    format_info,
     format_ms,
     format_summary,
     format_table,
@@ -162,3 +163,44 @@ def test_ipv6_rows_are_bracketed_like_ss_and_sort_after_ipv4() -> None:
     lines = format_table([v6, ALL[0]], show=Show.ALL).splitlines()
     assert "[fd00::2]:80" in lines[2] and "[fd00::1]:40000" in lines[2]
     assert "[" not in lines[1]
+
+
+AGREED = replace(ESTAB, ts=True, sack=True, ecn=True, ecn_seen=True, snd_wscale=7,
+                 rcv_wscale=3, congestion="cubic", srtt=0.0045, rttvar=0.0022504, rto=0.204,
+                 snd_wnd=64256, ssthresh=7300)
+
+
+def test_info_line_is_ss_i_and_the_agreed_options_come_with_o() -> None:
+    """ss -i's fields, in its order and units (ms to the microsecond; cwnd and ssthresh
+    in segments), and,
+    with -o, the options the SYNs agreed first (iproute2's tcp_stats_print)."""
+    assert format_info(AGREED) == (" cubic wscale:7,3 rto:204 rtt:4.5/2.25 mss:1460 cwnd:10"
+                                   " ssthresh:5 snd_wnd:64256")
+    assert format_info(AGREED, options=True).startswith(" ts sack ecn ecnseen cubic wscale:7,3")
+    plain = replace(AGREED, ts=False, sack=True, ecn=False, ecn_seen=False, snd_wscale=0,
+                    rcv_wscale=0, congestion="newreno", srtt=None, rto=3.0, retransmits=2,
+                    ssthresh=1 << 30, snd_wnd=0)
+    # no wscale without scaling, no rtt before a sample, no rto of 3 s, ssthresh "infinite"
+    assert format_info(plain, options=True) == " sack newreno backoff:2 mss:1460 cwnd:10"
+
+
+def test_info_line_of_a_listener_and_of_time_wait() -> None:
+    """A listener: its congestion controller only (Linux's TCP_INFO stops there for one);
+    TIME-WAIT: no line at all, as ss prints none for a TIME-WAIT socket."""
+    assert format_info(replace(LISTENER, congestion="newreno")) == " newreno"
+    assert format_info(replace(TIME_WAIT, ts=True, congestion="newreno"), options=True) == ""
+
+
+def test_table_with_info_puts_a_tabbed_line_under_each_row() -> None:
+    rows = [replace(LISTENER, congestion="newreno"), AGREED, TIME_WAIT]
+    lines = format_table(rows, show=Show.ALL, info=True, timers=True).splitlines()
+    assert lines == [
+        "State     Recv-Q Send-Q Local Address:Port Peer Address:Port",
+        "LISTEN    0      128          0.0.0.0:80        0.0.0.0:*",
+        "\t newreno",
+        "ESTAB     1000   0           10.0.0.2:80       10.0.0.1:43210 timer:(on,204ms,0)",
+        "\t ts sack ecn ecnseen cubic wscale:7,3 rto:204 rtt:4.5/2.25 mss:1460 cwnd:10"
+        " ssthresh:5 snd_wnd:64256",
+        "TIME-WAIT 0      0           10.0.0.2:80       10.0.0.1:43222"
+        " timer:(timewait,3min58sec,0)",
+    ]

@@ -272,3 +272,18 @@ def test_cwr_rides_on_the_first_new_data_segment_only() -> None:
     assert [(s.seq, bool(s.flags & CWR), s.ecn) for s in sent] == [
         (ISS + 1 + 4 * MSS, True, Codepoint.ECT_0), (ISS + 1 + 5 * MSS, False, Codepoint.ECT_0)
     ]
+
+
+def test_info_says_ecn_and_ecnseen_once_an_ect_packet_arrives() -> None:
+    """TcbInfo.ecn: the SYNs agreed; .ecn_seen: a data packet marked ECT (or CE) has
+    arrived since, as Linux's TCPI_OPT_ECN_SEEN (`ss -io`: ecn ecnseen)."""
+    conn = ecn_established()
+    info = conn.info(0.0)
+    assert (info.ecn, info.ecn_seen) == (True, False)
+    send(conn, seg(IRS + 1, ISS + 1, payload=b"plain"))  # not ECT: nothing seen yet
+    assert conn.info(0.0).ecn_seen is False
+    send(conn, replace(seg(IRS + 6, ISS + 1, payload=b"ect"), ecn=Codepoint.ECT_0))
+    assert conn.info(0.0).ecn_seen is True
+    plain = Connection.open_active(LOCAL, REMOTE, iss=ISS, now=0.0, config=NODELAY)
+    send(plain, seg(IRS, ISS + 1, SYN, options=TcpOptions(mss=MSS)))
+    assert (plain.info(0.0).ecn, plain.info(0.0).ecn_seen) == (False, False)

@@ -17,8 +17,11 @@ close-wait`, `exclude listening` (the names and groups are ss's: `STATE_FILTERS`
 With `-o` each row gets ss's timer column,
 `timer:(<name>,<time left>,<retransmissions>)`, the time written as ss writes it
 (`1.200ms` is 1.2 s in ss's notation, `3min58sec`, `59sec`, `204ms`); `-p` the
-process column, `users:(("userstack",pid=N,fd=N))`; `-e` the owner, `uid:N`. `-s`
-is the summary: the rows counted by state, then every counter of the stack.
+process column, `users:(("userstack",pid=N,fd=N))`; `-e` the owner, `uid:N`; `-i`
+a line under each row with what TCP_INFO says about it (`format_info`: the congestion
+controller, wscale, rto, rtt, mss, cwnd, ...; with `-o` too, first the options the SYNs
+agreed, `ts sack ecn ecnseen`, as ss prints them). `-s` is the summary: the rows
+counted by state, then every counter of the stack.
 """
 
 from __future__ import annotations
@@ -130,6 +133,50 @@ def format_timer(info: TcbInfo) -> str:
     return f"timer:({info.timer.value},{left},{info.retransmits})"
 
 
+def format_info(info: TcbInfo, *, options: bool = False) -> str:
+    """ss -i's line for a row: " newreno wscale:7,7 rto:204 rtt:4.5/2.25 mss:1448 cwnd:10
+    snd_wnd:64256", the fields ss prints that a TcbInfo has, in ss's order, each only when
+    ss would print it (not zero; ssthresh only below 0xFFFF segments; rto not when it is
+    3 s, ss's quirk), times in milliseconds to the microsecond, cwnd and ssthresh in
+    segments. The options
+    the SYNs agreed (ts sack ecn ecnseen) come first, only with `options`: ss prints them
+    for -o (iproute2 6.1: `ss -ti` leaves them out, `ss -tio` shows them). A listener gets
+    only its congestion controller (Linux's TCP_INFO has nothing else for one), a
+    TIME-WAIT row nothing (ss prints no line for a TIME-WAIT socket). Window scaling
+    agreed with both shifts 0 does not show: nothing tells it from none (ss would print
+    wscale:0,0)."""
+    if info.state is State.TIME_WAIT:
+        return ""
+    words = [word for word, shown in (("ts", info.ts), ("sack", info.sack), ("ecn", info.ecn),
+                                      ("ecnseen", info.ecn_seen)) if shown and options]
+    words += [info.congestion] if info.congestion else []
+    if info.state is State.LISTEN:
+        return "".join(f" {word}" for word in words)
+    if info.snd_wscale or info.rcv_wscale:
+        words.append(f"wscale:{info.snd_wscale},{info.rcv_wscale}")
+    if info.rto and info.rto != 3.0:
+        words.append(f"rto:{_ms(info.rto)}")
+    if info.retransmits:
+        words.append(f"backoff:{info.retransmits}")
+    if info.srtt:
+        words.append(f"rtt:{_ms(info.srtt)}/{_ms(info.rttvar or 0.0)}")
+    mss = info.mss
+    if mss:
+        words.append(f"mss:{mss}")
+        if info.cwnd:
+            words.append(f"cwnd:{info.cwnd // mss}")
+        if info.ssthresh and info.ssthresh // mss < 0xFFFF:
+            words.append(f"ssthresh:{info.ssthresh // mss}")
+    if info.snd_wnd:
+        words.append(f"snd_wnd:{info.snd_wnd}")
+    return "".join(f" {word}" for word in words)
+
+
+def _ms(seconds: float) -> str:
+    """Seconds as ss writes TCP_INFO's microseconds: milliseconds, %g (204, 0.989)."""
+    return f"{round(seconds * 1_000_000) / 1000:g}"
+
+
 def _order(ep: Endpoint) -> tuple[int, int, int]:
     """IPv4 rows before IPv6 ones (addresses of two families do not compare)."""
     return ep.ip.version, int(ep.ip), ep.port
@@ -160,13 +207,15 @@ def format_table(
     users: str | Sequence[str] = "",
     extended: str | Sequence[str] = "",
     header: bool = True,
+    info: bool = False,
 ) -> str:
     """The table, columns aligned like ss (addresses right-aligned against their ':').
 
     `netid` adds ss's first column ("tcp"), as ss does when asked for several kinds of
     socket; `users` (`format_users`) and `extended` (`uid:0`) are one string for every
     row, or one per row of `infos` (with `serve --queues N` each worker process serves its
-    own); `header=False` is ss's -H.
+    own); `header=False` is ss's -H; `info` is -i: under each row, a tab and
+    `format_info` (with the agreed options if `timers`, -o, is on too).
     """
     infos = list(infos)
     owners = list(zip(_per_row(users, len(infos)), _per_row(extended, len(infos)), strict=True))
@@ -179,6 +228,7 @@ def format_table(
          " ".join(filter(None, (user, format_timer(i) if timers else "", ext))))
         for i, (user, ext) in rows
     ]
+    below = [format_info(i, options=timers) if info else "" for i, _ in rows]
     titles = ("Netid", "State", "Recv-Q", "Send-Q", "Local Address", "Port", "Peer Address",
               "Port", "Process" if any(user for user, _ in owners) or users else "")
     table = [titles, *cells] if header else cells
@@ -194,7 +244,12 @@ def format_table(
             rest,
         )).rstrip()
 
-    return "".join(line(row) + "\n" for row in table)
+    out = [line(titles) + "\n"] if header else []
+    for row, extra in zip(cells, below, strict=True):
+        out.append(line(row) + "\n")
+        if extra:  # ss -i: the row's TCP_INFO on a line of its own, after a tab
+            out.append(f"\t{extra}\n")
+    return "".join(out)
 
 
 def _per_row(value: str | Sequence[str], n: int) -> list[str]:

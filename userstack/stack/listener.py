@@ -89,4 +89,5 @@ class Listener:
             ssthresh=0,
             srtt=None,
             rto=cfg.rto_initial,
+            congestion=cfg.congestion.value,
         )

@@ -137,4 +137,6 @@ class TimeWaitTable:
                     ssthresh=0,
                     srtt=None,
                     rto=config.rto_initial,
+                    ts=record.ts_recent is not None,  # of the options, all a record keeps
+                    congestion=config.congestion.value,
                 )

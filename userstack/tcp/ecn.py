@@ -81,10 +81,11 @@ def agreed(mode: EcnMode, flags: int, *, asked: bool) -> bool:
 class EcnState:
     """One connection's ECN state, once both SYNs agreed on ECN (`Sender.ecn`)."""
 
-    __slots__ = ("cwr_pending", "ece_pending", "recover", "reductions")
+    __slots__ = ("cwr_pending", "ece_pending", "recover", "reductions", "seen")
 
     def __init__(self, snd_nxt: SeqNum) -> None:
         self.ece_pending = False  # receiver: echo ECE on every ACK until CWR arrives
+        self.seen = False  # receiver: a data packet marked ECT or CE arrived (`ss`: ecnseen)
         self.cwr_pending = False  # sender: set CWR on the next new data segment
         # sender: no second reduction for ECE until SND.UNA passes this (once per window)
         self.recover = snd_nxt
@@ -106,6 +107,8 @@ class EcnState:
         """The seventh step, for a segment with text: CWR and CE (see on_arrival); the
         first CE mark is ACKed at once (module docstring)."""
         cwr = bool(int(seg.flags) & CWR)
+        if not self.seen and seg.ecn is not Ecn.NOT_ECT:
+            self.seen = True  # as Linux's TCP_ECN_SEEN, for TcbInfo.ecn_seen
         if why is not None and cwr and self.ece_pending:
             why.decide(Rule.ECN_CWR_RECEIVED, seg_seq=seg.seq)
         if self.on_arrival(ce=seg.ecn is Ecn.CE, cwr=cwr):

@@ -108,6 +108,10 @@ def add_link_flags(parser: argparse.ArgumentParser, *, picks_free: bool = False)
                         default=EcnMode.ACCEPT.value,
                         help="ECN, RFC 3168: accept (agree when the peer asks, the default, as "
                         "Linux's tcp_ecn=2), on (ask too) or off")
+    parser.add_argument("--timestamps", action=argparse.BooleanOptionalAction, default=True,
+                        help="timestamps, RFC 7323 (RTT measurement, PAWS): offered in our SYN "
+                        "and used if the peer's carries them too (default on, as Linux's "
+                        "tcp_timestamps=1); --no-timestamps neither offers nor accepts them")
     parser.add_argument("--trace", action="store_true",
                         help="print every segment (tcpdump format) and state change")
     parser.add_argument("--why", action="store_true",
@@ -149,7 +153,8 @@ def settle_link(args: argparse.Namespace, *, pick_free: bool) -> LinkChoice:
 
 def tcp_config(args: argparse.Namespace) -> TcpConfig:
     settings = {} if args.msl is None else {"msl": args.msl}
-    return TcpConfig(mss=args.mtu - 40, congestion=args.congestion, ecn=args.ecn, **settings)
+    return TcpConfig(mss=args.mtu - 40, congestion=args.congestion, ecn=args.ecn,
+                     timestamps=args.timestamps, **settings)
 
 
 def control_path(args: argparse.Namespace) -> Path:

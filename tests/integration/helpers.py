@@ -8,6 +8,7 @@ which forks inside the namespace (see tests/netns.py).
 from __future__ import annotations
 
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -31,6 +32,17 @@ def userstack_argv(*argv: str) -> list[str]:
 # 2-core one a single `userstack ss` poll can take seconds; a wait this long only costs its
 # whole length when the test fails anyway.
 PATIENCE = 30.0
+
+
+def echoed(host: str, data: bytes, timeout: float = 10) -> bytes:
+    """What `serve echo` sends back to a kernel socket that sends `data` and half-closes."""
+    with socket.create_connection((host, 7), timeout=timeout) as sock:
+        sock.sendall(data)
+        sock.shutdown(socket.SHUT_WR)
+        got = b""
+        while chunk := sock.recv(65536):
+            got += chunk
+    return got
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float, what: str) -> Any:

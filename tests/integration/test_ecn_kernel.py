@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from .helpers import HOST, STACK, Served
+from .helpers import HOST, STACK, Served, echoed
 from .test_real_clients import exchange_with_kernel_listener
 
 SYN_LINE = re.compile(r"IP (\S+)\.\d+ > (\S+)\.\d+: Flags \[(S[^\]]*)\]")
@@ -48,13 +48,7 @@ def ect_sources(pcap: Path) -> set[str]:
 def test_kernel_client_asks_and_userstack_agrees(serve: Callable[..., Served]) -> None:
     kernel_ecn_on()
     served = serve("echo", pcap=True)
-    with socket.create_connection((STACK, 7), timeout=10) as sock:
-        sock.sendall(b"e" * 100_000)
-        sock.shutdown(socket.SHUT_WR)
-        got = b""
-        while data := sock.recv(65536):
-            got += data
-    assert got == b"e" * 100_000
+    assert echoed(STACK, b"e" * 100_000) == b"e" * 100_000
     assert served.stop() == 0
     assert syns(served.pcap) == [(HOST, STACK, "SEW"), (STACK, HOST, "S.E")]
     assert ect_sources(served.pcap) == {HOST, STACK}  # data both ways, ECT(0)

@@ -20,7 +20,7 @@ from userstack.tcp.timestamps import ts_before
 from userstack.wire.addr import Endpoint
 from userstack.wire.tcp import TcpFlags
 
-from .helpers import HOST, STACK, Served
+from .helpers import HOST, STACK, Served, echoed
 from .test_real_clients import (
     TEN_MB,
     curl,
@@ -91,3 +91,49 @@ def test_userstack_offers_them_to_a_kernel_listener(workdir: Path, netns: object
     assert (src, dst, ecr) == (STACK, HOST, 0) and (src2, dst2, ecr2) == (HOST, STACK, val)
     assert val2 != 0
     assert check_echoes(pcap) > 100
+
+
+SYN_LINE = re.compile(r"IP (\S+)\.\d+ > (\S+)\.\d+: Flags \[(S\.?)\].*options \[([^\]]*)\]")
+
+
+def syn_options(pcap: Path) -> list[tuple[str, str, str, str]]:
+    """(source, destination, flags, options as tcpdump writes them) of each SYN, SYN,ACK."""
+    out = subprocess.run(["tcpdump", "-nn", "-r", str(pcap)], capture_output=True, text=True,
+                         timeout=60, check=True).stdout
+    return SYN_LINE.findall(out)
+
+
+def without_tsopt(pcap: Path, *, skip: int = 0) -> int:
+    """How many segments the capture holds after the first `skip`; it fails if one of
+    them carries a TSopt."""
+    segments = read_capture(pcap).segments[skip:]
+    for p in segments:
+        assert p.segment.options.timestamps is None, f"#{p.number} carries a TSopt"
+    return len(segments)
+
+
+def test_serve_no_timestamps_answers_a_kernel_syn_without_them(
+    serve: Callable[..., Served],
+) -> None:
+    """`serve --no-timestamps` (Linux's tcp_timestamps=0 for the stack): the kernel's SYN
+    offers TSopt, the SYN,ACK carries none, and so no segment after it does (RFC 7323
+    3.2: both SYNs must carry it); the data gets through."""
+    served = serve("echo", "--no-timestamps", pcap=True)
+    assert echoed(STACK, b"t" * 100_000) == b"t" * 100_000
+    assert served.stop() == 0
+    [(src, dst, flags, options), (src2, dst2, flags2, options2)] = syn_options(served.pcap)
+    assert (src, dst, flags, src2, dst2, flags2) == (HOST, STACK, "S", STACK, HOST, "S.")
+    assert "TS val" in options and "TS val" not in options2, (options, options2)
+    assert options2.startswith("mss ") and "sackOK" in options2  # the others, as before
+    assert without_tsopt(served.pcap, skip=1) > 10  # all but the kernel's SYN
+
+
+def test_connect_no_timestamps_offers_none_to_a_kernel_listener(
+    workdir: Path, netns: object
+) -> None:
+    pcap = workdir / "connect.pcap"
+    exchange_with_kernel_listener(workdir, HOST, "--no-timestamps", "--pcap", str(pcap))
+    [(src, _, flags, options), (src2, _, flags2, options2)] = syn_options(pcap)
+    assert (src, flags, src2, flags2) == (STACK, "S", HOST, "S.")
+    assert "TS val" not in options and "TS val" not in options2, (options, options2)
+    assert without_tsopt(pcap) > 100

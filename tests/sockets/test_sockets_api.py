@@ -383,6 +383,25 @@ async def test_tcp_user_timeout_gives_up_on_unacknowledged_data(
         nursery.cancel_scope.cancel()
 
 
+async def test_timestamps_are_the_stacks_switch_not_a_socket_option(
+    autojump_clock: MockClock,
+) -> None:
+    """As Linux's net.ipv4.tcp_timestamps: the stack's TcpConfig(timestamps=...) decides
+    for every socket on it (TCP_INFO's ts says what the SYNs agreed); there is no socket
+    option to turn them off (Linux's TCP_TIMESTAMP, 24, reads or sets the clock in
+    repair mode; it is not one here: ENOPROTOOPT)."""
+    for client_config, agreed in ((TcpConfig(timestamps=False), False), (None, True)):
+        async with trio.open_nursery() as nursery:
+            client, server, _, _ = await start_stacks(nursery, client_config=client_config)
+            sock, accepted = await socket_pair(client, server)
+            assert sock.getsockopt(TCP, socket.TCP_INFO).ts is agreed
+            assert accepted.getsockopt(TCP, socket.TCP_INFO).ts is agreed  # the server offers
+            with pytest.raises(OSError) as caught:
+                sock.setsockopt(TCP, getattr(socket, "TCP_TIMESTAMP", 24), 0)
+            assert caught.value.errno == errno.ENOPROTOOPT
+            nursery.cancel_scope.cancel()
+
+
 async def test_tcp_congestion_names_the_controller_before_connect(
     autojump_clock: MockClock,
 ) -> None:

@@ -12,6 +12,13 @@ controller is chosen when the connection opens (Linux also switches an open one;
 that is EISCONN rather than a setting that silently does nothing). An unknown name is
 ENOENT, as Linux answers for a module it does not have.
 
+Timestamps (RFC 7323) and ECN (RFC 3168) have no socket option, as on Linux, where they
+are the namespace's sysctls (net.ipv4.tcp_timestamps, net.ipv4.tcp_ecn) and no
+setsockopt turns them off for one socket (its TCP_TIMESTAMP only moves the clock, in
+repair mode): here they are the stack's, `TcpConfig(timestamps=..., ecn=...)` of the
+UserStack every socket's config starts from (`userstack serve --no-timestamps`, `--ecn`).
+TCP_INFO says what a connection's SYNs agreed (`TcbInfo.ts`, `.ecn`).
+
 SO_RCVBUF and SO_SNDBUF behave as on Linux: setting N gives a buffer of N bytes of
 data, and getsockopt reports 2N ("the kernel doubles this value to allow space for
 bookkeeping overhead", socket(7)).

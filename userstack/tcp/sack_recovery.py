@@ -42,7 +42,9 @@ class SackRecovery(Recovery):
 
     def __init__(self, snd_una: SeqNum) -> None:
         super().__init__(snd_una)
-        self.rack = Rack(snd_una)  # RFC 8985 loss detection
+        # RFC 8985 loss detection, made when first needed (`_rack`): until a segment is
+        # delivered RACK is in its initial state, so an idle connection keeps none (issue 13)
+        self.rack: Rack | None = None
         self.tlp_end: SeqNum | None = None  # TLP.end_seq: a tail loss probe episode
         self.tlp_is_retrans = False  # TLP.is_retrans: the probe resent old data
         self.prr: Prr | None = None  # the sending rate during a recovery (RFC 6937)
@@ -69,10 +71,10 @@ class SackRecovery(Recovery):
             elif ack >= self.recover:
                 self._end_recovery(sender)
             sender.restart_timer(ack, now)
-            self._on_sack_ack(sender, seg, result.delivered, now)
+            self._on_sack_ack(sender, seg, una, result.delivered, now)
             freed = result.freed
         elif ack == tcb.snd_una and tcb.snd_nxt != ack:
-            self._on_sack_ack(sender, seg, [], now)  # a duplicate ACK: its SACK blocks matter
+            self._on_sack_ack(sender, seg, una, [], now)  # a duplicate ACK: its SACK blocks matter
         if self.prr is not None:
             # RFC 6937 3: DeliveredData = change_in(snd.una) + change_in(SACKd)
             delivered = max((tcb.snd_una - una) + (sender.board.sacked - sacked), 0)
@@ -119,11 +121,22 @@ class SackRecovery(Recovery):
         if self.prr is not None:
             self.prr.on_sent(nbytes)  # prr_out += (data sent)
 
+    def _rack(self, snd_una: SeqNum) -> Rack:
+        """RACK's state, made the first time it is needed: no segment was delivered before,
+        so it starts as it would have at the handshake, from `snd_una` (SND.UNA as this
+        ACK found it: nothing delivered, nothing moved RACK's variables since)."""
+        rack = self.rack
+        if rack is None:
+            rack = self.rack = Rack(snd_una)
+        return rack
+
     def _on_sack_ack(
-        self, sender: Sender, seg: TcpSegment, delivered: list[SentSegment], now: float
+        self, sender: Sender, seg: TcpSegment, una: SeqNum, delivered: list[SentSegment],
+        now: float,
     ) -> None:
         """RFC 6675, RFC 8985 6.2 and 7.4: update the scoreboard from the SACK blocks,
-        let RACK see what was delivered, close a tail loss probe episode, look for losses."""
+        let RACK see what was delivered, close a tail loss probe episode, look for losses.
+        `una` is SND.UNA before this ACK."""
         tcb = sender.tcb
         board = sender.board
         blocks = seg.options.sack_blocks
@@ -132,7 +145,8 @@ class SackRecovery(Recovery):
         # RFC 2018 8: the receiver dropped data it had SACKed; the marks go, and RACK or
         # the RTO will find the data lost and resend it
         board.reneged()
-        self.rack.delivered(delivered, now)
+        if delivered:
+            self._rack(una).delivered(delivered, now)
         dsack = bool(blocks) and blocks[0][1] <= seg.ack  # RFC 2883: a first block below SEG.ACK
         if dsack and self.undo is not None:
             self.undo.on_dsack(*blocks[0])
@@ -155,12 +169,12 @@ class SackRecovery(Recovery):
         """RFC 8985 6.2 steps 4-5 and 6.3: mark what RACK deems lost, arm the reordering
         timer for what it may soon deem lost, and begin recovery (RFC 6675 5 (4))."""
         board = sender.board
-        rack = self.rack
         segments = board.segments
         timers = sender.timers
         timers.cancel(Timer.REORDER)
         if not segments:
             return
+        rack = self._rack(sender.tcb.snd_una)
         first = segments[0]
         if not (board.sacked or board.lost) and sent_after(
             first.xmit_ts, first.end, rack.xmit_ts, rack.end_seq

@@ -34,7 +34,7 @@ INPUTS = (
 # not state: the explainer, the configuration (an input, changed on purpose by replay()),
 # the fast path's own counters, the connection itself inside the Sender (its output), and
 # the stack's handle the connection carries for it
-NOT_STATE = frozenset({"_why", "why", "config", "prediction", "out", "owner"})
+NOT_STATE = frozenset({"_why", "why", "config", "fast_acks", "fast_data", "out", "owner"})
 
 Call = tuple[str, tuple[Any, ...], dict[str, Any]]
 
@@ -213,5 +213,5 @@ def fast_path_agrees(rec: Recording) -> tuple[int, int]:
                     other.next_deadline()) == seen, (step, call)
             other_held = state(other)
             assert held == other_held, (step, call, difference(held, other_held))
-    assert fast is not None and fast.prediction is not None
-    return fast.prediction.acks, fast.prediction.data
+    assert fast is not None
+    return fast.fast_acks, fast.fast_data

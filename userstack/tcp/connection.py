@@ -82,6 +82,7 @@ from ..wire.addr import Endpoint
 from ..wire.ipv4 import Ecn
 from ..wire.seq import SeqNum
 from ..wire.tcp import NO_OPTIONS, TcpFlags, TcpOptions, TcpSegment
+from . import fast_path
 from .config import TcpConfig
 from .errors import ConnectionFailed, ConnectionStateError
 from .events import (
@@ -96,7 +97,6 @@ from .events import (
     StateChanged,
     Urgent,
 )
-from .fast_path import HeaderPrediction
 from .icmp_errors import IcmpErrorKind, Severity, acceptable, mss_for_mtu
 from .info import TcbInfo
 from .receiver import Receiver
@@ -156,9 +156,10 @@ class Connection:
         "_why",
         "challenge_acks_suppressed",
         "config",
+        "fast_acks",
+        "fast_data",
         "local",
         "owner",
-        "prediction",
         "receiver",
         "remote",
         "sender",
@@ -204,8 +205,9 @@ class Connection:
         # so an idle connection keeps no empty lists (issue 13)
         self._outgoing: list[TcpSegment] | None = None
         self._events: list[Event] | None = None
-        # header prediction (fast_path.py), or None: every segment takes the eight steps
-        self.prediction = HeaderPrediction() if config.header_prediction else None
+        # segments header prediction took (fast_path.py): pure ACKs (a), in-order data (b)
+        self.fast_acks = 0
+        self.fast_data = 0
 
     # ------------------------------------------------------------------ OPEN (3.10.1)
 
@@ -668,7 +670,7 @@ class Connection:
             self._segment_arrives_listen(seg, now)
         elif state is State.SYN_SENT:
             self._segment_arrives_syn_sent(seg, now)
-        elif self.prediction is None or not self.prediction.segment_arrives(self, seg, now):
+        elif not (self.config.header_prediction and fast_path.segment_arrives(self, seg, now)):
             self._segment_arrives_synchronized(seg, now)  # not the fast path (fast_path.py)
         if self.state is not State.CLOSED and self.state is not State.LISTEN:
             self._output(now)

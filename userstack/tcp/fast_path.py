@@ -81,62 +81,56 @@ _DATA_STATES = frozenset({State.ESTABLISHED, State.FIN_WAIT_2})  # where (b) is
 _PREDICTED = _ACK_STATES | _DATA_STATES
 
 
-class HeaderPrediction:
-    """One connection's fast path and how often it was taken; see the module docstring."""
+def segment_arrives(conn: Connection, seg: TcpSegment, now: float) -> bool:
+    """Process `seg` the short way if it is one of the two predicted kinds, and count it
+    in the connection's `fast_acks` or `fast_data`. False: it is not, nothing was changed,
+    and the eight steps must run. (Functions, not an object per connection: an idle
+    connection pays for two counters, not for a prediction object too; issue 13.)"""
+    state = conn.state
+    if state not in _PREDICTED or conn._why is not None:
+        return False
+    if int(seg.flags) & ~PSH != ACK or not _options_predicted(conn, seg.options):
+        return False
+    tcb = conn.tcb
+    if seg.seq.value != tcb.rcv_nxt.value:
+        return False
+    sender = conn.sender
+    if sender.recovery.recovering(tcb.snd_una):
+        return False
+    if seg.payload:
+        return state in _DATA_STATES and _in_order_data(conn, seg, now)
+    ack = seg.ack
+    if state not in _ACK_STATES or not tcb.snd_una < ack <= tcb.snd_nxt:
+        return False
+    # (a) a pure ACK of new data: the fifth step, as _check_ack hands it to the Sender
+    _take_tsval(conn, seg, now)
+    conn._heard_from_peer(now)
+    if sender.on_ack(seg, seg.window << tcb.snd_wscale, now) > 0:
+        conn._event(SendSpace())
+    _take_window(conn, seg)
+    conn.fast_acks += 1
+    return True
 
-    __slots__ = ("acks", "data")
 
-    def __init__(self) -> None:
-        self.acks = 0  # pure ACKs taken by the fast path, (a)
-        self.data = 0  # in-order data segments taken by it, (b)
-
-    def segment_arrives(self, conn: Connection, seg: TcpSegment, now: float) -> bool:
-        """Process `seg` the short way if it is one of the two predicted kinds. False:
-        it is not, nothing was changed, and the eight steps must run."""
-        state = conn.state
-        if state not in _PREDICTED or conn._why is not None:
-            return False
-        if int(seg.flags) & ~PSH != ACK or not _options_predicted(conn, seg.options):
-            return False
-        tcb = conn.tcb
-        if seg.seq.value != tcb.rcv_nxt.value:
-            return False
-        sender = conn.sender
-        if sender.recovery.recovering(tcb.snd_una):
-            return False
-        if seg.payload:
-            return state in _DATA_STATES and self._in_order_data(conn, seg, now)
-        ack = seg.ack
-        if state not in _ACK_STATES or not tcb.snd_una < ack <= tcb.snd_nxt:
-            return False
-        # (a) a pure ACK of new data: the fifth step, as _check_ack hands it to the Sender
-        _take_tsval(conn, seg, now)
-        conn._heard_from_peer(now)
-        if sender.on_ack(seg, seg.window << tcb.snd_wscale, now) > 0:
-            conn._event(SendSpace())
-        _take_window(conn, seg)
-        self.acks += 1
-        return True
-
-    def _in_order_data(self, conn: Connection, seg: TcpSegment, now: float) -> bool:
-        """(b): the text is next in sequence, fits the window, and the ACK says nothing."""
-        tcb = conn.tcb
-        una = tcb.snd_una.value
-        buffer = conn.receiver.buffer
-        if (
-            seg.ack.value != una
-            or tcb.snd_nxt.value != una
-            or len(seg.payload) > tcb.rcv_wnd
-            or buffer.has_gaps
-            or buffer.fin_at is not None
-        ):
-            return False
-        _take_tsval(conn, seg, now)
-        conn._heard_from_peer(now)
-        _take_window(conn, seg)
-        conn._process_segment_text(seg, now)  # the seventh step itself (and ECN's echo)
-        self.data += 1
-        return True
+def _in_order_data(conn: Connection, seg: TcpSegment, now: float) -> bool:
+    """(b): the text is next in sequence, fits the window, and the ACK says nothing."""
+    tcb = conn.tcb
+    una = tcb.snd_una.value
+    buffer = conn.receiver.buffer
+    if (
+        seg.ack.value != una
+        or tcb.snd_nxt.value != una
+        or len(seg.payload) > tcb.rcv_wnd
+        or buffer.has_gaps
+        or buffer.fin_at is not None
+    ):
+        return False
+    _take_tsval(conn, seg, now)
+    conn._heard_from_peer(now)
+    _take_window(conn, seg)
+    conn._process_segment_text(seg, now)  # the seventh step itself (and ECN's echo)
+    conn.fast_data += 1
+    return True
 
 
 def _options_predicted(conn: Connection, options: TcpOptions) -> bool:

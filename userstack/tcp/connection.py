@@ -83,6 +83,7 @@ from ..wire.ipv4 import Ecn
 from ..wire.seq import SeqNum
 from ..wire.tcp import NO_OPTIONS, TcpFlags, TcpOptions, TcpSegment
 from . import fast_path
+from .challenge_acks import ChallengeAckLimit
 from .config import TcpConfig
 from .errors import ConnectionFailed, ConnectionStateError
 from .events import (
@@ -141,8 +142,7 @@ class Connection:
     # stack keeps a TIME-WAIT TCB the application still holds in a WeakValueDictionary.
     __slots__ = (
         "__weakref__",
-        "_challenge_acks",
-        "_challenge_acks_until",
+        "_challenge_limit",
         "_events",
         "_failure",
         "_fully_closed",
@@ -154,7 +154,6 @@ class Connection:
         "_timers",
         "_ts",
         "_why",
-        "challenge_acks_suppressed",
         "config",
         "fast_acks",
         "fast_data",
@@ -198,9 +197,8 @@ class Connection:
         self._fully_closed = False  # CLOSE without half: nobody will read any more
         self._failure: ErrorReason | None = None
         self._soft_error: ErrorReason | None = None  # the last soft ICMP error (MUST-47)
-        self._challenge_acks = 0  # sent in the current one-second window (RFC 5961 7)
-        self._challenge_acks_until = now
-        self.challenge_acks_suppressed = 0  # challenge ACKs the limit left out
+        # RFC 5961 7's rate limit, from the first challenge ACK on (challenge_acks.py)
+        self._challenge_limit: ChallengeAckLimit | None = None
         # what take_outgoing() and take_events() hand over; None while there is nothing,
         # so an idle connection keeps no empty lists (issue 13)
         self._outgoing: list[TcpSegment] | None = None
@@ -268,6 +266,11 @@ class Connection:
         return conn
 
     # ------------------------------------------------------------------ properties
+
+    @property
+    def challenge_acks_suppressed(self) -> int:
+        """Challenge ACKs RFC 5961 7's limit left out (challenge_acks.py)."""
+        return 0 if self._challenge_limit is None else self._challenge_limit.suppressed
 
     @property
     def readable(self) -> int:
@@ -1165,13 +1168,10 @@ class Connection:
         (RFC 5961 7); the ones left out are counted in challenge_acks_suppressed."""
         limit = self.config.challenge_ack_limit
         if limit is not None:
-            if now >= self._challenge_acks_until:
-                self._challenge_acks_until = now + 1.0  # a new one-second window
-                self._challenge_acks = 0
-            if self._challenge_acks >= limit:
-                self.challenge_acks_suppressed += 1
+            if self._challenge_limit is None:
+                self._challenge_limit = ChallengeAckLimit(now)
+            if not self._challenge_limit.allow(limit, now):
                 return
-            self._challenge_acks += 1
         self.receiver.ack_now = True
 
     def _take_syn(self, seg: TcpSegment, now: float) -> None:

@@ -87,12 +87,24 @@ def agreed(
     return ours
 
 
+def timestamps_only(pair: tuple[int, int]) -> TcpOptions:
+    """TcpOptions(timestamps=pair): a bulk transfer sends many segments a millisecond, all
+    with the same pair, so the last one built serves again. A memo of one entry for all
+    connections, not one per connection (an idle connection keeps none, issue 13): what it
+    holds is a frozen value, so nothing of one connection can reach another."""
+    last = _last_timestamps_only[0]
+    if last.timestamps != pair:
+        last = _last_timestamps_only[0] = TcpOptions(timestamps=pair)
+    return last
+
+
+_last_timestamps_only = [TcpOptions(timestamps=(0, 0))]
+
+
 class Timestamps:
     """One connection's timestamp state, once both SYNs carried TSopt (RFC 7323 3.2)."""
 
-    __slots__ = (
-        "_stamped", "first_tsval", "last_ack_sent", "offset", "ts_recent", "ts_recent_age"
-    )
+    __slots__ = ("first_tsval", "last_ack_sent", "offset", "ts_recent", "ts_recent_age")
 
     def __init__(self, offset: int, ts_recent: int, now: float) -> None:
         """`ts_recent` is the TSval of the peer's SYN (or SYN-ACK): TS.Recent's first value
@@ -102,7 +114,6 @@ class Timestamps:
         self.ts_recent_age = now  # when TS.Recent was recorded (for the 24-day rule)
         self.last_ack_sent: SeqNum | None = None  # Last.ACK.sent (RFC 7323 4.3)
         self.first_tsval = self.clock(now)  # no echo of ours can be older than this
-        self._stamped = TcpOptions(timestamps=(self.first_tsval, 0))  # the last bare TSopt
 
     def peer_syn(self, tsval: int, now: float) -> None:
         """The peer's SYN (or SYN,ACK) carried TSval: TS.Recent's first value (RFC 7323 4.3)."""
@@ -126,11 +137,7 @@ class Timestamps:
         option()). RFC 7323 3.2: on every segment once agreed."""
         pair = self.option(now, ack)
         if options is NO_OPTIONS:
-            # a bulk transfer sends many segments a millisecond, all with the same pair:
-            # the frozen TcpOptions of the last one serves again
-            if self._stamped.timestamps != pair:
-                self._stamped = TcpOptions(timestamps=pair)
-            return self._stamped
+            return timestamps_only(pair)
         return TcpOptions(options.mss, options.window_scale, options.sack_permitted,
                           options.sack_blocks, pair, options.unknown)
 

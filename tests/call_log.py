@@ -23,6 +23,7 @@ from typing import Any
 from userstack.tcp.config import TcpConfig
 from userstack.tcp.connection import Connection
 from userstack.tcp.rules import Explainer
+from userstack.tcp.timers import Timer, Timers
 from userstack.wire.seq import SeqNum
 from userstack.wire.tcp import TcpSegment
 
@@ -139,6 +140,8 @@ def state(value: Any, path: tuple[int, ...] = ()) -> Any:
     if id(value) in path:
         return "<cycle>"
     inner = (*path, id(value))
+    if isinstance(value, Timers):  # by deadline: all off is all off, with storage or not
+        return [value.at(kind) for kind in Timer]
     if isinstance(value, list | tuple | deque):
         return [state(v, inner) for v in value]
     if isinstance(value, dict):

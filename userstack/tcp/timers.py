@@ -52,59 +52,72 @@ _SS_NAMES = {
     Timer.KEEPALIVE: TimerKind.KEEPALIVE,
 }
 _ALL = tuple(Timer)
+_OFF = (None,) * len(_ALL)
 
 
 class Timers(list[float | None]):
     """One deadline per Timer, None when off; see the module docstring.
 
     The list of deadlines itself, indexed by Timer (not an object holding one): a
-    connection pays for one object, not two (issue 13). Use the methods below."""
+    connection pays for one object, not two. While every timer is off the list is empty
+    and holds no storage (an idle connection's timers are all off, issue 13): the first
+    `arm` makes its eight entries, and `earliest` lets them go when it finds none armed.
+    Use the methods below, never the list itself."""
 
     __slots__ = ()
 
     def __init__(self) -> None:
-        super().__init__([None] * len(_ALL))
+        super().__init__()  # all off
 
     def arm(self, kind: Timer, at: float) -> None:
         """Set (or move) `kind` to fire at `at`."""
+        if not self:
+            self.extend(_OFF)
         self[kind] = at
 
     def arm_if_off(self, kind: Timer, at: float) -> None:
         """Set `kind` to fire at `at` unless it is already running."""
+        if not self:
+            self.extend(_OFF)
         if self[kind] is None:
             self[kind] = at
 
     def cancel(self, kind: Timer) -> None:
-        self[kind] = None
+        if self:
+            self[kind] = None
 
     def cancel_all(self) -> None:
-        for kind in _ALL:  # in place: a `due()` loop under way sees it
-            self[kind] = None
+        self.clear()  # in place: a `due()` loop under way sees it
 
     def at(self, kind: Timer) -> float | None:
         """When `kind` fires, or None when it is off."""
-        return self[kind]
+        return self[kind] if self else None
 
     def is_armed(self, kind: Timer) -> bool:
-        return self[kind] is not None
+        return bool(self) and self[kind] is not None
 
     def earliest(self) -> tuple[Timer, float] | None:
         """The next timer to fire and when; the first in Timer order on a tie."""
+        if not self:
+            return None
         best: tuple[Timer, float] | None = None
         for kind, at in zip(_ALL, self, strict=True):
             if at is not None and (best is None or at < best[1]):
                 best = (kind, at)
+        if best is None:
+            self.clear()  # all off: the storage goes until the next arm
         return best
 
     def due(self, now: float) -> Iterator[Timer]:
         """The timers due at `now`, in Timer order, each checked when it is reached."""
         for kind in _ALL:
+            if not self:
+                return  # cancel_all() by a handler
             deadline = self[kind]
             if deadline is not None and deadline <= now:
                 yield kind
 
     def __repr__(self) -> str:
-        armed = ", ".join(
-            f"{k.name}={a:g}" for k, a in zip(_ALL, self, strict=True) if a is not None
-        )
+        pairs = zip(_ALL, self, strict=False)  # empty while all are off
+        armed = ", ".join(f"{k.name}={a:g}" for k, a in pairs if a is not None)
         return f"<Timers {armed or 'off'}>"

@@ -22,7 +22,7 @@ from tcp_harness import NODELAY as CFG
 from userstack.tcp.config import TcpConfig
 from userstack.tcp.connection import Connection
 from userstack.tcp.rack import Rack
-from userstack.tcp.sack import Scoreboard
+from userstack.tcp.sack import NOTHING_IN_FLIGHT, Scoreboard
 from userstack.tcp.state import State
 from userstack.wire.seq import SeqNum
 from userstack.wire.tcp import TcpOptions
@@ -175,6 +175,38 @@ def test_rack_detects_a_lost_retransmission() -> None:
     assert rack.detect_loss(board, 1.25, 0.15) == 0
     assert board.segments[0].lost and board.lost == 1000
     assert board.pipe(2000) == 0  # lost and SACKed octets have left the pipe
+
+
+def test_the_shared_empty_scoreboard_is_never_written() -> None:
+    """Every connection with nothing in flight shares NOTHING_IN_FLIGHT (issue 13): each
+    method a sender or its recovery may call with nothing in flight leaves it untouched,
+    and recording a segment in it is refused."""
+    board = NOTHING_IN_FLIGHT
+    una = SeqNum(1000)
+    assert board.acked(una) == []
+    assert board.sack(((SeqNum(1000), SeqNum(2000)), (SeqNum(1), SeqNum(500))), una) == []
+    assert not board.reneged()
+    board.resent(una, una + 1000, 1.0)
+    board.mark_all_lost()
+    board.split_lost(500)
+    assert board.first_lost(una + 1000) is None and board.last() is None
+    assert board.sacked_from(una) is None and board.unsacked_run(una, una + 10) == una + 10
+    assert board.pipe(0) == 0 and board.empty
+    assert (board.segments, board.sacked, board.sacked_segments, board.lost) == ((), 0, 0, 0)
+    with pytest.raises(AssertionError):
+        board.sent(una, una + 1000, 1.0)
+
+
+def test_a_sender_holds_a_scoreboard_only_while_something_is_in_flight() -> None:
+    conn = sack_conn()
+    assert conn.sender.board is NOTHING_IN_FLIGHT  # idle after the handshake
+    four_segments(conn)
+    board = conn.sender.board
+    assert board is not NOTHING_IN_FLIGHT and len(board.segments) == 4
+    send(conn, seg(IRS + 1, ISS + 2001, window=BIG), 0.2)
+    assert conn.sender.board is board and len(board.segments) == 2  # half still in flight
+    send(conn, seg(IRS + 1, ISS + 4001, window=BIG), 0.3)
+    assert conn.sender.board is NOTHING_IN_FLIGHT
 
 
 def rcv(*edges: tuple[int, int]) -> TcpOptions:

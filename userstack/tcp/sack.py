@@ -26,8 +26,8 @@ from bisect import bisect_right
 
 from ..wire.seq import SeqNum
 
-# The segments of an empty scoreboard: one shared empty tuple, so a connection with
-# nothing in flight (an idle one) keeps no list (issue 13).
+# The segments of an empty scoreboard: one shared empty tuple, so a scoreboard with
+# nothing in flight keeps no list (issue 13).
 _NOTHING_SENT: tuple[()] = ()
 
 
@@ -56,7 +56,12 @@ class SentSegment:
 
 
 class Scoreboard:
-    """The segments between SND.UNA and SND.NXT, in sequence order."""
+    """The segments between SND.UNA and SND.NXT, in sequence order.
+
+    An empty scoreboard is never written to: every method but sent() leaves it as it is
+    (tests/tcp/test_tcp_sack.py tries them all). So all connections with nothing in
+    flight share NOTHING_IN_FLIGHT, and the Sender gives a connection a scoreboard of its
+    own only to send data (issue 13: an idle connection keeps none)."""
 
     __slots__ = ("lost", "sacked", "sacked_segments", "segments")
 
@@ -96,6 +101,8 @@ class Scoreboard:
         """The cumulative ACK moved SND.UNA to `una`: forget the segments it covers and
         return those it newly delivered (not already SACKed), for RACK."""
         segments = self.segments
+        if not segments:
+            return []
         k = 0
         delivered = []
         for s in segments:
@@ -172,6 +179,8 @@ class Scoreboard:
         """The path MTU fell (RFC 1191): every segment not SACKed that is longer than
         `mss` was too big to get through. Cut each into pieces of at most `mss`, all
         marked lost, so they are resent at the new size (as Linux's tcp_simple_retransmit)."""
+        if not self.segments:
+            return
         out: list[SentSegment] = []
         for s in self.segments:
             if s.sacked or s.length <= mss:
@@ -232,11 +241,10 @@ class Scoreboard:
             i += 1
         return end
 
-    def clear(self) -> None:
-        self.segments = _NOTHING_SENT
-        self.sacked = 0
-        self.sacked_segments = 0
-        self.lost = 0
+    @property
+    def empty(self) -> bool:
+        """Nothing in flight, nothing SACKed or lost: as NOTHING_IN_FLIGHT is."""
+        return not self.segments and not (self.sacked or self.sacked_segments or self.lost)
 
     def _index(self, seq: SeqNum) -> int:
         """Index of the segment holding `seq` (or the first after it)."""
@@ -250,3 +258,15 @@ class Scoreboard:
         # segments are contiguous and ordered: bisect on their offsets from the first
         i = bisect_right(segments, off, key=lambda s: s.start - base) - 1
         return max(i, 0) if segments[max(i, 0)].end > seq else i + 1
+
+
+class _NothingInFlight(Scoreboard):
+    """The one empty scoreboard all connections with nothing in flight share."""
+
+    __slots__ = ()
+
+    def sent(self, start: SeqNum, end: SeqNum, now: float) -> None:
+        raise AssertionError("the shared empty scoreboard must never record a segment")
+
+
+NOTHING_IN_FLIGHT: Scoreboard = _NothingInFlight()

@@ -51,7 +51,7 @@ from .recovery import Recovery
 from .reno_recovery import RenoRecovery
 from .rtt import RttEstimator, expected_samples
 from .rules import Explainer, Rule
-from .sack import Scoreboard, SentSegment
+from .sack import NOTHING_IN_FLIGHT, Scoreboard, SentSegment
 from .sack_recovery import SackRecovery
 from .tcb import Tcb
 from .timers import Timer, Timers
@@ -143,7 +143,8 @@ class Sender:
         self.fin_queued = False  # CLOSE was called: our FIN follows the queued data
         self.urgent = False  # urgent data sent and not yet acknowledged (SND.UP valid)
         self.nodelay = not config.nagle
-        self.board = Scoreboard()  # what is in flight, segment by segment (sack.py)
+        # what is in flight, segment by segment (sack.py); the shared empty one until then
+        self.board = NOTHING_IN_FLIGHT
         self.rtt = RttEstimator(config.rto_initial, config.rto_min, config.rto_max)
         self.rtt_seq: SeqNum | None = None  # the timed segment ends here (one at a time)
         self.rtt_sent_at = 0.0
@@ -208,7 +209,7 @@ class Sender:
         """A passive open's handshake failed: back to LISTEN with a fresh TCB."""
         self.tcb = tcb
         self.tx_nxt = tcb.iss
-        self.board.clear()
+        self.board = NOTHING_IN_FLIGHT
         self.retries = 0
         self.rtt_seq = None
 
@@ -389,6 +390,8 @@ class Sender:
         board = self.board
         snd_nxt = tcb.snd_nxt
         if end > snd_nxt:
+            if board is NOTHING_IN_FLIGHT:
+                board = self.board = Scoreboard()  # this connection's own, while in flight
             if seq < snd_nxt:  # partly sent before
                 board.resent(seq, snd_nxt, now)
                 board.sent(snd_nxt, end, now)
@@ -445,7 +448,10 @@ class Sender:
             self.urgent = False  # the urgent data is delivered (RFC 9293 3.8.5)
         if self.tx_nxt < ack:
             self.tx_nxt = ack
-        delivered = self.board.acked(ack)
+        board = self.board
+        delivered = board.acked(ack)
+        if board is not NOTHING_IN_FLIGHT and board.empty:
+            self.board = NOTHING_IN_FLIGHT  # nothing in flight: let it go (issue 13)
         sample = self.take_rtt_sample(ack, now, flight)
         sent_once = [s.xmit_ts for s in delivered if not s.retransmitted]
         if sent_once:

@@ -77,8 +77,13 @@ def test_the_24_day_rule() -> None:
 def test_rtt_samples_from_the_echo() -> None:
     ts = Timestamps(offset=123_456, ts_recent=0, now=0.0)
     sent = ts.clock(10.0)
-    assert ts.rtt_sample(sent, now=10.25) == pytest.approx(0.25)
-    assert ts.rtt_sample(ts.clock(11.0), now=10.5) is None  # an echo from the future
+    assert ts.rtt_sample(sent, now=10.25, longest=60.0) == pytest.approx(0.25)
+    assert ts.rtt_sample(ts.clock(11.0), now=10.5, longest=60.0) is None  # from the future
+    # an echo of a TSval older than RTO.max is garbage, not a round trip; so is 0 here,
+    # the TSecr of a peer that echoes nothing (133.7 s ago on this clock)
+    assert ts.rtt_sample(sent, now=70.5, longest=60.0) is None
+    assert ts.rtt_sample(sent, now=69.5, longest=60.0) == pytest.approx(59.5)
+    assert ts.rtt_sample(0, now=10.25, longest=60.0) is None
 
 
 # ---- wired into the connection ---------------------------------------------------------

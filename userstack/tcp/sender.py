@@ -501,7 +501,8 @@ class Sender:
         history, so each one weighs 1/ExpectedSamples (Appendix G)."""
         assert self.timestamps is not None
         tsecr, self.tsecr = self.tsecr, None  # one sample per ACK
-        sample = None if tsecr is None else self.timestamps.rtt_sample(tsecr, now)
+        sample = None if tsecr is None else self.timestamps.rtt_sample(
+            tsecr, now, self.config.rto_max)
         if sample is None:
             return None
         self.rtt.sample(sample, expected_samples(flight, self.mss))

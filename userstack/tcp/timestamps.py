@@ -104,7 +104,7 @@ _last_timestamps_only = [TcpOptions(timestamps=(0, 0))]
 class Timestamps:
     """One connection's timestamp state, once both SYNs carried TSopt (RFC 7323 3.2)."""
 
-    __slots__ = ("first_tsval", "last_ack_sent", "offset", "ts_recent", "ts_recent_age")
+    __slots__ = ("last_ack_sent", "offset", "ts_recent", "ts_recent_age")
 
     def __init__(self, offset: int, ts_recent: int, now: float) -> None:
         """`ts_recent` is the TSval of the peer's SYN (or SYN-ACK): TS.Recent's first value
@@ -113,7 +113,6 @@ class Timestamps:
         self.ts_recent = ts_recent
         self.ts_recent_age = now  # when TS.Recent was recorded (for the 24-day rule)
         self.last_ack_sent: SeqNum | None = None  # Last.ACK.sent (RFC 7323 4.3)
-        self.first_tsval = self.clock(now)  # no echo of ours can be older than this
 
     def peer_syn(self, tsval: int, now: float) -> None:
         """The peer's SYN (or SYN,ACK) carried TSval: TS.Recent's first value (RFC 7323 4.3)."""
@@ -165,11 +164,13 @@ class Timestamps:
         self.ts_recent_age = now
         return True
 
-    def rtt_sample(self, tsecr: int, now: float) -> float | None:
+    def rtt_sample(self, tsecr: int, now: float, longest: float) -> float | None:
         """RFC 7323 4.1 RTTM: the round trip of the data an ACK with this TSecr covers.
-        None for an echo from the future or from before our first TSval: not ours."""
-        clock = self.clock(now)
-        ticks = (clock - tsecr) % MODULUS
-        if ticks > (clock - self.first_tsval) % MODULUS:
+        None for an echo from the future (modulo 2^32 it is then nearly 2^32 ticks old)
+        or from longer ago than `longest`, RTO.max (RFC 6298 (2.5)): no round trip the
+        retransmission timer waits for is that long, so the TSecr is not an echo of ours
+        but a peer's garbage, which would blow SRTT up (Linux takes any up to 24 days)."""
+        ticks = (self.clock(now) - tsecr) % MODULUS
+        if ticks > longest * TICKS_PER_SECOND:
             return None
         return ticks / TICKS_PER_SECOND

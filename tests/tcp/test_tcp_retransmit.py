@@ -37,7 +37,7 @@ CFG = replace(NODELAY, max_retries=4)
 
 
 def test_estimator_first_and_later_samples() -> None:
-    est = RttEstimator(1.0, 0.2, 60.0)
+    est = RttEstimator(TcpConfig(rto_initial=1.0, rto_min=0.2, rto_max=60.0))
     est.sample(0.1)  # (2.2): SRTT = R, RTTVAR = R/2, RTO = SRTT + 4*RTTVAR
     assert (est.srtt, est.rttvar, est.rto) == (0.1, 0.05, pytest.approx(0.3))
     est.sample(0.3)  # (2.3)
@@ -46,7 +46,7 @@ def test_estimator_first_and_later_samples() -> None:
 
 
 def test_estimator_min_max_and_backoff() -> None:
-    est = RttEstimator(1.0, 1.0, 4.0)
+    est = RttEstimator(TcpConfig(rto_initial=1.0, rto_min=1.0, rto_max=4.0))
     est.sample(0.01)
     assert est.rto == 1.0  # (2.4) minimum
     for expected in (2.0, 4.0, 4.0):  # (5.5) doubling, (2.5) maximum

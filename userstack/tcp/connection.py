@@ -897,7 +897,7 @@ class Connection:
             self.sender.syn_retransmitted = True
             self._send_syn(now)
             return
-        if receiver.sack and seg.payload and seg.seq + len(seg.payload) <= tcb.rcv_nxt:
+        if receiver.sack_blocks and seg.payload and seg.seq + len(seg.payload) <= tcb.rcv_nxt:
             # all old: a duplicate, reported in the ACK's first SACK block (RFC 2883 4.1.1)
             receiver.buffer.note_duplicate(seg.seq - tcb.rcv_nxt, len(seg.payload))
         receiver.ack_now = True  # "<SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>", then drop
@@ -1200,9 +1200,8 @@ class Connection:
         syn = self._syn_options
         assert syn is not None  # a SYN state: not yet let go (_enter_established)
         self.sender.mss = syn.take(options, self.tcb)
-        self.receiver.sack = syn.sack
         self._ts = self.sender.timestamps = agreed(self._ts, options.timestamps, now)
-        self.receiver.timestamps = self._ts is not None
+        self.receiver.agreed(sack=syn.sack, timestamps=self._ts is not None)
 
     def _send_syn(self, now: float) -> None:
         """<SEQ=ISS><CTL=SYN> (or SYN,ACK once the peer's SYN is known); arms the timer."""

@@ -40,8 +40,8 @@ class Receiver:
     """The receive side of one TCB; see the module docstring."""
 
     __slots__ = (
-        "ack_now", "buffer", "config", "eof", "last_data_at", "quick", "rtt", "sack", "timers",
-        "timestamps", "unacked", "urgent", "why",
+        "ack_now", "buffer", "config", "eof", "last_data_at", "quick", "rtt", "sack_blocks",
+        "timers", "unacked", "urgent", "why",
     )
 
     def __init__(
@@ -58,8 +58,7 @@ class Receiver:
         self.quick = 0  # quick-ACKs left (Linux's icsk_ack.quick)
         self.last_data_at: float | None = None  # when in-order data last came (lrcvtime)
         self.timers = timers
-        self.sack = False  # both SYNs carried SACK-permitted: report SACK blocks
-        self.timestamps = False  # both SYNs carried TSopt: room for one SACK block less
+        self.sack_blocks = 0  # how many SACK blocks an ACK may carry; 0: SACK not agreed
         self.ack_now = False  # an ACK is owed and must go out with the next output
         self.unacked = 0  # data segments received since our last ACK
         self.eof = False  # the peer's FIN was reached in sequence
@@ -191,11 +190,17 @@ class Receiver:
         tcb.rcv_wnd = field << shift
         return field
 
+    def agreed(self, *, sack: bool, timestamps: bool) -> None:
+        """What the SYNs agreed: SACK-permitted in both (RFC 2018 2), then as many blocks
+        as fit beside timestamps (RFC 7323 3.2) if both carried TSopt too."""
+        if sack:
+            self.sack_blocks = MAX_SACK_BLOCKS_WITH_TIMESTAMPS if timestamps else MAX_SACK_BLOCKS
+
     @property
     def sack_due(self) -> bool:
         """The next ACK must carry SACK blocks (out-of-order data held, or a D-SACK)."""
         buffer = self.buffer
-        return self.sack and (buffer.has_gaps or buffer.dsack is not None)
+        return self.sack_blocks > 0 and (buffer.has_gaps or buffer.dsack is not None)
 
     def sack_option(self, tcb: Tcb) -> TcpOptions:
         """The SACK blocks of the out-of-order data we hold (RFC 2018 4: the block of the
@@ -203,6 +208,5 @@ class Receiver:
         buffer = self.buffer
         base = tcb.rcv_nxt - buffer.next  # the sequence number of stream offset 0
         return TcpOptions(sack_blocks=tuple(
-            (base + left, base + right) for left, right in buffer.sack_blocks(
-                MAX_SACK_BLOCKS_WITH_TIMESTAMPS if self.timestamps else MAX_SACK_BLOCKS)
+            (base + left, base + right) for left, right in buffer.sack_blocks(self.sack_blocks)
         ))

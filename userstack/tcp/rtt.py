@@ -6,6 +6,8 @@ segment (Karn's algorithm, RFC 6298 3), and calls back_off() when the timer expi
 
 from __future__ import annotations
 
+from .config import TcpConfig
+
 ALPHA = 1 / 8  # RFC 6298 (2.3)
 BETA = 1 / 4
 K = 4
@@ -19,14 +21,14 @@ def expected_samples(flight: int, smss: int) -> int:
 
 
 class RttEstimator:
-    __slots__ = ("rto", "rto_max", "rto_min", "rttvar", "srtt")
+    __slots__ = ("config", "rto", "rttvar", "srtt")
 
-    def __init__(self, rto_initial: float, rto_min: float, rto_max: float) -> None:
+    def __init__(self, config: TcpConfig) -> None:
         self.srtt: float | None = None
         self.rttvar: float | None = None
-        self.rto = rto_initial  # RFC 6298 (2.1)
-        self.rto_min = rto_min
-        self.rto_max = rto_max
+        self.rto = config.rto_initial  # RFC 6298 (2.1)
+        # the bounds are read from the shared configuration, not copied (issue 13)
+        self.config = config
 
     def sample(self, r: float, expected: int = 1) -> None:
         """Fold in one measurement R; this also undoes any backoff (RFC 6298 (2.2), (2.3)).
@@ -43,11 +45,12 @@ class RttEstimator:
             self.srtt = (1 - alpha) * self.srtt + alpha * r
         rto = self.srtt + max(CLOCK_GRANULARITY, K * self.rttvar)
         # RFC 6298 (2.4) minimum, (2.5) maximum
-        self.rto = min(max(rto, self.rto_min), self.rto_max)
+        config = self.config
+        self.rto = min(max(rto, config.rto_min), config.rto_max)
 
     def back_off(self) -> None:
         """RFC 6298 (5.5): the timer expired, double the RTO (up to the maximum, (2.5))."""
-        self.rto = min(self.rto * 2, self.rto_max)
+        self.rto = min(self.rto * 2, self.config.rto_max)
 
     def at_least(self, floor: float) -> None:
         """RFC 6298 (5.7): after a lost SYN, data transmission starts with RTO >= 3 s."""

@@ -145,7 +145,7 @@ class Sender:
         self.nodelay = not config.nagle
         # what is in flight, segment by segment (sack.py); the shared empty one until then
         self.board = NOTHING_IN_FLIGHT
-        self.rtt = RttEstimator(config.rto_initial, config.rto_min, config.rto_max)
+        self.rtt = RttEstimator(config)
         self.rtt_seq: SeqNum | None = None  # the timed segment ends here (one at a time)
         self.rtt_sent_at = 0.0
         self.last_sent_at = now  # when data (or a FIN) last went out (RFC 5681 4.1)

@@ -48,7 +48,7 @@ class RenoRecovery(Recovery):
         ack = seg.ack
         tcb = sender.tcb
         if ack > tcb.snd_una:
-            result = sender.acknowledge(ack, now)
+            result = sender.acknowledge(seg, now)
             partial = self._on_new_ack(sender, ack, result.acked, result.flight, result.rtt, now)
             if ack == tcb.snd_nxt or not self.in_recovery or self.partial_acks <= 1:
                 sender.restart_timer(ack, now)

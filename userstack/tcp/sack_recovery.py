@@ -57,7 +57,7 @@ class SackRecovery(Recovery):
         una, sacked = tcb.snd_una, sender.board.sacked
         freed = 0
         if ack > tcb.snd_una:
-            result = sender.acknowledge(ack, now)
+            result = sender.acknowledge(seg, now)
             if not self.in_recovery:
                 cc = sender.cc
                 cwnd = cc.cwnd

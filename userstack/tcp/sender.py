@@ -120,7 +120,6 @@ class Sender:
         "tcb",
         "timers",
         "timestamps",
-        "tsecr",
         "tx_nxt",
         "urgent",
         "why",
@@ -158,7 +157,6 @@ class Sender:
         self.probes_unanswered = 0  # zero-window or keep-alive probes without any reply
         self.syn_retransmitted = False
         self.timestamps: Timestamps | None = None  # RFC 7323, once both SYNs agreed (RTTM)
-        self.tsecr: int | None = None  # the TSecr of the ACK being processed (RTTM), or None
 
     # ---- the handshake -----------------------------------------------------------------
 
@@ -181,9 +179,7 @@ class Sender:
         timer."""
         tcb = self.tcb
         tcb.snd_una = ack
-        self.tsecr = None if tsopt is None else tsopt[1]
-        self.take_rtt_sample(ack, now)
-        self.tsecr = None
+        self.take_rtt_sample(ack, now, tsecr=None if tsopt is None else tsopt[1])
         self.retries = 0
         self.timers.cancel(Timer.RETRANSMIT)
         self.tx_nxt = tcb.snd_nxt
@@ -415,14 +411,9 @@ class Sender:
         """An acceptable ACK (SND.UNA =< SEG.ACK =< SND.NXT) with the peer's window `wnd`
         (scaled), before the window update: the recovery strategy reads it (and ECN's
         rules, RFC 3168 6.1.2, when on). Returns how many bytes left the send buffer."""
-        tsopt = seg.options.timestamps
-        self.tsecr = None if tsopt is None else tsopt[1]  # for this ACK's RTTM sample
         if self.ecn is not None:
-            freed = self.ecn.on_ack(self, seg, wnd, now)
-        else:
-            freed = self.recovery.on_ack(self, seg, wnd, now)
-        self.tsecr = None
-        return freed
+            return self.ecn.on_ack(self, seg, wnd, now)
+        return self.recovery.on_ack(self, seg, wnd, now)
 
     def flight_size(self) -> int:
         """FlightSize for a reduction (RFC 5681 (4)): SND.NXT - SND.UNA, but never more
@@ -431,9 +422,11 @@ class Sender:
         and RFC 6675 5 (4.2) say it MUST NOT count: a reduction must not grow cwnd."""
         return min(self.tcb.snd_nxt - self.tcb.snd_una, self.cc.cwnd)
 
-    def acknowledge(self, ack: SeqNum, now: float) -> Acked:
+    def acknowledge(self, seg: TcpSegment, now: float) -> Acked:
         """SND.UNA < SEG.ACK =< SND.NXT: "set SND.UNA <- SEG.ACK", drop the acknowledged
-        data and its scoreboard entries, take an RTT sample."""
+        data and its scoreboard entries, take an RTT sample (with timestamps, from the
+        segment's TSecr)."""
+        ack = seg.ack
         tcb = self.tcb
         acked = ack - tcb.snd_una
         flight = tcb.snd_nxt - tcb.snd_una
@@ -452,7 +445,8 @@ class Sender:
         delivered = board.acked(ack)
         if board is not NOTHING_IN_FLIGHT and board.empty:
             self.board = NOTHING_IN_FLIGHT  # nothing in flight: let it go (issue 13)
-        sample = self.take_rtt_sample(ack, now, flight)
+        tsopt = seg.options.timestamps
+        sample = self.take_rtt_sample(ack, now, flight, None if tsopt is None else tsopt[1])
         sent_once = [s.xmit_ts for s in delivered if not s.retransmitted]
         if sent_once:
             sample = now - max(sent_once)
@@ -480,11 +474,14 @@ class Sender:
             and wnd != 0
         )
 
-    def take_rtt_sample(self, ack: SeqNum, now: float, flight: int = 0) -> float | None:
+    def take_rtt_sample(
+        self, ack: SeqNum, now: float, flight: int = 0, tsecr: int | None = None
+    ) -> float | None:
         """RFC 6298 (2.2)/(2.3) for the one timed segment, if this ACK covers it; with
-        timestamps, for this ACK (it advanced SND.UNA over `flight` bytes in flight)."""
+        timestamps, for this ACK and its TSecr (it advanced SND.UNA over `flight` bytes
+        in flight)."""
         if self.timestamps is not None:
-            return self._rttm_sample(now, flight)
+            return self._rttm_sample(now, flight, tsecr)
         if self.rtt_seq is not None and ack >= self.rtt_seq:
             sample = now - self.rtt_sent_at
             self.rtt.sample(sample)
@@ -494,13 +491,12 @@ class Sender:
             return sample
         return None
 
-    def _rttm_sample(self, now: float, flight: int) -> float | None:
+    def _rttm_sample(self, now: float, flight: int, tsecr: int | None) -> float | None:
         """RFC 7323 4.1: an ACK that advances SND.UNA and echoes our TSval is a sample,
         a retransmission's too (its ACK echoes the TSval it was resent with, 4.3 (C)), so
         Karn's rule is not needed. Many samples per round trip would shorten RFC 6298's
         history, so each one weighs 1/ExpectedSamples (Appendix G)."""
         assert self.timestamps is not None
-        tsecr, self.tsecr = self.tsecr, None  # one sample per ACK
         sample = None if tsecr is None else self.timestamps.rtt_sample(
             tsecr, now, self.config.rto_max)
         if sample is None:

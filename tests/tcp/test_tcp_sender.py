@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import pytest
+
 from userstack.tcp.config import TcpConfig
 from userstack.tcp.reno_recovery import RenoRecovery
 from userstack.tcp.sack_recovery import SackRecovery
@@ -119,7 +121,8 @@ def test_an_ack_frees_the_buffer_grows_cwnd_and_restarts_the_timer() -> None:
     assert snapshot(sender, timers) == {
         "una": 2001, "nxt": 4001, "tx_nxt": 4001, "queued": 3500,
         "cwnd": 5000,  # slow start: one SMSS for this ACK (RFC 3465 L = 1*SMSS)
-        "ssthresh": HIGH, "in_recovery": False, "recover": 1,
+        "ssthresh": HIGH, "in_recovery": False,
+        "recover": 2001,  # covered, so it follows SND.UNA (it must never be left 2^31 behind)
         "timers": {"RETRANSMIT": 2.2}, "retries": 0, "dupacks": 0, "partial_acks": 0,
     }
     sender.output(1.2)
@@ -223,6 +226,36 @@ def test_no_fast_retransmit_for_dupacks_below_recover() -> None:
     for _ in range(3):
         sender.on_ack(ack(1001), 60000, 2.2)
     assert wire.take() == [] and not sender.recovery.in_recovery  # 1001 < recover 6001
+
+
+@pytest.mark.parametrize("sack", [False, True], ids=["newreno", "sack"])
+def test_a_loss_after_2_gib_still_starts_a_recovery(sack: bool) -> None:
+    """RFC 6582's recover (RFC 6675's RecoveryPoint) is a sequence number, compared modulo
+    2^32. Left at its first value (ISS + 1), after 2 GiB it looks ahead of SND.UNA, and
+    for the next 2 GiB no loss would start a recovery (nor would the fast path run). It
+    follows SND.UNA instead while no recovery is under way."""
+    sender, wire, _timers = make_sender(sack=sack, window=1 << 20)
+    sender.max_packet = 64_000  # super-segments, so 2 GiB takes a few thousand rounds
+    chunk = b"x" * sender.buffer.capacity
+    sent = 1
+    while sent < (1 << 31) + 100_000:
+        sent += sender.write(chunk, urgent=False)
+        sender.output(1.0)
+        wire.take()
+        sender.on_ack(ack(sent, window=1 << 20), 1 << 20, 1.1)
+        assert sender.recovery.recover is sender.tcb.snd_una  # one object, no copy
+    assert not sender.recovery.recovering(sender.tcb.snd_una)
+    if sack:
+        return
+    sender.max_packet = 0
+    sender.write(b"x" * 4000, urgent=False)
+    sender.output(1.2)
+    off = (ISS + sent) - ISS  # as Wire notes it: the signed distance, past 2^31 negative
+    assert [o for o, _, _ in wire.take()] == [off, off + 1000, off + 2000, off + 3000]
+    for _ in range(3):  # the first segment is lost: three duplicate ACKs
+        sender.on_ack(ack(sent, window=1 << 20), 1 << 20, 1.3)
+    assert wire.take() == [(off, D, 1000)]  # fast retransmit (RFC 5681 3.2, RFC 6582 3.2)
+    assert sender.recovery.in_recovery
 
 
 # ---- SackRecovery (RFC 6675, RFC 8985) ----------------------------------------------------

@@ -87,8 +87,9 @@ class EcnState:
         self.ece_pending = False  # receiver: echo ECE on every ACK until CWR arrives
         self.seen = False  # receiver: a data packet marked ECT or CE arrived (`ss`: ecnseen)
         self.cwr_pending = False  # sender: set CWR on the next new data segment
-        # sender: no second reduction for ECE until SND.UNA passes this (once per window)
-        self.recover = snd_nxt
+        # sender: no second reduction for ECE until SND.UNA passes this (once per window);
+        # None once it has (then a number left behind cannot wrap round to look ahead)
+        self.recover: SeqNum | None = snd_nxt
         self.reductions = 0  # cwnd reductions for ECE (not counting losses)
 
     # -- the receiver's half (6.1.3)
@@ -127,7 +128,7 @@ class EcnState:
         ECE for data sent after the last reduction. The ACKs of data that was in flight
         then still carry ECE until our CWR reaches the peer: they must not count again
         (as Linux, which holds its CWR state until an ACK goes beyond `recover`)."""
-        if snd_una <= self.recover:
+        if self.recover is not None and snd_una <= self.recover:
             return False  # already reduced for the data in flight
         self.reduced(snd_nxt)
         self.reductions += 1
@@ -152,6 +153,8 @@ class EcnState:
         recovery, cc = sender.recovery, sender.cc
         cwnd, flight, recovering = cc.cwnd, sender.flight_size(), recovery.in_recovery
         freed = recovery.on_ack(sender, seg, wnd, now)
+        if self.recover is not None and sender.tcb.snd_una > self.recover:
+            self.recover = None  # the window of the last reduction is acknowledged
         if recovery.in_recovery and not recovering:
             self.reduced(sender.tcb.snd_nxt)  # a loss reduction: CWR follows it too
         elif int(seg.flags) & ECE:

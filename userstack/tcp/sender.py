@@ -437,6 +437,13 @@ class Sender:
             # the ACK's own number when it is the new start (one object, no addition)
             self.buf_seq = ack if freed == beyond else self.buf_seq + freed
         tcb.snd_una = ack
+        recovery = self.recovery
+        if not recovery.in_recovery and recovery.recover < ack:
+            # RFC 6582's recover (RFC 6675's RecoveryPoint) is covered: it follows SND.UNA
+            # (one object with it) until a recovery sets it again. Left behind, it would be
+            # 2^31 behind after 2 GiB, where modular comparison takes it for a number ahead
+            # of SND.UNA, and every recovery (and the fast path) would wait 2 GiB more
+            recovery.recover = ack
         if self.urgent and ack >= tcb.snd_up:
             self.urgent = False  # the urgent data is delivered (RFC 9293 3.8.5)
         if self.tx_nxt < ack:

@@ -1187,9 +1187,12 @@ class Connection:
         3.10.7.4 fifth step); a SYN's window is never scaled (RFC 7323 2.2)."""
         tcb = self.tcb
         wnd = seg.window << tcb.snd_wscale if scaled else seg.window
-        tcb.snd_wnd = wnd
-        tcb.snd_wl1 = seg.seq
-        tcb.snd_wl2 = ack
+        # equal numbers as one object where they are equal (an idle connection's memory,
+        # issue 13): the largest window again, a segment at RCV.NXT, an ACK up to SND.UNA
+        tcb.snd_wnd = wnd if wnd != tcb.max_snd_wnd else tcb.max_snd_wnd
+        seq = seg.seq
+        tcb.snd_wl1 = tcb.rcv_nxt if seq.value == tcb.rcv_nxt.value else seq
+        tcb.snd_wl2 = tcb.snd_una if ack.value == tcb.snd_una.value else ack
         if wnd > tcb.max_snd_wnd:
             tcb.max_snd_wnd = wnd
 

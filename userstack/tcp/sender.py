@@ -180,6 +180,7 @@ class Sender:
         tcb = self.tcb
         tcb.snd_una = ack
         self.take_rtt_sample(ack, now, tsecr=None if tsopt is None else tsopt[1])
+        self.rtt_seq = None  # the SYN's timing is over, whichever way it was sampled
         self.retries = 0
         self.timers.cancel(Timer.RETRANSMIT)
         self.tx_nxt = tcb.snd_nxt
@@ -393,8 +394,8 @@ class Sender:
                 board.sent(snd_nxt, end, now)
             else:
                 board.sent(seq, end, now)
-                if self.rtt_seq is None and not probe:
-                    self.rtt_seq = end
+                if self.rtt_seq is None and not probe and self.timestamps is None:
+                    self.rtt_seq = end  # RFC 6298's timing (with timestamps, RTTM's)
                     self.rtt_sent_at = now
             tcb.snd_nxt = end
         else:
@@ -428,6 +429,8 @@ class Sender:
         segment's TSecr)."""
         ack = seg.ack
         tcb = self.tcb
+        if ack.value == tcb.snd_nxt.value:
+            ack = tcb.snd_nxt  # all of it: SND.UNA is then SND.NXT's own object (issue 13)
         acked = ack - tcb.snd_una
         flight = tcb.snd_nxt - tcb.snd_una
         beyond = ack - self.buf_seq

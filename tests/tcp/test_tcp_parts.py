@@ -20,7 +20,12 @@ from tcp_harness import (
     send,
 )
 
-from userstack.tcp.buffers import MAX_OUT_OF_ORDER_PIECES, ReceiveBuffer, SendBuffer
+from userstack.tcp.buffers import (
+    MAX_OUT_OF_ORDER_PIECES,
+    NOTHING_QUEUED,
+    ReceiveBuffer,
+    SendBuffer,
+)
 from userstack.tcp.config import TcpConfig
 from userstack.tcp.connection import Connection
 from userstack.tcp.events import Error, ErrorReason
@@ -45,12 +50,28 @@ def test_acceptability_table() -> None:
 
 
 def test_send_buffer_bounded_and_slices() -> None:
-    buf = SendBuffer(10)
-    assert buf.write(b"0123456789abc") == 10
-    assert buf.write(b"x") == 0
+    buf = SendBuffer()
+    assert buf.write(b"0123456789abc", 10) == 10
+    assert buf.write(b"x", 10) == 0
     assert buf.peek(3, 4) == b"3456"
     buf.consume(5)
-    assert buf.peek(0, 100) == b"56789" and buf.space == 5
+    assert buf.peek(0, 100) == b"56789" and len(buf) == 5
+    assert buf.write(b"abcdefgh", 10) == 5
+
+
+def test_senders_with_nothing_queued_share_one_empty_buffer() -> None:
+    """The shared NOTHING_QUEUED is never written to (issue 13): a sender takes its own
+    buffer to write, and lets it go once everything in it is acknowledged."""
+    with pytest.raises(AssertionError):
+        NOTHING_QUEUED.write(b"x", 10)
+    assert len(NOTHING_QUEUED) == 0
+    conn = established()
+    assert conn.sender.buffer is NOTHING_QUEUED and conn.send_space == conn.config.send_buffer
+    conn.send(b"d" * 1000, 0.0)
+    assert conn.sender.buffer is not NOTHING_QUEUED and len(conn.sender.buffer) == 1000
+    assert conn.send_space == conn.config.send_buffer - 1000
+    conn.on_segment(seg(IRS + 1, ISS + 1001), 0.1)
+    assert conn.sender.buffer is NOTHING_QUEUED
 
 
 def test_receive_buffer_reassembly_and_limits() -> None:

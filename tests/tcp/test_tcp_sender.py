@@ -236,7 +236,7 @@ def test_a_loss_after_2_gib_still_starts_a_recovery(sack: bool) -> None:
     follows SND.UNA instead while no recovery is under way."""
     sender, wire, _timers = make_sender(sack=sack, window=1 << 20)
     sender.max_packet = 64_000  # super-segments, so 2 GiB takes a few thousand rounds
-    chunk = b"x" * sender.buffer.capacity
+    chunk = b"x" * sender.config.send_buffer
     sent = 1
     while sent < (1 << 31) + 100_000:
         sent += sender.write(chunk, urgent=False)

@@ -19,26 +19,26 @@ MAX_OUT_OF_ORDER_PIECES = 1024
 
 
 class SendBuffer:
-    """Unacknowledged and unsent bytes, from SND.UNA (the SYN excluded) onwards."""
+    """Unacknowledged and unsent bytes, from SND.UNA (the SYN excluded) onwards.
 
-    __slots__ = ("_buf", "capacity")
+    How much it may hold is the configuration's `send_buffer`, which the Sender passes to
+    write(), not a copy in every buffer. An empty one holds nothing of its connection's,
+    so every sender with nothing queued shares NOTHING_QUEUED, and takes a buffer of its
+    own to write into (issue 13: an idle connection keeps none)."""
 
-    def __init__(self, capacity: int) -> None:
-        self.capacity = capacity
-        # the shared b"" while empty: an idle connection keeps no bytearray (issue 13)
+    __slots__ = ("_buf",)
+
+    def __init__(self) -> None:
+        # the shared b"" while empty: a buffer between writes keeps no bytearray
         self._buf: bytearray | bytes = b""
 
     def __len__(self) -> int:
         return len(self._buf)
 
-    @property
-    def space(self) -> int:
-        return self.capacity - len(self._buf)
-
-    def write(self, data: bytes | bytearray | memoryview) -> int:
-        """Queue as much of `data` as fits; return how much that was."""
+    def write(self, data: bytes | bytearray | memoryview, capacity: int) -> int:
+        """Queue as much of `data` as `capacity` leaves room for; return how much that was."""
         buf = self._buf
-        n = min(len(data), self.capacity - len(buf))
+        n = min(len(data), capacity - len(buf))
         if n > 0:
             if buf:
                 buf += memoryview(data)[:n]  # a bytearray: grows in place
@@ -58,6 +58,18 @@ class SendBuffer:
             self._buf = b""
         else:
             del buf[:n]
+
+
+class _NothingQueued(SendBuffer):
+    """The one empty send buffer all senders with nothing queued share."""
+
+    __slots__ = ()
+
+    def write(self, data: bytes | bytearray | memoryview, capacity: int) -> int:
+        raise AssertionError("the shared empty send buffer must never be written to")
+
+
+NOTHING_QUEUED: SendBuffer = _NothingQueued()
 
 
 class HeldPieces:

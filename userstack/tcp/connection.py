@@ -282,7 +282,7 @@ class Connection:
         """How many bytes send() would accept now."""
         if self.sender.fin_queued or not self.state.can_send or self._failure is not None:
             return 0
-        return self.sender.buffer.space
+        return self.sender.space
 
     @property
     def eof_received(self) -> bool:

@@ -42,7 +42,7 @@ from typing import NamedTuple, Protocol
 from ..wire.ipv4 import Ecn
 from ..wire.seq import SeqNum
 from ..wire.tcp import NO_OPTIONS, TcpFlags, TcpOptions, TcpSegment
-from .buffers import SendBuffer
+from .buffers import NOTHING_QUEUED, SendBuffer
 from .config import Congestion, TcpConfig
 from .congestion import CongestionControl, Reno
 from .cubic import Cubic
@@ -134,7 +134,7 @@ class Sender:
         self.config = config
         self.timers = timers
         self.out = out
-        self.buffer = SendBuffer(config.send_buffer)
+        self.buffer = NOTHING_QUEUED  # the shared empty one until something is written
         self.buf_seq = tcb.iss + 1  # sequence number of the send buffer's first byte
         self.tx_nxt = tcb.iss  # where the next transmission starts (module docstring)
         self.mss = mss  # Eff.snd.MSS, fixed by the peer's SYN (RFC 9293 3.7.1)
@@ -218,13 +218,23 @@ class Sender:
         return self.buf_seq + len(self.buffer)
 
     @property
+    def space(self) -> int:
+        """How many more bytes the send buffer takes (the configuration's send_buffer)."""
+        return self.config.send_buffer - len(self.buffer)
+
+    @property
     def fin_acked(self) -> bool:
         return self.fin_queued and self.tcb.snd_una > self.buf_seq + len(self.buffer)
 
     def write(self, data: bytes | bytearray | memoryview, *, urgent: bool) -> int:
         """Queue what the send buffer takes; with `urgent`, SND.UP moves past it
         (RFC 9293 3.10.2, 3.8.5 MUST-62)."""
-        n = self.buffer.write(data)
+        buffer = self.buffer
+        if buffer is NOTHING_QUEUED:
+            if not data:
+                return 0
+            buffer = self.buffer = SendBuffer()  # this connection's own, while it holds data
+        n = buffer.write(data, self.config.send_buffer)
         if urgent and n:
             self.tcb.snd_up = self.buf_seq + len(self.buffer)
             self.urgent = True
@@ -436,7 +446,10 @@ class Sender:
         beyond = ack - self.buf_seq
         freed = min(beyond, len(self.buffer))
         if freed > 0:
-            self.buffer.consume(freed)
+            buffer = self.buffer
+            buffer.consume(freed)
+            if not buffer:
+                self.buffer = NOTHING_QUEUED  # all acknowledged: let it go (issue 13)
             # the ACK's own number when it is the new start (one object, no addition)
             self.buf_seq = ack if freed == beyond else self.buf_seq + freed
         tcb.snd_una = ack

@@ -559,7 +559,8 @@ class Connection:
             rcv_nxt=None if tcb.irs is None else tcb.rcv_nxt.value, rcv_wnd=tcb.rcv_wnd,
             mss=sender.mss, cwnd=cc.cwnd, ssthresh=cc.ssthresh, srtt=rtt.srtt, rto=rtt.rto,
             soft_error=None if self._soft_error is None else self._soft_error.value,
-            ts=self.receiver.timestamps, sack=self.receiver.sack, ecn=sender.ecn is not None,
+            ts=self._ts is not None and tcb.irs is not None,  # agreed: the peer's SYN had it
+            sack=self.receiver.sack_blocks > 0, ecn=sender.ecn is not None,
             ecn_seen=sender.ecn is not None and sender.ecn.seen, snd_wscale=tcb.snd_wscale,
             rcv_wscale=tcb.rcv_wscale, congestion=self.config.congestion.value,
             rttvar=rtt.rttvar,

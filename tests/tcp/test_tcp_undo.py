@@ -20,15 +20,15 @@ from userstack.wire.tcp import TcpOptions
 WINDOW = 60000
 
 
-def recovering(congestion: Congestion) -> tuple[Connection, Explainer]:
-    """10 segments in flight, the first overtaken by the next three: RACK deems it lost,
-    recovery resends it and reduces cwnd."""
+def recovering(congestion: Congestion, queued: int = 40000) -> tuple[Connection, Explainer]:
+    """10 segments in flight (of `queued` bytes), the first overtaken by the next three:
+    RACK deems it lost, recovery resends it and reduces cwnd."""
     why = Explainer()
     conn = established(replace(NODELAY, congestion=congestion), peer_window=WINDOW,
                        peer_options=TcpOptions(mss=MSS, sack_permitted=True), rtt=0.1)
     conn._why = conn.sender.why = why  # watch the sender's decisions too
     conn.sender.cc.cwnd = 10 * MSS
-    conn.send(b"u" * 40000, 0.0)
+    conn.send(b"u" * queued, 0.0)
     assert len(conn.take_outgoing()) == 10
     for k in range(1, 4):
         sack = TcpOptions(sack_blocks=((ISS + 1 + MSS, ISS + 1 + (k + 1) * MSS),))
@@ -54,6 +54,22 @@ def test_a_recovery_whose_retransmission_is_dsacked_is_undone(congestion: Conges
     assert Rule.CC_UNDO in [d.rule for d in why.take()]
     if isinstance(cc, Cubic):
         assert cc.w_max == 0.0 and cc.t_epoch is None  # RFC 9438 4.9.2's variables too
+
+
+def test_a_dsack_that_comes_when_nothing_is_outstanding_still_undoes() -> None:
+    """The last data of a transfer: the original and the rest are all ACKed, nothing is
+    left in flight, and only then the D-SACK of the retransmission comes, on an ACK that
+    acknowledges nothing new. It is still read (RFC 2883), and the reduction undone."""
+    conn, why = recovering(Congestion.NEWRENO, queued=10 * MSS)
+    cc = conn.sender.cc
+    recover = conn.sender.recovery.recover
+    send(conn, seg(IRS + 1, recover, ACK, window=WINDOW), at=0.12)
+    assert conn.tcb.snd_nxt == conn.tcb.snd_una and cc.cwnd < 10 * MSS  # nothing in flight
+    dsack = TcpOptions(sack_blocks=((ISS + 1, ISS + 1 + MSS),))
+    send(conn, seg(IRS + 1, recover, ACK, window=WINDOW, options=dsack), at=0.13)
+    assert cc.cwnd == 10 * MSS and cc.ssthresh == 1 << 30
+    assert Rule.CC_UNDO in [d.rule for d in why.take()]
+    assert conn.take_outgoing() == [] and conn.next_deadline() is None
 
 
 @pytest.mark.parametrize("congestion", list(Congestion))

@@ -73,8 +73,10 @@ class SackRecovery(Recovery):
             sender.restart_timer(ack, now)
             self._on_sack_ack(sender, seg, una, result.delivered, now)
             freed = result.freed
-        elif ack == tcb.snd_una and tcb.snd_nxt != ack:
-            self._on_sack_ack(sender, seg, una, [], now)  # a duplicate ACK: its SACK blocks matter
+        elif ack == tcb.snd_una and (tcb.snd_nxt != ack or seg.options.sack_blocks):
+            # a duplicate ACK: its SACK blocks matter; with nothing outstanding they can only
+            # be a D-SACK (RFC 2883), the evidence a recovery was spurious (undo.py)
+            self._on_sack_ack(sender, seg, una, [], now)
         if self.prr is not None:
             # RFC 6937 3: DeliveredData = change_in(snd.una) + change_in(SACKd)
             delivered = max((tcb.snd_una - una) + (sender.board.sacked - sacked), 0)

@@ -264,11 +264,15 @@ def close_shapes(pcap: Path) -> dict[str, str]:
 
     From the first FIN on, each segment as who sent it and whether it carried a FIN
     (repeated pure ACKs counted once): FIN(a) ACK(b) FIN(b) ACK(a) is "four-way",
-    FIN(a) FIN+ACK(b) ACK(a) is "three-way"; anything else is spelled out.
+    FIN(a) FIN+ACK(b) ACK(a) is "three-way"; anything else is spelled out. A FIN sent
+    again (the same end, the same sequence number: its ACK came late, on a loaded
+    machine) and a RST (the kernel's answer to an ACK of that FIN once its socket is
+    gone) change nothing about how the close went, and are left out.
     """
     names: dict[frozenset[str], str] = {}
     closers: dict[frozenset[str], str] = {}
     tails: dict[frozenset[str], list[str]] = {}
+    fins: set[tuple[str, int]] = set()  # (sender, SEG.SEQ) of every FIN seen
     with pcap.open("rb") as f:
         for _, packet in PcapReader(f):
             try:
@@ -281,8 +285,12 @@ def close_shapes(pcap: Path) -> dict[str, str]:
                 names[ends], tails[ends] = f"{src} > {dst}", []
                 closers.pop(ends, None)
             fin = bool(seg.flags & TcpFlags.FIN)
-            if ends not in names or not (fin or ends in closers):
+            if ends not in names or not (fin or ends in closers) or seg.flags & TcpFlags.RST:
                 continue
+            if fin:
+                if (src, int(seg.seq)) in fins:
+                    continue  # a retransmission of a FIN already counted
+                fins.add((src, int(seg.seq)))
             closer = closers.setdefault(ends, src)
             step = ("a" if src == closer else "b") + ("F" if fin else ".")
             tail = tails[ends]

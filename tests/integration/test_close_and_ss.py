@@ -53,9 +53,12 @@ def close_shapes(pcap: Path, stack: str = STACK) -> dict[int, str]:
 
     From the first FIN on, each segment as (who, FIN or not), repeated ACKs (window
     updates) counted once: four-way is FIN(a) ACK(b) FIN(b) ACK(a); three-way is
-    FIN(a) FIN+ACK(b) ACK(a).
+    FIN(a) FIN+ACK(b) ACK(a). A FIN sent again (same end, same SEG.SEQ: its ACK came
+    late on a loaded machine) and a RST (the answer to an ACK of it from an end already
+    closed) are left out, as userstack.demo.close_shapes leaves them out.
     """
     segments: dict[int, list[tuple[str, TcpFlags]]] = defaultdict(list)
+    fins: set[tuple[int, str, int]] = set()  # (client port, who, SEG.SEQ) of every FIN
     with pcap.open("rb") as f:
         for _, packet in PcapReader(f):
             try:
@@ -63,7 +66,14 @@ def close_shapes(pcap: Path, stack: str = STACK) -> dict[int, str]:
             except WireError:  # not TCP: the kernel's IPv6 chatter (RS, MLD) is captured too
                 continue
             client_port = seg.dst_port if str(ip.src) == stack else seg.src_port
-            segments[client_port].append(("stack" if str(ip.src) == stack else "kernel", seg.flags))
+            who = "stack" if str(ip.src) == stack else "kernel"
+            if seg.flags & TcpFlags.RST:
+                continue
+            if seg.flags & TcpFlags.FIN:
+                if (client_port, who, int(seg.seq)) in fins:
+                    continue  # sent again
+                fins.add((client_port, who, int(seg.seq)))
+            segments[client_port].append((who, seg.flags))
     shapes = {}
     for port, segs in segments.items():
         first_fin = next((i for i, (_, f) in enumerate(segs) if f & TcpFlags.FIN), None)

@@ -40,13 +40,14 @@ import trio
 from .apps import APPS
 from .cli_args import seconds, tun_name
 from .netns import NamespaceError, enter_private_netns
+from .observe.closes import close_shapes
 from .observe.ladder import list_connections, render_ladder
 from .observe.ss import Show, format_table
 from .observe.trace import Tracer
 from .observe.view import render_view
 from .tcp.config import TcpConfig
 from .tcp.state import State
-from .wire import Endpoint, PcapReader, PcapWriter, TcpFlags, WireError, parse_tcp_packet
+from .wire import Endpoint, PcapWriter
 
 if TYPE_CHECKING:  # the stack and the TUN load only when the demo runs (`userstack ss` stays light)
     from .streams import UserStack
@@ -259,49 +260,6 @@ async def run_story(out: Path, msl: float, tun_name: str) -> set[State]:
     return tracer.seen
 
 
-def close_shapes(pcap: Path) -> dict[str, str]:
-    """Per connection ("client > server", from its SYN): the close as it crossed the wire.
-
-    From the first FIN on, each segment as who sent it and whether it carried a FIN
-    (repeated pure ACKs counted once): FIN(a) ACK(b) FIN(b) ACK(a) is "four-way",
-    FIN(a) FIN+ACK(b) ACK(a) is "three-way"; anything else is spelled out. A FIN sent
-    again (the same end, the same sequence number: its ACK came late, on a loaded
-    machine) and a RST (the kernel's answer to an ACK of that FIN once its socket is
-    gone) change nothing about how the close went, and are left out.
-    """
-    names: dict[frozenset[str], str] = {}
-    closers: dict[frozenset[str], str] = {}
-    tails: dict[frozenset[str], list[str]] = {}
-    fins: set[tuple[str, int]] = set()  # (sender, SEG.SEQ) of every FIN seen
-    with pcap.open("rb") as f:
-        for _, packet in PcapReader(f):
-            try:
-                ip, seg = parse_tcp_packet(packet)
-            except WireError:
-                continue
-            src, dst = f"{ip.src}:{seg.src_port}", f"{ip.dst}:{seg.dst_port}"
-            ends = frozenset((src, dst))
-            if seg.flags & TcpFlags.SYN and not seg.flags & TcpFlags.ACK:
-                names[ends], tails[ends] = f"{src} > {dst}", []
-                closers.pop(ends, None)
-            fin = bool(seg.flags & TcpFlags.FIN)
-            if ends not in names or not (fin or ends in closers) or seg.flags & TcpFlags.RST:
-                continue
-            if fin:
-                if (src, int(seg.seq)) in fins:
-                    continue  # a retransmission of a FIN already counted
-                fins.add((src, int(seg.seq)))
-            closer = closers.setdefault(ends, src)
-            step = ("a" if src == closer else "b") + ("F" if fin else ".")
-            tail = tails[ends]
-            if fin or not tail or step != tail[-1]:
-                tail.append(step)
-    shapes = {"aF b. bF a.": "four-way", "aF bF a.": "three-way",
-              "aF bF a. b.": "simultaneous", "aF bF b. a.": "simultaneous"}
-    return {names[e]: shapes.get(" ".join(t), " ".join(t) or "not closed")
-            for e, t in tails.items()}
-
-
 def draw_ladders(pcap: Path, out: Path) -> list[Path]:
     paths = []
     for i, _ in enumerate(list_connections(pcap)):
@@ -331,8 +289,8 @@ async def demo(args: argparse.Namespace) -> int:
     say("states seen: " + ", ".join(s.value for s in ALL_STATES if s in seen))
     if missing:
         say("states NOT seen: " + ", ".join(s.value for s in missing))
-    for conn, shape in shapes.items():
-        say(f"close of {conn}: {shape}")
+    for (client, server), shape in shapes.items():
+        say(f"close of {client} > {server}: {shape}")
     say(f"pcap: {pcap}  (tcpdump -nn -r {pcap})")
     for i, path in enumerate(ladders):
         say(f"ladder of connection {i}: {path}")

@@ -6,12 +6,11 @@ import re
 import socket
 import subprocess
 import time
-from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from userstack.wire import PcapReader, TcpFlags, WireError, parse_tcp_packet
+from userstack.observe import closes
 
 from .helpers import PATIENCE, STACK, Served, wait_until
 
@@ -49,45 +48,9 @@ def stack_states(served: Served, port: int) -> list[str]:
 
 
 def close_shapes(pcap: Path, stack: str = STACK) -> dict[int, str]:
-    """For each connection (by client port): "four-way", "three-way" or what happened.
-
-    From the first FIN on, each segment as (who, FIN or not), repeated ACKs (window
-    updates) counted once: four-way is FIN(a) ACK(b) FIN(b) ACK(a); three-way is
-    FIN(a) FIN+ACK(b) ACK(a). A FIN sent again (same end, same SEG.SEQ: its ACK came
-    late on a loaded machine) and a RST (the answer to an ACK of it from an end already
-    closed) are left out, as userstack.demo.close_shapes leaves them out.
-    """
-    segments: dict[int, list[tuple[str, TcpFlags]]] = defaultdict(list)
-    fins: set[tuple[int, str, int]] = set()  # (client port, who, SEG.SEQ) of every FIN
-    with pcap.open("rb") as f:
-        for _, packet in PcapReader(f):
-            try:
-                ip, seg = parse_tcp_packet(packet)
-            except WireError:  # not TCP: the kernel's IPv6 chatter (RS, MLD) is captured too
-                continue
-            client_port = seg.dst_port if str(ip.src) == stack else seg.src_port
-            who = "stack" if str(ip.src) == stack else "kernel"
-            if seg.flags & TcpFlags.RST:
-                continue
-            if seg.flags & TcpFlags.FIN:
-                if (client_port, who, int(seg.seq)) in fins:
-                    continue  # sent again
-                fins.add((client_port, who, int(seg.seq)))
-            segments[client_port].append((who, seg.flags))
-    shapes = {}
-    for port, segs in segments.items():
-        first_fin = next((i for i, (_, f) in enumerate(segs) if f & TcpFlags.FIN), None)
-        if first_fin is None:
-            shapes[port] = "open"
-            continue
-        a = segs[first_fin][0]
-        tail = [("a" if who == a else "b") + ("F" if f & TcpFlags.FIN else ".")
-                for who, f in segs[first_fin:]]
-        # a window update right after an ACK is still one step of the close
-        tail = [t for i, t in enumerate(tail) if i == 0 or t != tail[i - 1] or t[1] == "F"]
-        shapes[port] = {"aF b. bF a.": "four-way", "aF bF a.": "three-way"}.get(
-            " ".join(tail), " ".join(tail))
-    return shapes
+    """How each connection closed (userstack.observe.closes), by its kernel end's port."""
+    return {(server if str(client.ip) == stack else client).port: shape
+            for (client, server), shape in closes.close_shapes(pcap).items()}
 
 
 def test_four_way_and_three_way_closes(serve: Callable[..., Served]) -> None:
